@@ -1,0 +1,1 @@
+"""Reproducible measurements of voxgate, each writing a report."""

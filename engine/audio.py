@@ -1,0 +1,180 @@
+"""Decode audio into float32 mono at the model's rate.
+
+Containers and codecs (WAV, FLAC, Ogg/Opus, MP3, WebM, ...) go through PyAV
+(FFmpeg); headerless formats (``audio/l16``, ``audio/mulaw``, ``audio/alaw``,
+``audio/basic``) are unpacked with numpy and the G.711 tables of
+``torchaudio.functional``. Resampling uses ``torchaudio.functional.resample``.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+import torchaudio.functional as AF
+
+
+class AudioError(ValueError):
+    """Audio that cannot be decoded or used: the message says what was wrong."""
+
+
+@dataclass(frozen=True)
+class AudioFormat:
+    """A parsed audio content type.
+
+    Attributes:
+        mime: lower-case base type, e.g. ``audio/l16``.
+        rate_hz: sample rate for headerless formats.
+        channels: channel count for headerless formats.
+        big_endian: byte order of ``audio/l16`` (network order by default).
+    """
+
+    mime: str
+    rate_hz: int | None = None
+    channels: int = 1
+    big_endian: bool = True
+    params: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, content_type: str) -> AudioFormat:
+        """Parse ``audio/l16; rate=16000; channels=1; endianness=little-endian``.
+
+        Raises:
+            AudioError: on a malformed parameter.
+        """
+        mime, *rest = [p.strip() for p in content_type.split(";")]
+        params: dict[str, str] = {}
+        for part in rest:
+            if not part:
+                continue
+            key, sep, value = part.partition("=")
+            if not sep:
+                raise AudioError(f"malformed content-type parameter {part!r} in {content_type!r}")
+            params[key.strip().lower()] = value.strip().strip('"')
+        try:
+            rate = int(params["rate"]) if "rate" in params else None
+            channels = int(params.get("channels", "1"))
+        except ValueError as exc:
+            raise AudioError(f"rate and channels must be integers in {content_type!r}") from exc
+        if rate is not None and rate <= 0 or channels <= 0:
+            raise AudioError(f"rate and channels must be positive in {content_type!r}")
+        endianness = params.get("endianness", "big-endian").lower()
+        if endianness not in ("big-endian", "little-endian"):
+            raise AudioError(f"endianness must be big-endian or little-endian, got {endianness!r}")
+        return cls(mime.lower(), rate, channels, endianness == "big-endian", params)
+
+
+HEADERLESS = ("audio/l16", "audio/mulaw", "audio/alaw", "audio/basic")
+
+
+def _g711(data: bytes, fmt: AudioFormat) -> tuple[np.ndarray, int]:
+    codes = torch.frombuffer(bytearray(data), dtype=torch.uint8).to(torch.int64)
+    if fmt.mime == "audio/alaw":
+        # A-law: invert the even bits, then the segment/mantissa expansion of G.711.
+        a = codes ^ 0x55
+        sign = torch.where(a & 0x80 != 0, 1.0, -1.0)
+        exponent = (a >> 4) & 0x07
+        mantissa = (a & 0x0F).to(torch.float32)
+        magnitude = torch.where(exponent == 0, mantissa * 2 + 1, (mantissa * 2 + 33) * torch.pow(2.0, exponent - 1))
+        samples = (sign * magnitude * 8 / 32768.0).numpy()
+    else:
+        samples = AF.mu_law_decoding(codes, 256).numpy()
+    return samples.astype(np.float32), fmt.rate_hz or 8000
+
+
+def decode_bytes(data: bytes, content_type: str | None = None) -> tuple[np.ndarray, int]:
+    """Decode a whole audio payload.
+
+    Args:
+        data: the encoded bytes.
+        content_type: MIME type with parameters; ``None`` or
+            ``application/octet-stream`` auto-detects a container.
+
+    Returns:
+        ``(samples, rate_hz)``: float32 mono samples in [-1, 1] and their rate.
+
+    Raises:
+        AudioError: unsupported type, missing rate, undecodable or empty audio.
+    """
+    fmt = AudioFormat.parse(content_type) if content_type else AudioFormat("application/octet-stream")
+    if not data:
+        raise AudioError("the audio is empty")
+    if fmt.mime in ("audio/mulaw", "audio/alaw", "audio/l16") and fmt.rate_hz is None:
+        raise AudioError(f"{fmt.mime} needs a rate parameter, e.g. '{fmt.mime};rate=8000'")
+    if fmt.mime == "audio/l16":
+        if len(data) % (2 * fmt.channels):
+            raise AudioError(f"audio/l16 payload of {len(data)} bytes is not a whole number of {fmt.channels}-channel frames")
+        pcm = np.frombuffer(data, dtype=">i2" if fmt.big_endian else "<i2").astype(np.float32) / 32768.0
+        samples, rate = pcm.reshape(-1, fmt.channels).mean(axis=1), fmt.rate_hz
+    elif fmt.mime in ("audio/mulaw", "audio/alaw", "audio/basic"):
+        samples, rate = _g711(data, fmt)
+        if fmt.channels > 1:
+            samples = samples[: len(samples) // fmt.channels * fmt.channels].reshape(-1, fmt.channels).mean(axis=1)
+    else:
+        samples, rate = _decode_container(data, fmt)
+    if samples.size == 0:
+        raise AudioError("the audio holds no samples")
+    return samples.astype(np.float32, copy=False), int(rate)
+
+
+_CONTAINER_TYPES = ("application/octet-stream", "audio/wav", "audio/x-wav", "audio/wave", "audio/flac",
+                    "audio/x-flac", "audio/ogg", "audio/opus", "audio/mp3", "audio/mpeg", "audio/webm")
+
+
+def _decode_container(data: bytes, fmt: AudioFormat) -> tuple[np.ndarray, int]:
+    if fmt.mime not in _CONTAINER_TYPES:
+        raise AudioError(f"unsupported audio type {fmt.mime!r}")
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if not container.streams.audio:
+                raise AudioError("the file holds no audio stream")
+            stream = container.streams.audio[0]
+            rate = stream.rate or stream.codec_context.sample_rate
+            chunks = []
+            for frame in container.decode(stream):
+                array = frame.to_ndarray()
+                if array.dtype.kind in "iu":
+                    array = array.astype(np.float32) / float(np.iinfo(array.dtype).max + 1)
+                if frame.format.is_planar:
+                    chunks.append(array.mean(axis=0))
+                else:
+                    chunks.append(array.reshape(-1, len(frame.layout.channels)).mean(axis=1))
+    except av.error.FFmpegError as exc:
+        raise AudioError(f"cannot decode audio: {exc}") from exc
+    if not chunks:
+        raise AudioError("the audio holds no samples")
+    return np.concatenate(chunks).astype(np.float32), int(rate)
+
+
+def content_type_for_path(path: Path) -> str | None:
+    """Guess a content type from a file name; ``None`` lets the decoder probe."""
+    suffix = path.suffix.lower()
+    return {".l16": "audio/l16;rate=16000", ".raw": "audio/l16;rate=16000", ".pcm": "audio/l16;rate=16000",
+            ".ulaw": "audio/mulaw;rate=8000", ".mulaw": "audio/mulaw;rate=8000", ".alaw": "audio/alaw;rate=8000",
+            ".au": None}.get(suffix)
+
+
+def resample(samples: np.ndarray | torch.Tensor, rate_hz: int, target_hz: int) -> torch.Tensor:
+    """Resample to ``target_hz`` (a no-op when the rates match)."""
+    tensor = torch.as_tensor(samples, dtype=torch.float32)
+    if rate_hz == target_hz:
+        return tensor
+    return AF.resample(tensor, rate_hz, target_hz)
+
+
+def load_audio(path: Path, target_hz: int, content_type: str | None = None) -> torch.Tensor:
+    """Read a file and return float32 mono samples at ``target_hz``.
+
+    Raises:
+        AudioError: unreadable file or undecodable audio.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise AudioError(f"cannot read file: {exc.strerror}") from exc
+    samples, rate = decode_bytes(data, content_type or content_type_for_path(Path(path)))
+    return resample(samples, rate, target_hz)

@@ -1,0 +1,217 @@
+"""Model artifacts: one folder per ``name/version`` with manifest, weights and tokenizer.
+
+Layout::
+
+    models/en-US_BroadbandModel/en-US_BroadbandModel.v2026-11-01/
+        manifest.json     name, version, locale, sample_rate_hz, created, architecture,
+                          features, tokenizer, training_data, metrics
+        model.pt          state dict (loaded with ``weights_only=True``)
+        tokenizer.model   sentencepiece model
+
+Loading reads local files only; nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from engine.features import FeatureConfig
+from engine.model import ModelConfig, StreamingCTC
+from engine.tokenizer import Tokenizer
+
+MANIFEST = "manifest.json"
+WEIGHTS = "model.pt"
+TOKENIZER = "tokenizer.model"
+_VERSION = re.compile(r"^(?P<name>[A-Za-z]{2}-[A-Z]{2}_[A-Za-z0-9]+)\.v(?P<date>\d{4}-\d{2}-\d{2})$")
+_REQUIRED = ("name", "version", "locale", "sample_rate_hz", "created", "architecture", "features", "tokenizer")
+
+
+class ModelNotFoundError(LookupError):
+    """No model or version of that name is installed."""
+
+
+class BundleError(ValueError):
+    """A model folder that is not a valid artifact."""
+
+
+def parse_version(version: str) -> tuple[str, dt.date]:
+    """Split ``en-US_BroadbandModel.v2026-11-01`` into the name and the date.
+
+    Raises:
+        BundleError: when the id does not look like ``NAME.vYYYY-MM-DD``.
+    """
+    m = _VERSION.match(version)
+    if not m:
+        raise BundleError(f"version id {version!r} is not of the form NAME.vYYYY-MM-DD")
+    return m["name"], dt.date.fromisoformat(m["date"])
+
+
+@dataclass
+class ModelBundle:
+    """A loaded model version: manifest, network, tokenizer and feature config."""
+
+    path: Path
+    manifest: dict
+    model: StreamingCTC
+    tokenizer: Tokenizer
+    features: FeatureConfig
+
+    @property
+    def name(self) -> str:
+        """Base model name, e.g. ``en-US_BroadbandModel``."""
+        return self.manifest["name"]
+
+    @property
+    def version(self) -> str:
+        """Version id, e.g. ``en-US_BroadbandModel.v2026-11-01``."""
+        return self.manifest["version"]
+
+    @property
+    def sample_rate_hz(self) -> int:
+        """The rate the model expects audio at."""
+        return int(self.manifest["sample_rate_hz"])
+
+    @property
+    def frame_seconds(self) -> float:
+        """Duration of one output frame."""
+        return self.model.config.frames_per_output * self.features.hop_ms / 1000
+
+
+def read_manifest(path: Path) -> dict:
+    """Read and validate a bundle's manifest.
+
+    Raises:
+        BundleError: missing file, bad JSON or missing fields.
+    """
+    try:
+        manifest = json.loads((Path(path) / MANIFEST).read_text())
+    except FileNotFoundError as exc:
+        raise BundleError(f"{path} has no {MANIFEST}") from exc
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{path}/{MANIFEST} is not valid JSON: {exc}") from exc
+    missing = [k for k in _REQUIRED if k not in manifest]
+    if missing:
+        raise BundleError(f"{path}/{MANIFEST} lacks {missing}")
+    name, _ = parse_version(manifest["version"])
+    if name != manifest["name"]:
+        raise BundleError(f"version {manifest['version']!r} does not belong to model {manifest['name']!r}")
+    return manifest
+
+
+def load_bundle(path: Path, *, device: str | torch.device = "cpu") -> ModelBundle:
+    """Load a model folder.
+
+    Raises:
+        BundleError: when the folder is not a valid artifact.
+    """
+    path = Path(path)
+    manifest = read_manifest(path)
+    config = ModelConfig.from_dict(manifest["architecture"])
+    model = StreamingCTC(config)
+    state = torch.load(path / WEIGHTS, map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    model.to(device).eval()
+    tokenizer = Tokenizer(path / manifest["tokenizer"])
+    features = FeatureConfig(**manifest["features"])
+    if features.n_mels != config.n_mels or features.sample_rate_hz != int(manifest["sample_rate_hz"]):
+        raise BundleError(f"{path}: feature config does not match the model")
+    return ModelBundle(path, manifest, model, tokenizer, features)
+
+
+def save_bundle(dest_root: Path, *, model: StreamingCTC, tokenizer_file: Path, features: FeatureConfig,
+                name: str, version: str, locale: str, description: str, training_data: dict,
+                metrics: dict | None = None) -> Path:
+    """Write a bundle into ``dest_root/name/version`` atomically (temp folder, then rename).
+
+    Returns:
+        The bundle folder.
+    """
+    parse_version(version)
+    final = Path(dest_root) / name / version
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".tmp-"))
+    torch.save(model.state_dict(), tmp / WEIGHTS)
+    shutil.copyfile(tokenizer_file, tmp / TOKENIZER)
+    manifest = {
+        "name": name, "version": version, "locale": locale, "sample_rate_hz": features.sample_rate_hz,
+        "created": parse_version(version)[1].isoformat(), "description": description,
+        "architecture": model.config.to_dict(), "features": features.to_dict(), "tokenizer": TOKENIZER,
+        "training_data": training_data, "metrics": metrics or {},
+    }
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
+
+
+@dataclass(frozen=True)
+class InstalledModel:
+    """A model version found on disk (manifest read, weights not loaded)."""
+
+    path: Path
+    manifest: dict
+
+    @property
+    def name(self) -> str:
+        """Base model name."""
+        return self.manifest["name"]
+
+    @property
+    def version(self) -> str:
+        """Version id."""
+        return self.manifest["version"]
+
+    @property
+    def created(self) -> dt.date:
+        """Creation date of the version."""
+        return dt.date.fromisoformat(self.manifest["created"])
+
+    @property
+    def sample_rate_hz(self) -> int:
+        """Model sample rate."""
+        return int(self.manifest["sample_rate_hz"])
+
+
+def find_models(root: Path) -> list[InstalledModel]:
+    """Every valid bundle under ``root/NAME/VERSION``, sorted by name then creation date."""
+    found = []
+    for manifest in sorted(Path(root).glob(f"*/*/{MANIFEST}")):
+        try:
+            found.append(InstalledModel(manifest.parent, read_manifest(manifest.parent)))
+        except BundleError:
+            continue
+    return sorted(found, key=lambda m: (m.name, m.created))
+
+
+def resolve_model(root: Path, name: str, version: str | None = None) -> InstalledModel:
+    """The named version of a model, or its newest version.
+
+    Args:
+        root: the models folder.
+        name: base model name, e.g. ``en-US_NarrowbandModel``.
+        version: a version id; ``None`` means the newest.
+
+    Raises:
+        ModelNotFoundError: unknown model or version (the message lists what exists).
+    """
+    versions = [m for m in find_models(root) if m.name == name]
+    if not versions:
+        names = sorted({m.name for m in find_models(root)})
+        raise ModelNotFoundError(f"unknown model {name!r}; installed: {', '.join(names) or 'none'}")
+    if version is None:
+        return versions[-1]
+    for m in versions:
+        if m.version == version:
+            return m
+    raise ModelNotFoundError(f"model {name!r} has no version {version!r}; "
+                             f"available: {', '.join(m.version for m in versions)}")

@@ -1,0 +1,239 @@
+"""Recognition over a model bundle: offline files and live streams, one at a time or batched.
+
+A :class:`Stream` is sans-model: audio goes in (:meth:`Stream.accept_audio`),
+feature chunks come out (:meth:`Stream.take_chunk`), and the model's output
+for that chunk goes back in (:meth:`Stream.accept_output`), which yields
+interim and final :class:`Result`s. Who runs the model step is up to the
+caller: :meth:`Recognizer.step` runs one step for any number of streams at
+once (stacking their states), which is what the batch scheduler calls.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from engine.bundle import ModelBundle
+from engine.decoding import Token, Word, greedy_batch, last_ids, tokens_to_words
+from engine.endpoint import EndpointConfig, should_close
+from engine.features import FeatureStream, log_mel
+from engine.model import StreamState, split_states, stack_states
+from engine.tokenizer import BLANK_ID
+
+DEFAULT_CHUNK_FRAMES = 16  # 160 ms of features per step; the model adds no right context
+
+
+@dataclass(frozen=True)
+class Result:
+    """One hypothesis of an utterance.
+
+    Attributes:
+        words: the words with times (seconds from the stream start) and confidences.
+        final: True once the utterance is closed.
+        end_of_utterance: why it closed (``silence``, ``end_of_data``, ``full_stop``) or None.
+    """
+
+    words: tuple[Word, ...]
+    final: bool
+    end_of_utterance: str | None = None
+
+    @property
+    def transcript(self) -> str:
+        """Words joined by spaces."""
+        return " ".join(w.word for w in self.words)
+
+    @property
+    def confidence(self) -> float:
+        """Mean word confidence (1.0 for an empty result)."""
+        return sum(w.confidence for w in self.words) / len(self.words) if self.words else 1.0
+
+
+@dataclass
+class Transcription:
+    """Result of an offline transcription."""
+
+    words: list[Word]
+    audio_seconds: float
+    processing_seconds: float
+
+    @property
+    def transcript(self) -> str:
+        """Words joined by spaces."""
+        return " ".join(w.word for w in self.words)
+
+
+@dataclass
+class Stream:
+    """One live recognition stream; see the module docstring for the protocol."""
+
+    recognizer: Recognizer
+    endpoint: EndpointConfig
+    chunk_frames: int = DEFAULT_CHUNK_FRAMES
+    state: StreamState = field(init=False)
+    frames_done: int = field(default=0, init=False)
+    audio_seconds: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        bundle = self.recognizer.bundle
+        k = bundle.model.config.frames_per_output
+        if self.chunk_frames <= 0 or self.chunk_frames % k:
+            raise ValueError(f"chunk_frames must be a positive multiple of {k}, got {self.chunk_frames}")
+        self.state = bundle.model.initial_state(1)
+        self._features = FeatureStream(bundle.features)
+        self._pending = torch.zeros(0, bundle.features.n_mels)
+        self._tokens: list[Token] = []
+        self._previous_id = BLANK_ID
+        self._finishing = False
+        self._finished = False
+
+    @property
+    def finished(self) -> bool:
+        """True once the end of audio has been decoded."""
+        return self._finished
+
+    def accept_audio(self, samples: torch.Tensor) -> None:
+        """Add float32 mono samples at the model rate.
+
+        Raises:
+            RuntimeError: after :meth:`end_audio`.
+        """
+        if self._finishing:
+            raise RuntimeError("audio after the end of the stream")
+        self.audio_seconds += samples.numel() / self.recognizer.bundle.sample_rate_hz
+        self._pending = torch.cat([self._pending, self._features.accept(samples)])
+
+    def end_audio(self) -> None:
+        """Mark the end of audio: the next chunk flushes what is left."""
+        self._finishing = True
+
+    def take_chunk(self) -> tuple[torch.Tensor, int] | None:
+        """The next feature chunk ``(T, D)`` and its valid length, or None if not enough audio yet.
+
+        At the end of audio the remainder is padded (by repeating its last
+        frame) to a whole number of output frames.
+        """
+        if self._finished:
+            return None
+        k = self.recognizer.bundle.model.config.frames_per_output
+        n = self._pending.shape[0]
+        if n >= self.chunk_frames:
+            chunk, self._pending = self._pending[: self.chunk_frames], self._pending[self.chunk_frames :]
+            return chunk, self.chunk_frames
+        if not self._finishing:
+            return None
+        padded = -(-n // k) * k
+        if n:
+            chunk = torch.cat([self._pending, self._pending[-1:].expand(padded - n, -1)])
+        else:
+            chunk = torch.zeros(0, self._pending.shape[1])
+        self._pending = self._pending[:0]
+        return chunk, padded
+
+    def accept_output(self, log_probs: torch.Tensor, length: int, state: StreamState) -> list[Result]:
+        """Take the model's output for the last chunk; return the results it produces.
+
+        Args:
+            log_probs: ``(U, V)`` log posteriors of the chunk.
+            length: valid output frames.
+            state: the stream's state after the chunk.
+        """
+        self.state = state
+        lengths = torch.tensor([length])
+        new = greedy_batch(log_probs[None], lengths, previous=[self._previous_id], frame_offsets=[self.frames_done])[0]
+        self._previous_id = last_ids(log_probs[None], lengths, [self._previous_id])[0]
+        self.frames_done += length
+        self._tokens += new
+        results: list[Result] = []
+        at_end = self._finishing and self._pending.shape[0] == 0
+        close = should_close(self.endpoint, frames_done=self.frames_done,
+                             first_token_frame=self._tokens[0].frame if self._tokens else None,
+                             last_token_frame=self._tokens[-1].frame if self._tokens else None,
+                             frame_seconds=self.recognizer.bundle.frame_seconds)
+        if close or (at_end and self._tokens):
+            results.append(self._close("end_of_data" if at_end and not close else "silence"))
+        elif new:
+            results.append(Result(tuple(self._words()), final=False))
+        if at_end:
+            self._finished = True
+        return results
+
+    def _words(self) -> list[Word]:
+        b = self.recognizer.bundle
+        return tokens_to_words(self._tokens, b.tokenizer, b.frame_seconds)
+
+    def _close(self, reason: str) -> Result:
+        result = Result(tuple(self._words()), final=True, end_of_utterance=reason)
+        self._tokens = []
+        return result
+
+
+class Recognizer:
+    """Runs a :class:`~engine.bundle.ModelBundle` over files and streams."""
+
+    def __init__(self, bundle: ModelBundle) -> None:
+        self.bundle = bundle
+        self.device = next(bundle.model.parameters()).device
+
+    def new_stream(self, *, endpoint: EndpointConfig | None = None, chunk_frames: int = DEFAULT_CHUNK_FRAMES) -> Stream:
+        """A fresh stream with the given endpointing."""
+        return Stream(self, endpoint or EndpointConfig(), chunk_frames)
+
+    @torch.inference_mode()
+    def step(self, streams: list[Stream]) -> list[list[Result]]:
+        """One batched model step for every stream that has a chunk ready.
+
+        Streams without a ready chunk are skipped (their result list is empty).
+
+        Returns:
+            Per stream, the results of this step.
+        """
+        ready = [(i, s, s.take_chunk()) for i, s in enumerate(streams)]
+        ready = [(i, s, c) for i, s, c in ready if c is not None]
+        out: list[list[Result]] = [[] for _ in streams]
+        if not ready:
+            return out
+        width = max(c[0].shape[0] for _, _, c in ready)
+        d = self.bundle.features.n_mels
+        feats = torch.zeros(len(ready), width, d)
+        for row, (_, _, (chunk, _n)) in enumerate(ready):
+            feats[row, : chunk.shape[0]] = chunk
+        lengths = torch.tensor([c[1] for _, _, c in ready])
+        state = stack_states([s.state for _, s, _ in ready]).to(self.device)
+        log_probs, out_lengths, new_state = self.bundle.model.step(feats.to(self.device), lengths.to(self.device), state)
+        log_probs = log_probs.cpu()
+        for row, ((i, s, _), st) in enumerate(zip(ready, split_states(new_state.to("cpu")))):
+            out[i] = s.accept_output(log_probs[row], int(out_lengths[row]), st)
+        return out
+
+    def run(self, stream: Stream, samples: torch.Tensor) -> list[Result]:
+        """Feed a whole signal through a stream chunk by chunk; return its final results."""
+        stream.accept_audio(samples)
+        stream.end_audio()
+        finals = []
+        while not stream.finished:
+            finals += [r for r in self.step([stream])[0] if r.final]
+        return finals
+
+    @torch.inference_mode()
+    def transcribe(self, samples: torch.Tensor) -> Transcription:
+        """Offline recognition of a whole signal in one model step.
+
+        Args:
+            samples: float32 mono at the model rate.
+        """
+        began = time.perf_counter()
+        b = self.bundle
+        feats = log_mel(samples, b.features)
+        k = b.model.config.frames_per_output
+        n = feats.shape[0]
+        padded = -(-n // k) * k
+        if n:
+            feats = torch.cat([feats, feats[-1:].expand(padded - n, -1)])
+        words: list[Word] = []
+        if padded:
+            log_probs, lengths = b.model(feats[None].to(self.device), torch.tensor([padded], device=self.device))
+            tokens = greedy_batch(log_probs.cpu(), lengths.cpu())[0]
+            words = tokens_to_words(tokens, b.tokenizer, b.frame_seconds)
+        return Transcription(words, samples.numel() / b.sample_rate_hz, time.perf_counter() - began)

@@ -1,0 +1,52 @@
+"""Transcript normalisation shared by training, evaluation and decoding.
+
+The models are trained on lower-case words made of letters and apostrophes;
+references are normalised the same way before WER is computed, so that
+punctuation and casing never count as recognition errors.
+"""
+
+from __future__ import annotations
+
+import re
+
+from num2words import num2words
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_ORDINAL = re.compile(r"\b(\d+)(st|nd|rd|th)\b", re.IGNORECASE)
+_NOT_WORD = re.compile(r"[^a-z' ]+")
+_SPACES = re.compile(r"\s+")
+_EDGE_APOSTROPHES = re.compile(r"(?<![a-z])'|'(?![a-z])")
+_BRACKETED = re.compile(r"\[[^\]]*\]")
+
+
+def spell_numbers(text: str) -> str:
+    """Replace digit strings with English words ("press 1" -> "press one").
+
+    Args:
+        text: any text.
+
+    Returns:
+        The text with every number (ordinals included) spelled out.
+    """
+    text = _ORDINAL.sub(lambda m: " " + num2words(int(m.group(1)), to="ordinal") + " ", text)
+    return _NUMBER.sub(lambda m: " " + num2words(float(m.group()) if "." in m.group() else int(m.group())) + " ", text)
+
+
+def normalize_transcript(text: str) -> str:
+    """Normalise text to the model's alphabet: lower-case words, letters and apostrophes.
+
+    Bracketed annotations (``[ascending tones]``) are dropped, numbers are
+    spelled out, hyphens and other punctuation become word breaks.
+
+    Args:
+        text: a reference transcript or a line of training text.
+
+    Returns:
+        Words separated by single spaces, possibly empty.
+    """
+    text = _BRACKETED.sub(" ", text)
+    text = spell_numbers(text).lower().replace("’", "'")
+    text = text.replace("&", " and ")
+    text = _NOT_WORD.sub(" ", text)
+    text = _EDGE_APOSTROPHES.sub(" ", text)
+    return _SPACES.sub(" ", text).strip()

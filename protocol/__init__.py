@@ -1,0 +1,1 @@
+"""voxgate protocol: sans-I/O wire formats (stdlib only). Filled in by the gateway issue."""

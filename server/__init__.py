@@ -1,0 +1,1 @@
+"""voxgate server: the aiohttp app, catalog, persistence and jobs (see ARCHITECTURE.md)."""

@@ -1,0 +1,57 @@
+"""The ``voxgate`` command line: the top layer, above server, clients and engine.
+
+Subcommands:
+    transcribe  recognise files offline and print their transcripts
+    eval        WER, CER and real-time factor over a manifest
+    serve       start the server on the shipped base models
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from voxgate import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="voxgate", description="Self-hosted streaming speech recognition.")
+    parser.add_argument("--version", action="version", version=f"voxgate {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("transcribe", help="recognise audio files offline")
+    t.add_argument("--model", help="model name (default: by sample rate)")
+    t.add_argument("--base-model-version", help="version id, e.g. en-US_BroadbandModel.v2026-05-01")
+    t.add_argument("--json", action="store_true", help="one JSON object per file")
+    t.add_argument("--content-type", help="content type of headerless audio, e.g. 'audio/l16;rate=16000'")
+    t.add_argument("files", nargs="+", metavar="FILE")
+
+    e = sub.add_parser("eval", help="word and character error rate over a manifest")
+    e.add_argument("--manifest", required=True, help="TSV of audio_path<TAB>reference, paths relative to it")
+    e.add_argument("--model", help="model name (default: by sample rate)")
+    e.add_argument("--base-model-version", help="version id")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
+
+    s = sub.add_parser("serve", help="start the server")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--models-dir", help="folder of model artifacts (default: the shipped models/)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; return the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.command in ("transcribe", "eval"):
+        from voxgate import offline
+
+        return offline.transcribe_command(args) if args.command == "transcribe" else offline.eval_command(args)
+    from server.app import serve
+
+    return serve(host=args.host, port=args.port, models_dir=args.models_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

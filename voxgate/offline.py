@@ -1,0 +1,150 @@
+"""``voxgate transcribe`` and ``voxgate eval``: offline recognition of files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import jiwer
+import torch
+from tqdm import tqdm
+
+from engine.audio import AudioError, content_type_for_path, decode_bytes, resample
+from engine.bundle import BundleError, ModelNotFoundError
+from engine.catalog import LocalModels
+from engine.recognizer import Recognizer, Transcription
+from engine.text import normalize_transcript
+
+
+class FileError(Exception):
+    """A file that could not be recognised; the message names the problem."""
+
+
+def recognise_file(models: LocalModels, path: Path, *, name: str | None, version: str | None,
+                   content_type: str | None = None) -> tuple[Transcription, str]:
+    """Decode one file, pick its model, recognise it.
+
+    Returns:
+        The transcription and the model version used.
+
+    Raises:
+        FileError: unreadable file, undecodable or empty audio, unknown model,
+            or audio sampled below the model's rate.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FileError(f"cannot read file: {exc.strerror or exc}") from exc
+    try:
+        samples, rate = decode_bytes(data, content_type or content_type_for_path(path))
+        bundle = models.get(name=name, version=version, rate_hz=rate)
+    except (AudioError, ModelNotFoundError, BundleError) as exc:
+        raise FileError(str(exc)) from exc
+    if rate < bundle.sample_rate_hz:
+        raise FileError(f"audio sampled at {rate} Hz is below the {bundle.sample_rate_hz} Hz of "
+                        f"{bundle.name}; use a narrowband model or higher-rate audio")
+    if samples.size < bundle.features.win_length * rate // bundle.sample_rate_hz:
+        raise FileError("the audio is too short to recognise (under 25 ms)")
+    audio = resample(samples, rate, bundle.sample_rate_hz)
+    return Recognizer(bundle).transcribe(audio), bundle.version
+
+
+def _fail(path: Path | str, message: str) -> None:
+    print(f"voxgate: {path}: {message}", file=sys.stderr)
+
+
+def transcribe_command(args: argparse.Namespace) -> int:
+    """Print ``path<TAB>transcript`` (or JSON) per file; non-zero exit if any file failed."""
+    models = LocalModels()
+    failed = 0
+    for name in args.files:
+        path = Path(name)
+        try:
+            result, version = recognise_file(models, path, name=args.model, version=args.base_model_version,
+                                             content_type=args.content_type)
+        except FileError as exc:
+            _fail(path, str(exc))
+            failed += 1
+            continue
+        if args.json:
+            print(json.dumps({"path": name, "transcript": result.transcript,
+                              "words": [w.to_dict() for w in result.words],
+                              "audio_seconds": round(result.audio_seconds, 3),
+                              "processing_seconds": round(result.processing_seconds, 4),
+                              "model_version": version}), flush=True)
+        else:
+            print(f"{name}\t{result.transcript}", flush=True)
+    return 1 if failed else 0
+
+
+def read_manifest(path: Path) -> list[tuple[Path, str]]:
+    """Parse ``audio_path<TAB>reference`` lines; paths are relative to the manifest.
+
+    Raises:
+        FileError: unreadable manifest or a malformed line (its number is named).
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FileError(f"cannot read manifest: {exc}") from exc
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        audio, sep, reference = line.partition("\t")
+        if not sep:
+            raise FileError(f"line {number}: expected audio_path<TAB>reference")
+        rows.append((path.parent / audio.strip(), reference.strip()))
+    if not rows:
+        raise FileError("the manifest lists no audio")
+    return rows
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    """Print WER, CER and real-time factor over a manifest."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    manifest = Path(args.manifest)
+    try:
+        rows = read_manifest(manifest)
+    except FileError as exc:
+        _fail(manifest, str(exc))
+        return 1
+    models = LocalModels()
+    refs, hyps, versions = [], [], set()
+    audio_s = proc_s = 0.0
+    errors = 0
+    for audio, reference in tqdm(rows, desc="eval", unit="file", file=sys.stderr, disable=None):
+        try:
+            result, version = recognise_file(models, audio, name=args.model, version=args.base_model_version)
+        except FileError as exc:
+            _fail(audio, str(exc))
+            errors += 1
+            continue
+        refs.append(normalize_transcript(reference))
+        hyps.append(normalize_transcript(result.transcript))
+        versions.add(version)
+        audio_s += result.audio_seconds
+        proc_s += result.processing_seconds
+    if not refs:
+        _fail(manifest, "no file could be recognised")
+        return 1
+    # jiwer refuses empty references; an empty one counts its hypothesis' words as insertions.
+    pairs = [(r or "<silence>", h or "") for r, h in zip(refs, hyps)]
+    out = jiwer.process_words([r for r, _ in pairs], [h for _, h in pairs])
+    cer = jiwer.cer([r for r, _ in pairs], [h for _, h in pairs])
+    report = {"manifest": str(manifest), "files": len(refs), "errors": errors, "wer": round(out.wer, 4),
+              "cer": round(float(cer), 4), "substitutions": out.substitutions, "deletions": out.deletions,
+              "insertions": out.insertions, "reference_words": sum(len(r.split()) for r, _ in pairs),
+              "audio_seconds": round(audio_s, 2), "processing_seconds": round(proc_s, 3),
+              "rtf": round(proc_s / audio_s, 4) if audio_s else None, "torch_threads": torch.get_num_threads(),
+              "model_versions": sorted(versions)}
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"WER {report['wer']:.2%}  CER {report['cer']:.2%}  RTF {report['rtf']}  "
+              f"({report['files']} files, {report['audio_seconds']} s audio, {report['torch_threads']} torch threads, "
+              f"{', '.join(report['model_versions'])})")
+    return 1 if errors else 0
