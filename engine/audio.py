@@ -144,7 +144,8 @@ def _decode_container(data: bytes, fmt: AudioFormat) -> tuple[np.ndarray, int]:
                 else:
                     chunks.append(array.reshape(-1, len(frame.layout.channels)).mean(axis=1))
     except av.error.FFmpegError as exc:
-        raise AudioError(f"cannot decode audio: {exc}") from exc
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise AudioError(f"not decodable as audio ({reason})") from exc
     if not chunks:
         raise AudioError("the audio holds no samples")
     return np.concatenate(chunks).astype(np.float32), int(rate)

@@ -139,6 +139,7 @@ def save_bundle(dest_root: Path, *, model: StreamingCTC, tokenizer_file: Path, f
     final = Path(dest_root) / name / version
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".tmp-"))
+    tmp.chmod(0o755)
     torch.save(model.state_dict(), tmp / WEIGHTS)
     shutil.copyfile(tokenizer_file, tmp / TOKENIZER)
     manifest = {

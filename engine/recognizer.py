@@ -104,6 +104,11 @@ class Stream:
         self.audio_seconds += samples.numel() / self.recognizer.bundle.sample_rate_hz
         self._pending = torch.cat([self._pending, self._features.accept(samples)])
 
+    @property
+    def has_chunk(self) -> bool:
+        """True when :meth:`take_chunk` would return a chunk."""
+        return not self._finished and (self._finishing or self._pending.shape[0] >= self.chunk_frames)
+
     def end_audio(self) -> None:
         """Mark the end of audio: the next chunk flushes what is left."""
         self._finishing = True

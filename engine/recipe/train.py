@@ -234,7 +234,8 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(history[-1]))
         ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
               "epoch": epoch + 1, "history": history, "rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
-              "config": config.to_dict(), "band": args.band, "hours": hours, "utterances": len(train)}
+              "config": config.to_dict(), "band": args.band, "hours": hours, "utterances": len(train),
+              "init_from": str(args.init_from) if args.init_from else None}
         atomic_save(ck, last)
         if epoch + 1 in args.snapshot_epochs:
             atomic_save(ck, args.out / f"ckpt-epoch{epoch + 1}.pt")

@@ -1,0 +1,69 @@
+"""Export a training checkpoint as a model artifact (see :mod:`engine.bundle`).
+
+Usage::
+
+    python -m engine.recipe.export --ckpt ckpt-last.pt --tokenizer tokenizer.model \
+        --version en-US_BroadbandModel.v2026-11-01 --out models/ [--metrics eval.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from engine.bundle import MANIFEST, parse_version, save_bundle
+from engine.features import FeatureConfig
+from engine.model import ModelConfig, StreamingCTC
+from engine.recipe.voices import ESPEAK_TRAIN_ACCENTS, FESTIVAL_TRAIN, FLITE_TRAIN, HELD_OUT
+
+RATES = {"wide": 16000, "narrow": 8000}
+
+
+def training_summary(ck: dict) -> dict:
+    """What the model was trained on, for the manifest."""
+    return {
+        "corpus": "synthetic speech: sentences from Python stdlib docstrings and /usr/share/doc texts",
+        "voices": {"espeak-ng": list(ESPEAK_TRAIN_ACCENTS), "flite": list(FLITE_TRAIN), "festival": list(FESTIVAL_TRAIN)},
+        "held_out_voices": sorted(HELD_OUT),
+        "augmentation": ["speed 0.88-1.12", "random EQ", "band limits", "synthetic reverb", "coloured noise 5-40 dB",
+                         "telephone (band-pass, 8 kHz, mu-law)", "frequency warp", "spectral tilt", "SpecAugment"],
+        "band": ck["band"], "hours": round(float(ck["hours"]), 2), "utterances": ck["utterances"],
+        "epochs": ck["epoch"], "history": ck["history"], "init_from": ck.get("init_from"),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Write the artifact, or with ``--metrics`` only, add measured metrics to an existing one."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ckpt", type=Path)
+    p.add_argument("--tokenizer", type=Path)
+    p.add_argument("--version", required=True)
+    p.add_argument("--out", type=Path, default=Path("models"))
+    p.add_argument("--description", default="")
+    p.add_argument("--metrics", type=Path, nargs="*", default=[], help="JSON lines of `voxgate eval --json` to record")
+    args = p.parse_args(argv)
+    name, _ = parse_version(args.version)
+    if args.ckpt:
+        ck = torch.load(args.ckpt, weights_only=False)
+        model = StreamingCTC(ModelConfig.from_dict(ck["config"]))
+        model.load_state_dict(ck["model"])
+        save_bundle(args.out, model=model, tokenizer_file=args.tokenizer, features=FeatureConfig(sample_rate_hz=RATES[ck["band"]]),
+                    name=name, version=args.version, locale="en-US", description=args.description,
+                    training_data=training_summary(ck))
+    manifest_path = args.out / name / args.version / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    for path in args.metrics:
+        for line in path.read_text().splitlines():
+            if line.strip():
+                report = json.loads(line)
+                key = Path(report["manifest"]).parent.name
+                manifest["metrics"][key] = {k: report[k] for k in ("wer", "cer", "rtf", "files", "torch_threads")}
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"wrote {manifest_path.parent}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Shared fixtures: tiny models and tokenizers that train in well under a second."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.bundle import load_bundle, save_bundle
+from engine.features import FeatureConfig
+from engine.model import ModelConfig, StreamingCTC
+from engine.tokenizer import Tokenizer, train_tokenizer
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SENTENCES = [
+    "please enter your account number followed by the pound key",
+    "the quick brown fox jumps over the lazy dog",
+    "thank you for calling how may i help you today",
+    "press one for sales press two for support",
+    "your call is important to us please stay on the line",
+    "goodbye and have a nice day",
+] * 20
+
+
+@pytest.fixture(scope="session")
+def tokenizer_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small sentencepiece model trained on a few sentences."""
+    return train_tokenizer(SENTENCES, tmp_path_factory.mktemp("tok") / "tok", vocab_size=40)
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tokenizer_file: Path) -> Tokenizer:
+    """The small tokenizer, loaded."""
+    return Tokenizer(tokenizer_file)
+
+
+def tiny_model(n_mels: int = 80, vocab_size: int = 40, seed: int = 0) -> StreamingCTC:
+    """An untrained model small enough for unit tests, with random but fixed weights."""
+    torch.manual_seed(seed)
+    model = StreamingCTC(ModelConfig(n_mels=n_mels, vocab_size=vocab_size, hidden=24, dropout=0.0))
+    with torch.no_grad():
+        # Sharpen the random head so the best path changes from frame to frame, with blanks between.
+        model.head.weight.mul_(30.0)
+        for gru in (model.gru_low, model.gru_high):
+            for name, weight in gru.named_parameters():
+                weight.mul_(4.0 if "weight_ih" in name else 0.3)
+        model.feature_mean.fill_(-12.0)
+        model.feature_std.fill_(3.0)
+    return model.eval()
+
+
+@pytest.fixture()
+def tiny_bundle(tmp_path: Path, tokenizer_file: Path):
+    """A saved and re-loaded tiny broadband bundle."""
+    features = FeatureConfig(sample_rate_hz=16000)
+    path = save_bundle(tmp_path / "models", model=tiny_model(features.n_mels), tokenizer_file=tokenizer_file,
+                       features=features, name="en-US_BroadbandModel", version="en-US_BroadbandModel.v2026-01-01",
+                       locale="en-US", description="tiny test model", training_data={})
+    return load_bundle(path)

@@ -1,0 +1,117 @@
+import io
+
+import av
+import numpy as np
+import pytest
+import soundfile
+import torch
+import torchaudio.functional as AF
+
+from engine.audio import AudioError, AudioFormat, decode_bytes, load_audio, resample
+
+
+def tone(rate: int = 16000, seconds: float = 0.5) -> np.ndarray:
+    t = np.arange(int(rate * seconds)) / rate
+    return (0.5 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+
+
+def encode(samples: np.ndarray, rate: int, fmt: str, subtype: str | None = None) -> bytes:
+    buf = io.BytesIO()
+    soundfile.write(buf, samples, rate, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("fmt", "subtype"), [("WAV", "PCM_16"), ("FLAC", "PCM_16"), ("WAV", "FLOAT")])
+def test_containers_decode_to_the_written_samples(fmt: str, subtype: str) -> None:
+    x = tone()
+    samples, rate = decode_bytes(encode(x, 16000, fmt, subtype))
+    assert rate == 16000
+    assert np.abs(samples - x).max() < 1e-3
+
+
+def test_stereo_is_mixed_to_mono() -> None:
+    x = tone()
+    stereo = np.stack([x, np.zeros_like(x)], axis=1)
+    samples, _ = decode_bytes(encode(stereo, 16000, "WAV", "PCM_16"), "audio/wav")
+    assert np.abs(samples - x / 2).max() < 1e-3
+
+
+@pytest.mark.parametrize("endianness", ["big-endian", "little-endian"])
+def test_l16_in_both_byte_orders(endianness: str) -> None:
+    x = tone(8000)
+    pcm = (x * 32767).astype(">i2" if endianness == "big-endian" else "<i2").tobytes()
+    samples, rate = decode_bytes(pcm, f"audio/l16; rate=8000; endianness={endianness}")
+    assert rate == 8000
+    assert np.abs(samples - x).max() < 1e-3
+
+
+def test_l16_two_channels() -> None:
+    pcm = np.array([1000, 3000, -1000, -3000], dtype=">i2").tobytes()
+    samples, _ = decode_bytes(pcm, "audio/l16;rate=16000;channels=2")
+    assert np.allclose(samples * 32768, [2000, -2000])
+
+
+def test_mulaw_matches_torchaudio_expansion() -> None:
+    x = torch.from_numpy(tone(8000))
+    codes = AF.mu_law_encoding(x, 256).to(torch.uint8).numpy().tobytes()
+    samples, rate = decode_bytes(codes, "audio/mulaw;rate=8000")
+    assert rate == 8000
+    assert np.abs(samples - x.numpy()).max() < 0.02
+
+
+def test_basic_is_8khz_mulaw() -> None:
+    samples, rate = decode_bytes(bytes([0xFF, 0x7F, 0x00, 0x80] * 50), "audio/basic")
+    assert rate == 8000 and samples.size == 200
+
+
+def test_alaw_matches_ffmpeg() -> None:
+    # Encode with FFmpeg's G.711 A-law, then compare our table with FFmpeg's own decoding.
+    x = tone(8000)
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="alaw") as out:
+        stream = out.add_stream("pcm_alaw", rate=8000, layout="mono")
+        frame = av.AudioFrame.from_ndarray((x * 32767).astype(np.int16)[None], format="s16", layout="mono")
+        frame.sample_rate = 8000
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    raw = buf.getvalue()
+    ours, _ = decode_bytes(raw, "audio/alaw;rate=8000")
+    with av.open(io.BytesIO(raw), format="alaw", options={"sample_rate": "8000"}) as src:
+        ref = np.concatenate([f.to_ndarray().reshape(-1) for f in src.decode(audio=0)]) / 32768.0
+    assert ours.shape == ref.shape
+    assert np.abs(ours - ref).max() < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "message"),
+    [
+        (b"", "audio/wav", "empty"),
+        (b"\x00\x01" * 100, "audio/l16", "needs a rate"),
+        (b"\x00\x01\x02", "audio/l16;rate=16000", "whole number"),
+        (b"\x00" * 200, "audio/l16;rate=abc", "integers"),
+        (b"\x00" * 200, "audio/l16;rate=16000;endianness=middle", "endianness"),
+        (b"\x00" * 200, "audio/l16;rate", "malformed"),
+        (b"\x00" * 200, "video/mp4", "unsupported audio type"),
+        (b"this is not audio at all" * 20, "audio/flac", "not decodable"),
+    ],
+)
+def test_bad_audio_gets_a_specific_error(data: bytes, content_type: str, message: str) -> None:
+    with pytest.raises(AudioError, match=message):
+        decode_bytes(data, content_type)
+
+
+def test_content_type_parsing_is_tolerant() -> None:
+    fmt = AudioFormat.parse('audio/L16; rate="44100" ;channels=2')
+    assert (fmt.mime, fmt.rate_hz, fmt.channels, fmt.big_endian) == ("audio/l16", 44100, 2, True)
+
+
+def test_resample_and_load(tmp_path) -> None:
+    path = tmp_path / "a.wav"
+    soundfile.write(path, tone(48000), 48000)
+    samples = load_audio(path, 16000)
+    assert samples.shape == (8000,)
+    assert resample(np.ones(10, dtype=np.float32), 8000, 8000).shape == (10,)
+    with pytest.raises(AudioError, match="cannot read file"):
+        load_audio(tmp_path / "missing.wav", 16000)

@@ -1,0 +1,37 @@
+"""The placeholder server over a real socket: it loads real bundles and lists them."""
+
+import asyncio
+import socket
+
+import aiohttp
+from aiohttp import web
+
+from server.app import make_app
+
+
+async def _serve_and_get(models_dir, paths: list[str]) -> list[tuple[int, dict]]:
+    runner = web.AppRunner(make_app(models_dir))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    sock: socket.socket = site._server.sockets[0]  # the port the OS chose
+    port = sock.getsockname()[1]
+    out = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            for path in paths:
+                async with session.get(f"http://127.0.0.1:{port}{path}") as resp:
+                    out.append((resp.status, await resp.json()))
+    finally:
+        await runner.cleanup()
+    return out
+
+
+def test_health_and_models(tiny_bundle) -> None:
+    models_dir = tiny_bundle.path.parents[1]
+    (health, models, one, missing) = asyncio.run(asyncio.wait_for(_serve_and_get(
+        models_dir, ["/healthz", "/v1/models", "/v1/models/en-US_BroadbandModel", "/v1/models/xx-XX_Nope"]), 60))
+    assert health == (200, {"status": "ok", "models": ["en-US_BroadbandModel.v2026-01-01"]})
+    assert models[0] == 200 and [m["name"] for m in models[1]["models"]] == ["en-US_BroadbandModel"]
+    assert one[1]["rate"] == 16000 and one[1]["language"] == "en-US"
+    assert missing == (404, {"code": 404, "code_description": "Not Found", "error": "Model xx-XX_Nope not found"})
