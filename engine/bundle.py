@@ -4,9 +4,11 @@ Layout::
 
     models/en-US_BroadbandModel/en-US_BroadbandModel.v2026-11-01/
         manifest.json     name, version, locale, sample_rate_hz, created, architecture,
-                          features, tokenizer, training_data, metrics
+                          features, tokenizer, decoder, training_data, metrics
         model.pt          state dict (loaded with ``weights_only=True``)
         tokenizer.model   sentencepiece model
+        lm.arpa           word n-gram LM (optional; with ``decoder.type == "beam"``)
+        lexicon.txt       spellings of the LM's words in pieces (optional, as above)
 
 Loading reads local files only; nothing is ever downloaded.
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from engine.beam import BeamConfig, BeamDecoder
 from engine.features import FeatureConfig
 from engine.model import ModelConfig, StreamingCTC
 from engine.tokenizer import Tokenizer
@@ -64,6 +67,7 @@ class ModelBundle:
     model: StreamingCTC
     tokenizer: Tokenizer
     features: FeatureConfig
+    beam: BeamDecoder | None = None
 
     @property
     def name(self) -> str:
@@ -124,13 +128,24 @@ def load_bundle(path: Path, *, device: str | torch.device = "cpu") -> ModelBundl
     features = FeatureConfig(**manifest["features"])
     if features.n_mels != config.n_mels or features.sample_rate_hz != int(manifest["sample_rate_hz"]):
         raise BundleError(f"{path}: feature config does not match the model")
-    return ModelBundle(path, manifest, model, tokenizer, features)
+    beam = None
+    decoder = manifest.get("decoder", {"type": "greedy"})
+    if decoder.get("type") == "beam":
+        beam = BeamDecoder(tokenizer, path / decoder["lexicon"], path / decoder["lm"], BeamConfig(**decoder["config"]))
+    elif decoder.get("type") != "greedy":
+        raise BundleError(f"{path}: unknown decoder type {decoder.get('type')!r}")
+    return ModelBundle(path, manifest, model, tokenizer, features, beam)
 
 
 def save_bundle(dest_root: Path, *, model: StreamingCTC, tokenizer_file: Path, features: FeatureConfig,
                 name: str, version: str, locale: str, description: str, training_data: dict,
-                metrics: dict | None = None) -> Path:
+                metrics: dict | None = None, decoder: dict | None = None,
+                extra_files: dict[str, Path] | None = None) -> Path:
     """Write a bundle into ``dest_root/name/version`` atomically (temp folder, then rename).
+
+    Args:
+        decoder: the manifest's ``decoder`` entry (default: greedy).
+        extra_files: files to copy in, by their name in the bundle (e.g. ``lm.arpa``).
 
     Returns:
         The bundle folder.
@@ -142,11 +157,13 @@ def save_bundle(dest_root: Path, *, model: StreamingCTC, tokenizer_file: Path, f
     tmp.chmod(0o755)
     torch.save(model.state_dict(), tmp / WEIGHTS)
     shutil.copyfile(tokenizer_file, tmp / TOKENIZER)
+    for name_in_bundle, source in (extra_files or {}).items():
+        shutil.copyfile(source, tmp / name_in_bundle)
     manifest = {
         "name": name, "version": version, "locale": locale, "sample_rate_hz": features.sample_rate_hz,
         "created": parse_version(version)[1].isoformat(), "description": description,
         "architecture": model.config.to_dict(), "features": features.to_dict(), "tokenizer": TOKENIZER,
-        "training_data": training_data, "metrics": metrics or {},
+        "decoder": decoder or {"type": "greedy"}, "training_data": training_data, "metrics": metrics or {},
     }
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     if final.exists():

@@ -1,5 +1,8 @@
 """Recognition over a model bundle: offline files and live streams, one at a time or batched.
 
+Decoding is greedy for interim results; finals (and offline transcripts) go
+through the bundle's beam search with its word LM when it ships one.
+
 A :class:`Stream` is sans-model: audio goes in (:meth:`Stream.accept_audio`),
 feature chunks come out (:meth:`Stream.take_chunk`), and the model's output
 for that chunk goes back in (:meth:`Stream.accept_output`), which yields
@@ -84,6 +87,8 @@ class Stream:
         self._features = FeatureStream(bundle.features)
         self._pending = torch.zeros(0, bundle.features.n_mels)
         self._tokens: list[Token] = []
+        self._utterance_log_probs: list[torch.Tensor] = []
+        self._utterance_start = 0
         self._previous_id = BLANK_ID
         self._finishing = False
         self._finished = False
@@ -150,6 +155,7 @@ class Stream:
         self._previous_id = last_ids(log_probs[None], lengths, [self._previous_id])[0]
         self.frames_done += length
         self._tokens += new
+        self._utterance_log_probs.append(log_probs[:length])
         results: list[Result] = []
         at_end = self._finishing and self._pending.shape[0] == 0
         close = should_close(self.endpoint, frames_done=self.frames_done,
@@ -169,9 +175,17 @@ class Stream:
         return tokens_to_words(self._tokens, b.tokenizer, b.frame_seconds)
 
     def _close(self, reason: str) -> Result:
-        result = Result(tuple(self._words()), final=True, end_of_utterance=reason)
+        """Finalise the open utterance: a second pass with the beam decoder when the bundle has one."""
+        b = self.recognizer.bundle
+        if b.beam is not None:
+            tokens = b.beam.decode(torch.cat(self._utterance_log_probs), frame_offset=self._utterance_start)
+            words = tokens_to_words(tokens, b.tokenizer, b.frame_seconds)
+        else:
+            words = self._words()
         self._tokens = []
-        return result
+        self._utterance_log_probs = []
+        self._utterance_start = self.frames_done
+        return Result(tuple(words), final=True, end_of_utterance=reason)
 
 
 class Recognizer:
@@ -239,6 +253,9 @@ class Recognizer:
         words: list[Word] = []
         if padded:
             log_probs, lengths = b.model(feats[None].to(self.device), torch.tensor([padded], device=self.device))
-            tokens = greedy_batch(log_probs.cpu(), lengths.cpu())[0]
+            if b.beam is not None:
+                tokens = b.beam.decode(log_probs[0, : int(lengths[0])].cpu())
+            else:
+                tokens = greedy_batch(log_probs.cpu(), lengths.cpu())[0]
             words = tokens_to_words(tokens, b.tokenizer, b.frame_seconds)
         return Transcription(words, samples.numel() / b.sample_rate_hz, time.perf_counter() - began)

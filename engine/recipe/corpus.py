@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import random
 from pathlib import Path
 
@@ -47,20 +48,42 @@ def _train_item(job: tuple[int, str, int]) -> dict | None:
     narrow = aug.telephone(wide, rng)
     if rng.random() < 0.5:
         narrow = aug.add_noise(narrow, rng.uniform(10, 40), random.Random(rng.random()))
+    # numpy, not torch: torch tensors cross process boundaries as shared-memory file descriptors,
+    # and thousands of them exhaust the descriptor limit.
     return {"index": index, "text": text, "voice": voice.label,
-            "wide": log_mel(wide, BROADBAND).half(), "narrow": log_mel(narrow, NARROWBAND).half()}
+            "wide": log_mel(wide, BROADBAND).half().numpy(), "narrow": log_mel(narrow, NARROWBAND).half().numpy()}
+
+
+SHARD_UTTERANCES = 1000
 
 
 def build_training(sentences: list[str], out: Path, *, workers: int, seed: int) -> None:
-    """Synthesise, augment and featurise; write ``train-{band}.pt`` and ``train.jsonl``."""
+    """Synthesise, augment and featurise; write ``train-{band}band.pt`` and ``train.jsonl``.
+
+    Work is saved in shards of :data:`SHARD_UTTERANCES` under ``out/shards``;
+    a re-run skips the shards that exist, so an interrupted build resumes.
+    """
+    shard_dir = out / "shards"
+    shard_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(i, s, seed * 1_000_003 + i) for i, s in enumerate(sentences)]
-    items: list[dict] = []
+    shards = [jobs[i : i + SHARD_UTTERANCES] for i in range(0, len(jobs), SHARD_UTTERANCES)]
+    bar = tqdm(total=len(jobs), desc="synthesise", unit="utt")
     with multiprocessing.Pool(workers) as pool:
-        for item in tqdm(pool.imap(_train_item, jobs, chunksize=8), total=len(jobs), desc="synthesise", unit="utt"):
-            if item is not None:
-                items.append(item)
+        for number, shard in enumerate(shards):
+            path = shard_dir / f"{number:04d}.pt"
+            if not path.exists():
+                items = []
+                for item in pool.imap(_train_item, shard, chunksize=8):
+                    bar.update()
+                    if item is not None:
+                        items.append(item)
+                atomic_save_items(items, path)
+            else:
+                bar.update(len(shard))
+    bar.close()
+    items = [it for number in range(len(shards)) for it in torch.load(shard_dir / f"{number:04d}.pt", weights_only=False)]
     for band in ("wide", "narrow"):
-        feats = [it[band] for it in items]
+        feats = [torch.from_numpy(it[band]) for it in items]
         torch.save({"features": torch.cat(feats), "lengths": torch.tensor([f.shape[0] for f in feats]),
                     "texts": [it["text"] for it in items]}, out / f"train-{band}band.pt")
     with (out / "train.jsonl").open("w") as fh:
@@ -69,6 +92,13 @@ def build_training(sentences: list[str], out: Path, *, workers: int, seed: int) 
                                  "frames": int(it["wide"].shape[0])}) + "\n")
     hours = sum(int(it["wide"].shape[0]) for it in items) / 360000
     print(f"{len(items)} training utterances, {hours:.2f} h -> {out}")
+
+
+def atomic_save_items(items: list[dict], path: Path) -> None:
+    """Save a shard through a temporary file, so a crash never leaves a partial shard."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(items, tmp)
+    os.replace(tmp, path)
 
 
 def _eval_item(job: tuple[str, int, str, str, str, Path]) -> tuple[str, str, str] | None:
@@ -123,7 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     train = [s for s in train if s]
     random.Random(args.seed).shuffle(train)
     held = [s for s in (args.text / "heldout.txt").read_text().split("\n") if s]
-    build_eval(held, args.out / "eval", per_set=args.eval_per_set, workers=args.workers, seed=args.seed)
+    if not (args.out / "eval" / "wideband" / "festival-hts-slt" / "manifest.tsv").exists():
+        build_eval(held, args.out / "eval", per_set=args.eval_per_set, workers=args.workers, seed=args.seed)
     build_training(train[: args.utterances], args.out, workers=args.workers, seed=args.seed)
 
 

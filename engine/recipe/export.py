@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
+from engine.beam import BeamConfig, write_lexicon
 from engine.bundle import MANIFEST, parse_version, save_bundle
+from engine.lm import build_arpa
+from engine.tokenizer import Tokenizer
 from engine.features import FeatureConfig
 from engine.model import ModelConfig, StreamingCTC
 from engine.recipe.voices import ESPEAK_TRAIN_ACCENTS, FESTIVAL_TRAIN, FLITE_TRAIN, HELD_OUT
@@ -43,6 +48,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--version", required=True)
     p.add_argument("--out", type=Path, default=Path("models"))
     p.add_argument("--description", default="")
+    p.add_argument("--lm-text", type=Path, help="sentences for the bundle's word LM (beam search); none: greedy")
+    p.add_argument("--lm-order", type=int, default=3)
+    p.add_argument("--lm-weight", type=float, default=0.5)
+    p.add_argument("--word-score", type=float, default=0.0)
     p.add_argument("--metrics", type=Path, nargs="*", default=[], help="JSON lines of `voxgate eval --json` to record")
     args = p.parse_args(argv)
     name, _ = parse_version(args.version)
@@ -50,9 +59,21 @@ def main(argv: list[str] | None = None) -> None:
         ck = torch.load(args.ckpt, weights_only=False)
         model = StreamingCTC(ModelConfig.from_dict(ck["config"]))
         model.load_state_dict(ck["model"])
-        save_bundle(args.out, model=model, tokenizer_file=args.tokenizer, features=FeatureConfig(sample_rate_hz=RATES[ck["band"]]),
-                    name=name, version=args.version, locale="en-US", description=args.description,
-                    training_data=training_summary(ck))
+        decoder, extra = None, {}
+        with tempfile.TemporaryDirectory() as tmp:
+            if args.lm_text:
+                sentences = [s for s in args.lm_text.read_text().splitlines() if s.strip()]
+                lm_summary = build_arpa(sentences, Path(tmp) / "lm.arpa", order=args.lm_order)
+                words = {w for s in sentences for w in s.split()}
+                write_lexicon(words, Tokenizer(args.tokenizer), Path(tmp) / "lexicon.txt")
+                config = BeamConfig(lm_weight=args.lm_weight, word_score=args.word_score)
+                decoder = {"type": "beam", "lm": "lm.arpa", "lexicon": "lexicon.txt", "config": asdict(config),
+                           "lm_summary": lm_summary}
+                extra = {"lm.arpa": Path(tmp) / "lm.arpa", "lexicon.txt": Path(tmp) / "lexicon.txt"}
+            save_bundle(args.out, model=model, tokenizer_file=args.tokenizer,
+                        features=FeatureConfig(sample_rate_hz=RATES[ck["band"]]), name=name, version=args.version,
+                        locale="en-US", description=args.description, training_data=training_summary(ck),
+                        decoder=decoder, extra_files=extra)
     manifest_path = args.out / name / args.version / MANIFEST
     manifest = json.loads(manifest_path.read_text())
     for path in args.metrics:
