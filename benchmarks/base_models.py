@@ -60,9 +60,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval-dir", type=Path, required=True, help="the recipe's corpus/eval folder")
     p.add_argument("--files", type=int, default=60, help="files per set")
     p.add_argument("--out", type=Path, default=Path("benchmarks/reports"))
-    p.add_argument("--skip-pocketsphinx", action="store_true")
+    p.add_argument("--pocketsphinx-only", action="store_true",
+                   help="only (re)compute the pocketsphinx rows, cached in OUT/pocketsphinx.json")
     args = p.parse_args(argv)
     rows = []
+    cache_path = args.out / "pocketsphinx.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() and not args.pocketsphinx_only else {}
     with tempfile.TemporaryDirectory() as tmp:
         sets = {("wideband", s): subset(args.eval_dir / "wideband" / s / "manifest.tsv", args.files, Path(tmp) / "w" / s)
                 for s in SETS}
@@ -73,15 +76,21 @@ def main(argv: list[str] | None = None) -> None:
         sets[("narrowband", "allison-test")] = allison
         for (band, name), manifest in sets.items():
             model = "en-US_BroadbandModel" if band == "wideband" else "en-US_NarrowbandModel"
-            for installed in [m for m in find_models(default_models_dir()) if m.name == model]:
-                report = voxgate_eval(manifest, installed.version)
-                rows.append({"band": band, "set": name, "system": installed.version, **report})
+            installed = [m for m in find_models(default_models_dir()) if m.name == model]
+            for version in [] if args.pocketsphinx_only else installed:
+                report = voxgate_eval(manifest, version.version)
+                rows.append({"band": band, "set": name, "system": version.version, **report})
                 print(json.dumps(rows[-1]), flush=True)
-            if not args.skip_pocketsphinx:
-                report = pocketsphinx_baseline.evaluate(manifest)
-                rows.append({"band": band, "set": name, "system": "pocketsphinx 5 en-us", **report})
-                print(json.dumps(rows[-1]), flush=True)
+            key = f"{band}/{name}/{args.files}"
+            if key not in cache:
+                cache[key] = {"band": band, "set": name, "system": "pocketsphinx 5 en-us",
+                              **pocketsphinx_baseline.evaluate(manifest)}
+                print(json.dumps(cache[key]), flush=True)
+            rows.append(cache[key])
     args.out.mkdir(parents=True, exist_ok=True)
+    cache_path.write_text(json.dumps(cache, indent=1) + "\n")
+    if args.pocketsphinx_only:
+        return
     (args.out / "base-models.json").write_text(json.dumps(rows, indent=1) + "\n")
     write_report(rows, args)
 

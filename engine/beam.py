@@ -10,7 +10,10 @@ confidence work as for greedy decoding.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import os
+import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +56,20 @@ def write_lexicon(words: Iterable[str], tokenizer: Tokenizer, path: Path) -> int
     return len(lines)
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Silence file descriptor 2 for a native call: KenLM prints its loading progress bar there."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class BeamDecoder:
     """CTC beam search over a lexicon with a KenLM word LM."""
 
@@ -60,12 +77,17 @@ class BeamDecoder:
         tokens = [tokenizer.piece(i) for i in range(tokenizer.vocab_size)]
         # Sentencepiece has no silence unit: word boundaries live in the pieces' ▁ marks, so the
         # blank doubles as the decoder's silence token.
-        self._decoder = ctc_decoder(
+        with _native_stderr_silenced():
+            self._decoder = self._build(tokens, lexicon, lm, config)
+        self.config = config
+
+    @staticmethod
+    def _build(tokens: list[str], lexicon: Path, lm: Path, config: BeamConfig):
+        return ctc_decoder(
             lexicon=str(lexicon), tokens=tokens, lm=str(lm), nbest=1, beam_size=config.beam_size,
             beam_threshold=config.beam_threshold, lm_weight=config.lm_weight, word_score=config.word_score,
             sil_score=0.0, blank_token=tokens[0], sil_token=tokens[0], unk_word="<unk>",
         )
-        self.config = config
 
     def decode(self, log_probs: torch.Tensor, *, frame_offset: int = 0) -> list[Token]:
         """Best path of one utterance.

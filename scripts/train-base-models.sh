@@ -12,21 +12,27 @@ mkdir -p "$work"
 [ -s "$work/text/train.txt" ] || $py -m engine.recipe.sentences --out "$work/text"
 [ -s "$work/corpus/train-wideband.pt" ] || $py -m engine.recipe.corpus --text "$work/text" --out "$work/corpus" --utterances 12000
 
-# Broadband: one run; its epoch-4 snapshot is the older, shorter-trained version.
+# Broadband: one run; its epoch-3 snapshot is the older, shorter-trained version.
 $py -m engine.recipe.train --corpus "$work/corpus" --band wide --out "$work/wide" --text "$work/text/train.txt" \
-    --epochs "${WIDE_EPOCHS:-12}" --snapshot-epochs 4 --threads 2
+    --epochs "${WIDE_EPOCHS:-8}" --snapshot-epochs 3 --threads 2 --max-frames 12000
 # Narrowband: fine-tuned from each broadband version on the telephone-band (8 kHz, mu-law) features.
 $py -m engine.recipe.train --corpus "$work/corpus" --band narrow --out "$work/narrow-old" --tokenizer "$work/wide/tokenizer.model" \
-    --init-from "$work/wide/ckpt-epoch4.pt" --epochs 1 --lr 1e-3 --threads 1 &
+    --init-from "$work/wide/ckpt-epoch3.pt" --epochs 1 --lr 1e-3 --threads 1 &
 $py -m engine.recipe.train --corpus "$work/corpus" --band narrow --out "$work/narrow-new" --tokenizer "$work/wide/tokenizer.model" \
-    --init-from "$work/wide/ckpt-last.pt" --epochs "${NARROW_EPOCHS:-3}" --lr 1e-3 --threads 1
+    --init-from "$work/wide/ckpt-last.pt" --epochs "${NARROW_EPOCHS:-1}" --lr 1e-3 --threads 1
 wait
 
-export_model() {  # CKPT VERSION DESCRIPTION
-  $py -m engine.recipe.export --ckpt "$1" --tokenizer "$work/wide/tokenizer.model" --version "$2" --out models \
-      --description "$3" --lm-text "$work/text/train.txt"
+export_model() {  # CKPT VERSION DESCRIPTION: export, tune the LM fusion on the tuning set, export again with it
+  local args=(--ckpt "$1" --tokenizer "$work/wide/tokenizer.model" --version "$2" --out models --description "$3"
+              --lm-text "$work/text/train.txt")
+  $py -m engine.recipe.export "${args[@]}"
+  local name=${2%%.v*}
+  $py -m engine.recipe.tune --bundle "models/$name/$2" --text "$work/text" --eval-dir "$work/corpus/eval" > "$work/tune-$2.json"
+  $py -m engine.recipe.export "${args[@]}" \
+      --lm-weight "$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["lm_weight"])' "$work/tune-$2.json")" \
+      --word-score "$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["word_score"])' "$work/tune-$2.json")"
 }
-export_model "$work/wide/ckpt-epoch4.pt" en-US_BroadbandModel.v2026-05-01 "US English broadband (16 kHz), first release: 4 epochs"
+export_model "$work/wide/ckpt-epoch3.pt" en-US_BroadbandModel.v2026-05-01 "US English broadband (16 kHz), first release: the recipe stopped after 3 of 8 epochs"
 export_model "$work/wide/ckpt-last.pt" en-US_BroadbandModel.v2026-11-01 "US English broadband (16 kHz)"
 export_model "$work/narrow-old/ckpt-last.pt" en-US_NarrowbandModel.v2026-05-01 "US English narrowband (8 kHz), first release"
 export_model "$work/narrow-new/ckpt-last.pt" en-US_NarrowbandModel.v2026-11-01 "US English narrowband (8 kHz)"

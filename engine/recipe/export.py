@@ -3,7 +3,9 @@
 Usage::
 
     python -m engine.recipe.export --ckpt ckpt-last.pt --tokenizer tokenizer.model \
-        --version en-US_BroadbandModel.v2026-11-01 --out models/ [--metrics eval.json]
+        --version en-US_BroadbandModel.v2026-11-01 --out models/ [--lm-text train.txt]
+    python -m engine.recipe.export --version en-US_BroadbandModel.v2026-11-01 \
+        --metrics benchmarks/reports/base-models.json
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def training_summary(ck: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Write the artifact, or with ``--metrics`` only, add measured metrics to an existing one."""
+    """Write the artifact (with ``--ckpt``) and/or record measured metrics in its manifest."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", type=Path)
     p.add_argument("--tokenizer", type=Path)
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lm-order", type=int, default=3)
     p.add_argument("--lm-weight", type=float, default=0.5)
     p.add_argument("--word-score", type=float, default=0.0)
-    p.add_argument("--metrics", type=Path, nargs="*", default=[], help="JSON lines of `voxgate eval --json` to record")
+    p.add_argument("--metrics", type=Path, help="benchmarks/reports/base-models.json: record this version's rows")
     args = p.parse_args(argv)
     name, _ = parse_version(args.version)
     if args.ckpt:
@@ -76,12 +78,10 @@ def main(argv: list[str] | None = None) -> None:
                         decoder=decoder, extra_files=extra)
     manifest_path = args.out / name / args.version / MANIFEST
     manifest = json.loads(manifest_path.read_text())
-    for path in args.metrics:
-        for line in path.read_text().splitlines():
-            if line.strip():
-                report = json.loads(line)
-                key = Path(report["manifest"]).parent.name
-                manifest["metrics"][key] = {k: report[k] for k in ("wer", "cer", "rtf", "files", "torch_threads")}
+    if args.metrics:
+        for row in json.loads(args.metrics.read_text()):
+            if row["system"] == args.version:
+                manifest["metrics"][f"{row['band']}/{row['set']}"] = {k: row[k] for k in ("wer", "cer", "rtf", "files")}
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"wrote {manifest_path.parent}")
 

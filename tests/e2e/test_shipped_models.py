@@ -1,0 +1,81 @@
+"""The shipped models on committed real audio, through the real CLI process."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.bundle import find_models, load_bundle
+from engine.catalog import default_models_dir
+from engine.recognizer import Recognizer
+from engine.audio import load_audio
+from tests.conftest import FIXTURES
+
+VOXGATE = Path(sys.executable).with_name("voxgate")
+EXPECTED = dict(line.split("\t") for line in (FIXTURES / "transcripts.tsv").read_text().splitlines() if line)
+
+
+def voxgate(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(VOXGATE), *args], capture_output=True, text=True, timeout=240, check=False)
+
+
+def test_each_base_model_ships_two_versions_within_size() -> None:
+    installed = find_models(default_models_dir())
+    for name in ("en-US_BroadbandModel", "en-US_NarrowbandModel"):
+        versions = [m for m in installed if m.name == name]
+        assert len(versions) >= 2, name
+        for m in versions:
+            size = sum(f.stat().st_size for f in m.path.iterdir())
+            assert size <= 25 * 1024 * 1024, (m.version, size)
+            assert m.manifest["training_data"]["hours"] > 0
+
+
+def test_cli_transcribes_flac_wav_and_l16() -> None:
+    files = [str(FIXTURES / name) for name in ("hello.flac", "hello.wav", "hello.raw", "phone.wav")]
+    proc = voxgate("transcribe", "--json", *files)
+    assert proc.returncode == 0, proc.stderr
+    results = {Path(r["path"]).name: r for r in map(json.loads, proc.stdout.splitlines())}
+    for name, text in EXPECTED.items():
+        assert results[name]["transcript"] == text, name
+    assert results["phone.wav"]["model_version"].startswith("en-US_NarrowbandModel.")
+    assert results["hello.flac"]["model_version"].startswith("en-US_BroadbandModel.")
+    words = results["hello.flac"]["words"]
+    assert [w["word"] for w in words] == EXPECTED["hello.flac"].split()
+    assert all(0 <= w["start"] < w["end"] <= results["hello.flac"]["audio_seconds"] + 0.1 for w in words)
+    assert all(0 < w["confidence"] <= 1 for w in words)
+
+
+def test_older_version_is_usable() -> None:
+    older = [m for m in find_models(default_models_dir()) if m.name == "en-US_BroadbandModel"][0]
+    proc = voxgate("transcribe", "--json", "--base-model-version", older.version, str(FIXTURES / "hello.flac"))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["model_version"] == older.version
+
+
+def test_eval_on_the_fixtures(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.tsv"
+    manifest.write_text("".join(f"{FIXTURES / n}\t{t}\n" for n, t in EXPECTED.items() if n != "hello.raw"))
+    proc = voxgate("eval", "--manifest", str(manifest), "--json", "--threads", "1")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["files"] == 3 and report["wer"] == 0.0
+
+
+def test_streaming_finals_equal_the_offline_transcript() -> None:
+    installed = [m for m in find_models(default_models_dir()) if m.name == "en-US_BroadbandModel"][-1]
+    recognizer = Recognizer(load_bundle(installed.path))
+    audio = load_audio(FIXTURES / "hello.wav", 16000)
+    offline = recognizer.transcribe(audio).transcript
+    stream = recognizer.new_stream()
+    finals = []
+    for start in range(0, audio.numel(), 1600):  # 100 ms pieces, as a live client sends
+        stream.accept_audio(audio[start : start + 1600])
+        while stream.has_chunk:
+            finals += [r for r in recognizer.step([stream])[0] if r.final]
+    stream.end_audio()
+    while not stream.finished:
+        finals += [r for r in recognizer.step([stream])[0] if r.final]
+    assert " ".join(r.transcript for r in finals) == offline == EXPECTED["hello.wav"]
+    assert finals[-1].end_of_utterance in ("silence", "end_of_data")

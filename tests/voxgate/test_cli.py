@@ -1,0 +1,112 @@
+"""CLI behaviour on tiny models: routing by rate, JSON fields, and every bad input."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from engine.bundle import save_bundle
+from engine.features import FeatureConfig
+from tests.conftest import tiny_model
+from voxgate.cli import main
+
+VERSIONS = ["en-US_BroadbandModel.v2026-05-01", "en-US_BroadbandModel.v2026-11-01", "en-US_NarrowbandModel.v2026-11-01"]
+
+
+@pytest.fixture()
+def models(tmp_path: Path, tokenizer_file: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "models"
+    for version in VERSIONS:
+        features = FeatureConfig(sample_rate_hz=8000 if "Narrowband" in version else 16000)
+        save_bundle(root, model=tiny_model(features.n_mels), tokenizer_file=tokenizer_file, features=features,
+                    name=version.split(".")[0], version=version, locale="en-US", description="", training_data={})
+    monkeypatch.setenv("VOXGATE_MODELS", str(root))
+    return root
+
+
+def audio(tmp_path: Path, name: str, rate: int, seconds: float = 1.0, **kwargs) -> Path:
+    t = np.arange(int(rate * seconds)) / rate
+    path = tmp_path / name
+    soundfile.write(path, (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32), rate, **kwargs)
+    return path
+
+
+def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_json_fields_and_routing_by_rate(models, tmp_path, capsys) -> None:
+    wide, narrow = audio(tmp_path, "w.flac", 16000), audio(tmp_path, "n.wav", 8000)
+    code, out, err = run(capsys, "transcribe", "--json", str(wide), str(narrow))
+    assert code == 0, err
+    first, second = [json.loads(line) for line in out.splitlines()]
+    assert set(first) == {"path", "transcript", "words", "audio_seconds", "processing_seconds", "model_version"}
+    assert first["model_version"] == "en-US_BroadbandModel.v2026-11-01"
+    assert second["model_version"] == "en-US_NarrowbandModel.v2026-11-01"
+    assert first["audio_seconds"] == pytest.approx(1.0)
+
+
+def test_older_version_and_plain_output(models, tmp_path, capsys) -> None:
+    wide = audio(tmp_path, "w.wav", 48000)
+    code, out, _ = run(capsys, "transcribe", "--base-model-version", VERSIONS[0], "--json", str(wide))
+    assert code == 0 and json.loads(out)["model_version"] == VERSIONS[0]
+    code, out, _ = run(capsys, "transcribe", str(wide))
+    assert code == 0 and out.startswith(f"{wide}\t")
+
+
+def test_headerless_l16(models, tmp_path, capsys) -> None:
+    raw = tmp_path / "a.raw"
+    raw.write_bytes((np.sin(np.arange(16000) / 5) * 8000).astype(">i2").tobytes())
+    code, out, err = run(capsys, "transcribe", "--json", str(raw))
+    assert code == 0, err
+    assert json.loads(out)["audio_seconds"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("make", "args", "message"),
+    [
+        (lambda d: d / "missing.wav", [], "cannot read file: No such file or directory"),
+        (lambda d: (d / "text.wav").write_text("hello") and d / "text.wav", [], "not decodable as audio"),
+        (lambda d: (d / "empty.wav").write_bytes(b"") or d / "empty.wav", [], "the audio is empty"),
+        (lambda d: audio(d, "short.wav", 16000, seconds=0.01), [], "too short"),
+        (lambda d: audio(d, "n.wav", 8000), ["--model", "en-US_BroadbandModel"], "below the 16000 Hz"),
+        (lambda d: audio(d, "w.wav", 16000), ["--model", "fr-FR_BroadbandModel"], "unknown model 'fr-FR_BroadbandModel'"),
+        (lambda d: audio(d, "w.wav", 16000), ["--base-model-version", "en-US_BroadbandModel.v1999-01-01"],
+         "has no version"),
+        (lambda d: audio(d, "w.wav", 16000), ["--base-model-version", "nonsense"], "NAME.vYYYY-MM-DD"),
+        (lambda d: audio(d, "w.wav", 16000), ["--model", "en-US_NarrowbandModel", "--base-model-version", VERSIONS[0]],
+         "is not a version of model"),
+    ],
+)
+def test_bad_input_names_the_file_and_the_problem(models, tmp_path, capsys, make, args, message) -> None:
+    bad = make(tmp_path)
+    good = audio(tmp_path, "good.wav", 16000)
+    code, out, err = run(capsys, "transcribe", *args, str(bad), str(good))
+    assert code == 1
+    assert err.startswith(f"voxgate: {bad}: ") and message in err
+    assert len(err.strip().splitlines()) == 1 or "good.wav" in err  # a bad model setting fails both files
+    if "--model" not in args and "--base-model-version" not in args:
+        assert out.startswith(f"{good}\t")  # the good file still ran
+
+
+def test_eval_on_a_tiny_manifest(models, tmp_path, capsys) -> None:
+    audio(tmp_path, "a.wav", 16000)
+    audio(tmp_path, "b.wav", 8000)
+    (tmp_path / "m.tsv").write_text("a.wav\tPress 1.\nb.wav\thello there\n")
+    code, out, err = run(capsys, "eval", "--manifest", str(tmp_path / "m.tsv"), "--json", "--threads", "1")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["files"] == 2 and report["reference_words"] == 4 and report["torch_threads"] == 1
+    assert 0 <= report["wer"] and report["rtf"] > 0
+    assert report["model_versions"] == ["en-US_BroadbandModel.v2026-11-01", "en-US_NarrowbandModel.v2026-11-01"]
+
+
+@pytest.mark.parametrize(("content", "message"), [("a.wav no tab\n", "line 1: expected"), ("", "lists no audio")])
+def test_eval_bad_manifest(models, tmp_path, capsys, content, message) -> None:
+    (tmp_path / "m.tsv").write_text(content)
+    code, _, err = run(capsys, "eval", "--manifest", str(tmp_path / "m.tsv"))
+    assert code == 1 and message in err
