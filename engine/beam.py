@@ -107,7 +107,10 @@ class BeamDecoder:
             return []
         best = hyps[0][0]
         out = []
-        for token_id, frame in zip(best.tokens.tolist(), best.timesteps.tolist()):
-            frame = min(int(frame), log_probs.shape[0] - 1)
+        last = log_probs.shape[0] - 1
+        for token_id, step in zip(best.tokens.tolist(), best.timesteps.tolist()):
+            # flashlight's paths carry a leading sentinel step, so a timestep may sit one frame
+            # late: take whichever of the two frames gives the token its higher posterior.
+            frame = max((min(max(f, 0), last) for f in (step - 1, step)), key=lambda f: float(log_probs[f, token_id]))
             out.append(Token(int(token_id), frame_offset + frame, float(log_probs[frame, token_id].exp())))
         return out

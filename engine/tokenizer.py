@@ -45,21 +45,26 @@ class Tokenizer:
         return self._sp.id_to_piece(token_id).startswith(WORD_BOUNDARY)
 
 
-def train_tokenizer(sentences: Iterable[str], model_prefix: Path, *, vocab_size: int = 256) -> Path:
+def train_tokenizer(sentences: Iterable[str], model_prefix: Path, *, vocab_size: int = 256,
+                    model_type: str = "unigram") -> Path:
     """Train a unigram sentencepiece model on normalised sentences.
 
     Args:
         sentences: training text, one sentence per item.
         model_prefix: output path without extension.
-        vocab_size: pieces including the blank.
+        vocab_size: pieces including the blank (ignored for ``model_type="char"``).
+        model_type: ``unigram`` subwords or ``char`` (letters, apostrophe and ``▁``).
 
     Returns:
         Path of the ``.model`` file.
     """
     model_prefix.parent.mkdir(parents=True, exist_ok=True)
+    sentences = list(sentences)
+    if model_type == "char":
+        vocab_size = len({c for s in sentences for c in s.replace(" ", "")}) + 2  # + blank and ▁
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(list(sentences)), model_prefix=str(model_prefix), vocab_size=vocab_size,
-        model_type="unigram", character_coverage=1.0, unk_id=BLANK_ID, bos_id=-1, eos_id=-1, pad_id=-1,
+        sentence_iterator=iter(sentences), model_prefix=str(model_prefix), vocab_size=vocab_size,
+        model_type=model_type, character_coverage=1.0, unk_id=BLANK_ID, bos_id=-1, eos_id=-1, pad_id=-1,
         unk_piece="<blank>", hard_vocab_limit=False, num_threads=1, minloglevel=2,
     )
     return model_prefix.with_suffix(".model")

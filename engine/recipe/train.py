@@ -138,8 +138,8 @@ def load_init(model: StreamingCTC, path: Path) -> None:
     c = model.config
     d_src = state["feature_mean"].shape[0]
     if d_src != c.n_mels:
-        w = state["proj_low.0.weight"].reshape(c.hidden, c.stack_low, d_src)[:, :, : c.n_mels]
-        state["proj_low.0.weight"] = w.reshape(c.hidden, c.stack_low * c.n_mels).contiguous()
+        w = state["proj.weight"].reshape(c.channels, c.stack, d_src)[:, :, : c.n_mels]
+        state["proj.weight"] = w.reshape(c.channels, c.stack * c.n_mels).contiguous()
         state["feature_mean"] = state["feature_mean"][: c.n_mels]
         state["feature_std"] = state["feature_std"][: c.n_mels]
     model.load_state_dict(state)
@@ -154,7 +154,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tokenizer", type=Path, help="existing sentencepiece model (default: train one)")
     p.add_argument("--text", type=Path, help="sentences to train the tokenizer on")
     p.add_argument("--vocab-size", type=int, default=256)
-    p.add_argument("--hidden", type=int, default=320)
+    p.add_argument("--token-type", choices=("unigram", "char"), default="char")
+    p.add_argument("--limit", type=int, help="use only the first N utterances (for quick experiments)")
+    p.add_argument("--sortagrad", action="store_true", help="first epoch in order of length, short first")
+    p.add_argument("--channels", type=int, default=256)
     p.add_argument("--epochs", type=int, default=14)
     p.add_argument("--minutes", type=float, default=90.0, help="stop after the epoch that passes this budget")
     p.add_argument("--lr", type=float, default=2e-3)
@@ -172,15 +175,16 @@ def main(argv: list[str] | None = None) -> None:
     tok_path = args.tokenizer or args.out / "tokenizer.model"
     if not tok_path.exists():
         sentences = [s for s in args.text.read_text().splitlines() if s]
-        train_tokenizer(sentences, args.out / "tokenizer", vocab_size=args.vocab_size)
+        train_tokenizer(sentences, args.out / "tokenizer", vocab_size=args.vocab_size, model_type=args.token_type)
     tokenizer = Tokenizer(tok_path)
     if tok_path != args.out / "tokenizer.model":
         (args.out / "tokenizer.model").write_bytes(tok_path.read_bytes())
 
-    corpus = Corpus(args.corpus / f"train-{args.band}band.pt", tokenizer, 8)
-    n_dev = min(DEV_UTTERANCES, len(corpus.usable) // 10)
-    dev, train = corpus.usable[-n_dev:], corpus.usable[:-n_dev]
-    config = ModelConfig(n_mels=corpus.features.shape[1], vocab_size=tokenizer.vocab_size, hidden=args.hidden)
+    corpus = Corpus(args.corpus / f"train-{args.band}band.pt", tokenizer, ModelConfig(n_mels=1, vocab_size=2).stack)
+    usable = corpus.usable[: args.limit] if args.limit else corpus.usable
+    n_dev = min(DEV_UTTERANCES, len(usable) // 10)
+    dev, train = usable[-n_dev:], usable[:-n_dev]
+    config = ModelConfig(n_mels=corpus.features.shape[1], vocab_size=tokenizer.vocab_size, channels=args.channels)
     model = StreamingCTC(config)
     if args.init_from:
         load_init(model, args.init_from)
@@ -214,7 +218,10 @@ def main(argv: list[str] | None = None) -> None:
     for epoch in range(start_epoch, args.epochs):
         t0 = time.monotonic()
         total, count = 0.0, 0
-        bar = tqdm(corpus.batches(train, args.max_frames, rng), desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch")
+        batches = corpus.batches(train, args.max_frames, rng)
+        if args.sortagrad and epoch == 0:
+            batches.sort(key=lambda b: int(corpus.lengths[b[-1]]))
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch")
         for idx in bar:
             feats, lens, targets = corpus.batch(idx)
             feats = augment_features(feats, lens, gen)

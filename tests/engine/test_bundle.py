@@ -21,7 +21,7 @@ def test_round_trip_keeps_weights_and_manifest(tmp_path, tokenizer_file) -> None
     assert bundle.version == "en-US_BroadbandModel.v2026-01-01"
     assert bundle.manifest["created"] == "2026-01-01"
     assert bundle.sample_rate_hz == 16000
-    assert bundle.frame_seconds == pytest.approx(0.08)
+    assert bundle.frame_seconds == pytest.approx(0.04)
     for key, value in tiny_model().state_dict().items():
         assert torch.equal(bundle.model.state_dict()[key], value)
     assert not list(tmp_path.rglob(".tmp-*"))

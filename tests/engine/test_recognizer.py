@@ -32,7 +32,7 @@ def test_streaming_words_equal_offline_words(tiny_bundle, chunk_samples: int) ->
     audio = noise(2.0, seed=1)
     offline = recognizer.transcribe(audio)
     streamed = collect_tokens(recognizer, audio, chunk_samples)
-    assert len(offline.words) >= 3  # the random tiny model emits pieces, so the comparison means something
+    assert len(offline.words) >= 2 and len(offline.transcript) >= 10  # the random model emits, so this means something
     assert [w.word for w in streamed] == [w.word for w in offline.words]
     assert [w.start for w in streamed] == pytest.approx([w.start for w in offline.words])
 
@@ -61,8 +61,8 @@ def test_audio_after_end_is_refused(tiny_bundle) -> None:
 
 
 def test_chunk_size_must_be_whole_output_frames(tiny_bundle) -> None:
-    with pytest.raises(ValueError, match="multiple of 8"):
-        Recognizer(tiny_bundle).new_stream(chunk_frames=12)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        Recognizer(tiny_bundle).new_stream(chunk_frames=10)
 
 
 def test_transcribe_reports_durations(tiny_bundle) -> None:

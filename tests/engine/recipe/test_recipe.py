@@ -77,10 +77,10 @@ def test_narrowband_model_starts_from_broadband_weights(tmp_path) -> None:
     torch.save({"model": wide.state_dict()}, tmp_path / "wide.pt")
     narrow = tiny_model(64, seed=5)
     load_init(narrow, tmp_path / "wide.pt")
-    w_wide = wide.proj_low[0].weight.reshape(24, 4, 80)
-    w_narrow = narrow.proj_low[0].weight.reshape(24, 4, 64)
+    w_wide = wide.proj.weight.reshape(24, 4, 80)
+    w_narrow = narrow.proj.weight.reshape(24, 4, 64)
     assert torch.equal(w_narrow, w_wide[:, :, :64])
-    assert torch.equal(narrow.gru_high.weight_hh_l0, wide.gru_high.weight_hh_l0)
+    assert torch.equal(narrow.blocks[1].conv.weight, wide.blocks[1].conv.weight)
 
 
 def test_training_summary_names_the_held_out_voices() -> None:
