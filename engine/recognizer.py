@@ -26,6 +26,7 @@ from engine.model import StreamState, split_states, stack_states
 from engine.tokenizer import BLANK_ID
 
 DEFAULT_CHUNK_FRAMES = 16  # 160 ms of features per step; the model adds no right context
+SILENCE_KEPT_FRAMES = 25  # output frames of leading silence kept for the final beam pass
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,12 @@ class Stream:
         self.frames_done += length
         self._tokens += new
         self._utterance_log_probs.append(log_probs[:length])
+        if not self._tokens:
+            # Nothing heard yet: keep only the last second for the final pass, so hours of
+            # silence do not pile up in memory.
+            kept = torch.cat(self._utterance_log_probs)[-SILENCE_KEPT_FRAMES:]
+            self._utterance_log_probs = [kept]
+            self._utterance_start = self.frames_done - kept.shape[0]
         results: list[Result] = []
         at_end = self._finishing and self._pending.shape[0] == 0
         close = should_close(self.endpoint, frames_done=self.frames_done,

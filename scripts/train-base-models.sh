@@ -12,15 +12,17 @@ mkdir -p "$work"
 [ -s "$work/text/train.txt" ] || $py -m engine.recipe.sentences --out "$work/text"
 [ -s "$work/corpus/train-wideband.pt" ] || $py -m engine.recipe.corpus --text "$work/text" --out "$work/corpus" --utterances 12000
 
-# Broadband: one run; its epoch-3 snapshot is the older, shorter-trained version.
+# Broadband: 6 epochs from scratch (the older version), then 3 more epochs at a lower peak rate (the newer one).
 $py -m engine.recipe.train --corpus "$work/corpus" --band wide --out "$work/wide" --text "$work/text/train.txt" \
-    --epochs "${WIDE_EPOCHS:-8}" --snapshot-epochs 3 --threads 2 --max-frames 12000
-# Narrowband: fine-tuned from each broadband version on the telephone-band (8 kHz, mu-law) features.
+    --epochs 6 --threads 2 --max-frames 16000 --sortagrad
+$py -m engine.recipe.train --corpus "$work/corpus" --band wide --out "$work/wide2" --tokenizer "$work/wide/tokenizer.model" \
+    --init-from "$work/wide/ckpt-last.pt" --epochs 3 --lr 1e-3 --threads 2 --max-frames 16000
+# Narrowband: each version fine-tuned for one epoch from the broadband version of the same release, on the
+# telephone-band (8 kHz, mu-law) features; the mel bins they share keep their weights.
 $py -m engine.recipe.train --corpus "$work/corpus" --band narrow --out "$work/narrow-old" --tokenizer "$work/wide/tokenizer.model" \
-    --init-from "$work/wide/ckpt-epoch3.pt" --epochs 1 --lr 1e-3 --threads 1 &
+    --init-from "$work/wide/ckpt-last.pt" --epochs 1 --lr 1e-3 --threads 2 --max-frames 16000
 $py -m engine.recipe.train --corpus "$work/corpus" --band narrow --out "$work/narrow-new" --tokenizer "$work/wide/tokenizer.model" \
-    --init-from "$work/wide/ckpt-last.pt" --epochs "${NARROW_EPOCHS:-1}" --lr 1e-3 --threads 1
-wait
+    --init-from "$work/wide2/ckpt-last.pt" --epochs 1 --lr 1e-3 --threads 2 --max-frames 16000
 
 export_model() {  # CKPT VERSION DESCRIPTION: export, tune the LM fusion on the tuning set, export again with it
   local args=(--ckpt "$1" --tokenizer "$work/wide/tokenizer.model" --version "$2" --out models --description "$3"
@@ -32,8 +34,8 @@ export_model() {  # CKPT VERSION DESCRIPTION: export, tune the LM fusion on the 
       --lm-weight "$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["lm_weight"])' "$work/tune-$2.json")" \
       --word-score "$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["word_score"])' "$work/tune-$2.json")"
 }
-export_model "$work/wide/ckpt-epoch3.pt" en-US_BroadbandModel.v2026-05-01 "US English broadband (16 kHz), first release: the recipe stopped after 3 of 8 epochs"
-export_model "$work/wide/ckpt-last.pt" en-US_BroadbandModel.v2026-11-01 "US English broadband (16 kHz)"
+export_model "$work/wide/ckpt-last.pt" en-US_BroadbandModel.v2026-05-01 "US English broadband (16 kHz), first release: 6 epochs"
+export_model "$work/wide2/ckpt-last.pt" en-US_BroadbandModel.v2026-11-01 "US English broadband (16 kHz): 9 epochs"
 export_model "$work/narrow-old/ckpt-last.pt" en-US_NarrowbandModel.v2026-05-01 "US English narrowband (8 kHz), first release"
 export_model "$work/narrow-new/ckpt-last.pt" en-US_NarrowbandModel.v2026-11-01 "US English narrowband (8 kHz)"
 
