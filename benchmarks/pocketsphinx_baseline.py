@@ -21,17 +21,8 @@ from pocketsphinx import Decoder
 from tqdm import tqdm
 
 from engine.audio import load_audio
+from engine.manifest import read_manifest
 from engine.text import normalize_transcript
-
-
-def read_manifest(path: Path) -> list[tuple[Path, str]]:
-    """``audio_path<TAB>reference`` rows, paths relative to the manifest."""
-    rows = []
-    for line in path.read_text().splitlines():
-        if line.strip() and "\t" in line:
-            audio, reference = line.split("\t", 1)
-            rows.append((path.parent / audio, reference))
-    return rows
 
 
 def evaluate(manifest: Path) -> dict:

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from engine.audio import AudioError, content_type_for_path, decode_bytes, resample
 from engine.bundle import BundleError, ModelNotFoundError
 from engine.catalog import LocalModels
+from engine.manifest import ManifestError, read_manifest
 from engine.recognizer import Recognizer, Transcription
 from engine.text import normalize_transcript
 
@@ -79,29 +80,6 @@ def transcribe_command(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def read_manifest(path: Path) -> list[tuple[Path, str]]:
-    """Parse ``audio_path<TAB>reference`` lines; paths are relative to the manifest.
-
-    Raises:
-        FileError: unreadable manifest or a malformed line (its number is named).
-    """
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FileError(f"cannot read manifest: {exc}") from exc
-    rows = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        audio, sep, reference = line.partition("\t")
-        if not sep:
-            raise FileError(f"line {number}: expected audio_path<TAB>reference")
-        rows.append((path.parent / audio.strip(), reference.strip()))
-    if not rows:
-        raise FileError("the manifest lists no audio")
-    return rows
-
-
 def eval_command(args: argparse.Namespace) -> int:
     """Print WER, CER and real-time factor over a manifest."""
     if args.threads:
@@ -109,7 +87,7 @@ def eval_command(args: argparse.Namespace) -> int:
     manifest = Path(args.manifest)
     try:
         rows = read_manifest(manifest)
-    except FileError as exc:
+    except ManifestError as exc:
         _fail(manifest, str(exc))
         return 1
     models = LocalModels()

@@ -157,6 +157,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--token-type", choices=("unigram", "char"), default="char")
     p.add_argument("--limit", type=int, help="use only the first N utterances (for quick experiments)")
     p.add_argument("--sortagrad", action="store_true", help="first epoch in order of length, short first")
+    p.add_argument("--no-feature-augment", action="store_true",
+                   help="skip feature-domain augmentation (for a model that underfits)")
     p.add_argument("--channels", type=int, default=256)
     p.add_argument("--epochs", type=int, default=14)
     p.add_argument("--minutes", type=float, default=90.0, help="stop after the epoch that passes this budget")
@@ -224,7 +226,8 @@ def main(argv: list[str] | None = None) -> None:
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch")
         for idx in bar:
             feats, lens, targets = corpus.batch(idx)
-            feats = augment_features(feats, lens, gen)
+            if not args.no_feature_augment:
+                feats = augment_features(feats, lens, gen)
             log_probs, out_lens = model(feats, lens)
             loss = F.ctc_loss(log_probs.transpose(0, 1), torch.tensor([t for ts in targets for t in ts]),
                               out_lens, torch.tensor([len(t) for t in targets]), blank=0, zero_infinity=True)
