@@ -12,18 +12,20 @@ mkdir -p "$work"
 [ -s "$work/text/train.txt" ] || $py -m engine.recipe.sentences --out "$work/text"
 [ -s "$work/corpus/train-wideband.pt" ] || $py -m engine.recipe.corpus --text "$work/text" --out "$work/corpus" --utterances 12000
 
-# Broadband: 6 epochs from scratch (the older version), then 3 more epochs at a lower peak rate without the
-# feature-domain augmentation, since the 6-epoch model still underfits (the newer one).
+# Broadband: 6 epochs from scratch (the older version), then a continuation without the feature-domain
+# augmentation, since the 6-epoch model still underfits (the newer one). The continuation is scheduled for
+# 3 epochs but stops after the first (--minutes 1), which is what fitted the reference session's time.
 $py -m engine.recipe.train --corpus "$work/corpus" --band wide --out "$work/wide" --text "$work/text/train.txt" \
     --epochs 6 --threads 2 --max-frames 16000 --sortagrad
 $py -m engine.recipe.train --corpus "$work/corpus" --band wide --out "$work/wide2" --tokenizer "$work/wide/tokenizer.model" \
-    --init-from "$work/wide/ckpt-last.pt" --epochs 3 --lr 1e-3 --threads 2 --max-frames 16000 --no-feature-augment
-# Narrowband: each version fine-tuned for one epoch from the broadband version of the same release, on the
-# telephone-band (8 kHz, mu-law) features; the mel bins they share keep their weights.
+    --init-from "$work/wide/ckpt-last.pt" --epochs 3 --lr 1e-3 --threads 2 --max-frames 16000 --no-feature-augment --minutes 1
+# Narrowband: each version fine-tuned from the broadband version of the same release on the telephone-band
+# (8 kHz, mu-law) features; the mel bins they share keep their weights. The older one saw one epoch, the newer
+# one the first 5,000 utterances (again what fitted the reference session).
 $py -m engine.recipe.train --corpus "$work/corpus" --band narrow --out "$work/narrow-old" --tokenizer "$work/wide/tokenizer.model" \
     --init-from "$work/wide/ckpt-last.pt" --epochs 1 --lr 1e-3 --threads 2 --max-frames 16000
 $py -m engine.recipe.train --corpus "$work/corpus" --band narrow --out "$work/narrow-new" --tokenizer "$work/wide/tokenizer.model" \
-    --init-from "$work/wide2/ckpt-last.pt" --epochs 1 --lr 1e-3 --threads 2 --max-frames 16000
+    --init-from "$work/wide2/ckpt-last.pt" --epochs 1 --lr 1e-3 --threads 2 --max-frames 16000 --limit 5000
 
 export_model() {  # CKPT VERSION DESCRIPTION: export, tune the LM fusion on the tuning set, export again with it
   local args=(--ckpt "$1" --tokenizer "$work/wide/tokenizer.model" --version "$2" --out models --description "$3"

@@ -28,8 +28,8 @@ from engine.features import log_mel
 from engine.recipe import augment as aug
 from engine.recipe.voices import random_training_voice, synthesize
 
-LM_WEIGHTS = (0.2, 0.35, 0.5, 0.7, 1.0)
-WORD_SCORES = (-1.0, 0.0, 1.0, 2.0)
+LM_WEIGHTS = (0.5, 0.7, 1.0, 1.5, 2.0, 3.0)
+WORD_SCORES = (-1.0, 0.0, 1.0, 2.0, 3.0)
 
 
 def tuning_sentences(text_dir: Path, eval_dir: Path, count: int, seed: int) -> list[str]:
