@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import random
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from tqdm import tqdm
 from engine.audio import resample
 from engine.features import FeatureConfig, log_mel
 from engine.recipe import augment as aug
+from engine.recipe.checkpoint import atomic_save
 from engine.recipe.voices import HELD_OUT, Voice, random_training_voice, synthesize
 
 BROADBAND = FeatureConfig(sample_rate_hz=16000)
@@ -77,7 +77,7 @@ def build_training(sentences: list[str], out: Path, *, workers: int, seed: int) 
                     bar.update()
                     if item is not None:
                         items.append(item)
-                atomic_save_items(items, path)
+                atomic_save(items, path)
             else:
                 bar.update(len(shard))
     bar.close()
@@ -92,13 +92,6 @@ def build_training(sentences: list[str], out: Path, *, workers: int, seed: int) 
                                  "frames": int(it["wide"].shape[0])}) + "\n")
     hours = sum(int(it["wide"].shape[0]) for it in items) / 360000
     print(f"{len(items)} training utterances, {hours:.2f} h -> {out}")
-
-
-def atomic_save_items(items: list[dict], path: Path) -> None:
-    """Save a shard through a temporary file, so a crash never leaves a partial shard."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(items, tmp)
-    os.replace(tmp, path)
 
 
 def _eval_item(job: tuple[str, int, str, str, str, Path]) -> tuple[str, str, str] | None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
 import time
 from pathlib import Path
@@ -29,17 +28,10 @@ from tqdm import tqdm
 
 from engine.decoding import greedy_batch
 from engine.model import ModelConfig, StreamingCTC
+from engine.recipe.checkpoint import atomic_save
 from engine.tokenizer import Tokenizer, train_tokenizer
 
 DEV_UTTERANCES = 300
-
-
-
-def atomic_save(obj: object, path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename: a crash leaves the old file intact."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 class Corpus:

@@ -88,3 +88,13 @@ def test_training_summary_names_the_held_out_voices() -> None:
     summary = training_summary(ck)
     assert summary["held_out_voices"] == sorted(HELD_OUT)
     assert summary["hours"] == 1.23
+
+
+def test_atomic_save_replaces_and_leaves_no_temporary(tmp_path) -> None:
+    from engine.recipe.checkpoint import atomic_save
+
+    target = tmp_path / "ckpt.pt"
+    atomic_save({"epoch": 1}, target)
+    atomic_save({"epoch": 2}, target)
+    assert torch.load(target)["epoch"] == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
