@@ -10,7 +10,7 @@ the Allison test split (real speech). Writes ``base-models.md``, ``base-models.j
 
 Usage::
 
-    python -m benchmarks.base_models --eval-dir data/recipe/corpus/eval --files 60 --out benchmarks/reports
+    python -m benchmarks.base_models --eval-dir data/recipe/corpus/eval --files 30 --out benchmarks/reports
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     """Evaluate everything and write the report."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--eval-dir", type=Path, required=True, help="the recipe's corpus/eval folder")
-    p.add_argument("--files", type=int, default=60, help="files per set")
+    p.add_argument("--files", type=int, default=30, help="files per set")
     p.add_argument("--out", type=Path, default=Path("benchmarks/reports"))
     p.add_argument("--pocketsphinx-only", action="store_true",
                    help="only (re)compute the pocketsphinx rows, cached in OUT/pocketsphinx.json")

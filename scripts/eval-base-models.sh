@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-data/recipe}
 py=.venv/bin/python
-$py -m benchmarks.base_models --eval-dir "$work/corpus/eval" --files "${EVAL_FILES:-60}" --out benchmarks/reports
+$py -m benchmarks.base_models --eval-dir "$work/corpus/eval" --files "${EVAL_FILES:-30}" --out benchmarks/reports
 for manifest in models/*/*/manifest.json; do
   $py -m engine.recipe.export --version "$(basename "$(dirname "$manifest")")" --metrics benchmarks/reports/base-models.json
 done
