@@ -38,8 +38,8 @@ export_model() {  # CKPT VERSION DESCRIPTION: export, tune the LM fusion on the 
       --word-score "$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["word_score"])' "$work/tune-$2.json")"
 }
 export_model "$work/wide/ckpt-last.pt" en-US_BroadbandModel.v2026-05-01 "US English broadband (16 kHz), first release: 6 epochs"
-export_model "$work/wide2/ckpt-last.pt" en-US_BroadbandModel.v2026-11-01 "US English broadband (16 kHz): 9 epochs"
-export_model "$work/narrow-old/ckpt-last.pt" en-US_NarrowbandModel.v2026-05-01 "US English narrowband (8 kHz), first release"
-export_model "$work/narrow-new/ckpt-last.pt" en-US_NarrowbandModel.v2026-11-01 "US English narrowband (8 kHz)"
+export_model "$work/wide2/ckpt-last.pt" en-US_BroadbandModel.v2026-11-01 "US English broadband (16 kHz): 6 epochs plus 1 without feature augmentation"
+export_model "$work/narrow-old/ckpt-last.pt" en-US_NarrowbandModel.v2026-05-01 "US English narrowband (8 kHz), first release: fine-tuned for 1 epoch from the 6-epoch broadband model"
+export_model "$work/narrow-new/ckpt-last.pt" en-US_NarrowbandModel.v2026-11-01 "US English narrowband (8 kHz): fine-tuned on 5,000 utterances from the newer broadband model"
 
 bash scripts/eval-base-models.sh "$work"

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--bundle", type=Path, required=True)
     p.add_argument("--text", type=Path, required=True)
     p.add_argument("--eval-dir", type=Path, required=True)
-    p.add_argument("--count", type=int, default=120)
+    p.add_argument("--count", type=int, default=100)
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args(argv)
     bundle = load_bundle(args.bundle)
