@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 
 import torch
 
@@ -68,6 +69,14 @@ class Transcription:
         return " ".join(w.word for w in self.words)
 
 
+class StreamPhase(Enum):
+    """Where a stream is: taking audio, flushing after the end of audio, or done."""
+
+    OPEN = "open"
+    ENDING = "ending"
+    FINISHED = "finished"
+
+
 @dataclass
 class Stream:
     """One live recognition stream; see the module docstring for the protocol."""
@@ -91,33 +100,35 @@ class Stream:
         self._utterance_log_probs: list[torch.Tensor] = []
         self._utterance_start = 0
         self._previous_id = BLANK_ID
-        self._finishing = False
-        self._finished = False
+        self.phase = StreamPhase.OPEN
 
     @property
     def finished(self) -> bool:
         """True once the end of audio has been decoded."""
-        return self._finished
+        return self.phase is StreamPhase.FINISHED
 
     def accept_audio(self, samples: torch.Tensor) -> None:
         """Add float32 mono samples at the model rate.
 
         Raises:
-            RuntimeError: after :meth:`end_audio`.
+            RuntimeError: after :meth:`end_audio` (the message names the phase).
         """
-        if self._finishing:
-            raise RuntimeError("audio after the end of the stream")
+        if self.phase is not StreamPhase.OPEN:
+            raise RuntimeError(f"audio after the end of the stream (stream is {self.phase.value})")
         self.audio_seconds += samples.numel() / self.recognizer.bundle.sample_rate_hz
         self._pending = torch.cat([self._pending, self._features.accept(samples)])
 
     @property
     def has_chunk(self) -> bool:
         """True when :meth:`take_chunk` would return a chunk."""
-        return not self._finished and (self._finishing or self._pending.shape[0] >= self.chunk_frames)
+        if self.phase is StreamPhase.FINISHED:
+            return False
+        return self.phase is StreamPhase.ENDING or self._pending.shape[0] >= self.chunk_frames
 
     def end_audio(self) -> None:
         """Mark the end of audio: the next chunk flushes what is left."""
-        self._finishing = True
+        if self.phase is StreamPhase.OPEN:
+            self.phase = StreamPhase.ENDING
 
     def take_chunk(self) -> tuple[torch.Tensor, int] | None:
         """The next feature chunk ``(T, D)`` and its valid length, or None if not enough audio yet.
@@ -125,14 +136,14 @@ class Stream:
         At the end of audio the remainder is padded (by repeating its last
         frame) to a whole number of output frames.
         """
-        if self._finished:
+        if self.phase is StreamPhase.FINISHED:
             return None
         k = self.recognizer.bundle.model.config.frames_per_output
         n = self._pending.shape[0]
         if n >= self.chunk_frames:
             chunk, self._pending = self._pending[: self.chunk_frames], self._pending[self.chunk_frames :]
             return chunk, self.chunk_frames
-        if not self._finishing:
+        if self.phase is StreamPhase.OPEN:
             return None
         padded = -(-n // k) * k
         if n:
@@ -164,7 +175,7 @@ class Stream:
             self._utterance_log_probs = [kept]
             self._utterance_start = self.frames_done - kept.shape[0]
         results: list[Result] = []
-        at_end = self._finishing and self._pending.shape[0] == 0
+        at_end = self.phase is StreamPhase.ENDING and self._pending.shape[0] == 0
         close = should_close(self.endpoint, frames_done=self.frames_done,
                              first_token_frame=self._tokens[0].frame if self._tokens else None,
                              last_token_frame=self._tokens[-1].frame if self._tokens else None,
@@ -174,7 +185,7 @@ class Stream:
         elif new:
             results.append(Result(tuple(self._words()), final=False))
         if at_end:
-            self._finished = True
+            self.phase = StreamPhase.FINISHED
         return results
 
     def _words(self) -> list[Word]:
