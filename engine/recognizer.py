@@ -30,6 +30,14 @@ DEFAULT_CHUNK_FRAMES = 16  # 160 ms of features per step; the model adds no righ
 SILENCE_KEPT_FRAMES = 25  # output frames of leading silence kept for the final beam pass
 
 
+def pad_to_output_frames(features: torch.Tensor, k: int) -> torch.Tensor:
+    """Pad ``(T, D)`` frames to a multiple of ``k`` by repeating the last frame (no frames: unchanged)."""
+    n = features.shape[0]
+    if n % k == 0:
+        return features
+    return torch.cat([features, features[-1:].expand(k - n % k, -1)])
+
+
 @dataclass(frozen=True)
 class Result:
     """One hypothesis of an utterance.
@@ -145,13 +153,9 @@ class Stream:
             return chunk, self.chunk_frames
         if self.phase is StreamPhase.OPEN:
             return None
-        padded = -(-n // k) * k
-        if n:
-            chunk = torch.cat([self._pending, self._pending[-1:].expand(padded - n, -1)])
-        else:
-            chunk = torch.zeros(0, self._pending.shape[1])
+        chunk = pad_to_output_frames(self._pending, k)
         self._pending = self._pending[:0]
-        return chunk, padded
+        return chunk, chunk.shape[0]
 
     def accept_output(self, log_probs: torch.Tensor, length: int, state: StreamState) -> list[Result]:
         """Take the model's output for the last chunk; return the results it produces.
@@ -262,12 +266,8 @@ class Recognizer:
         """
         began = time.perf_counter()
         b = self.bundle
-        feats = log_mel(samples, b.features)
-        k = b.model.config.frames_per_output
-        n = feats.shape[0]
-        padded = -(-n // k) * k
-        if n:
-            feats = torch.cat([feats, feats[-1:].expand(padded - n, -1)])
+        feats = pad_to_output_frames(log_mel(samples, b.features), b.model.config.frames_per_output)
+        padded = feats.shape[0]
         words: list[Word] = []
         if padded:
             log_probs, lengths = b.model(feats[None].to(self.device), torch.tensor([padded], device=self.device))

@@ -44,13 +44,13 @@ class Corpus:
         self.offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(self.lengths, 0)[:-1]])
         self.texts: list[str] = data["texts"]
         self.tokens = [tokenizer.encode(t) for t in self.texts]
-        k = frames_per_output
+        self.frames_per_output = k = frames_per_output
         self.usable = [i for i in range(len(self.texts))
                        if self.tokens[i] and len(self.tokens[i]) < int(self.lengths[i]) // k]
 
     def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, list[list[int]]]:
-        """Padded ``(B, T, D)`` float32 features, ``(B,)`` lengths (multiples of 8), token lists."""
-        k = 8
+        """Padded ``(B, T, D)`` float32 features, ``(B,)`` lengths (whole output frames), token lists."""
+        k = self.frames_per_output
         lens = [int(self.lengths[i]) // k * k for i in indices]
         out = torch.zeros(len(indices), max(lens), self.features.shape[1])
         for row, (i, n) in enumerate(zip(indices, lens)):
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     if tok_path != args.out / "tokenizer.model":
         (args.out / "tokenizer.model").write_bytes(tok_path.read_bytes())
 
-    corpus = Corpus(args.corpus / f"train-{args.band}band.pt", tokenizer, ModelConfig(n_mels=1, vocab_size=2).stack)
+    corpus = Corpus(args.corpus / f"train-{args.band}band.pt", tokenizer, ModelConfig.stack)
     usable = corpus.usable[: args.limit] if args.limit else corpus.usable
     n_dev = min(DEV_UTTERANCES, len(usable) // 10)
     dev, train = usable[-n_dev:], usable[:-n_dev]
