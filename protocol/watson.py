@@ -1,0 +1,257 @@
+"""Watson Speech to Text v1 messages: the WebSocket ``start``/``stop`` actions and the results.
+
+Sans-I/O: :func:`parse_control` turns a text frame into a :class:`Start` or
+:class:`Stop`; :func:`results_message` and :func:`listening_message` build
+what the server sends. Field names and strings follow IBM's API reference
+(PROTOCOLS.md §1.2): ``content-type`` (docs, Node SDK) and ``content_type``
+(official Python SDK) are both accepted; ``{"state": "listening"}`` opens and
+closes every request; results carry ``result_index``, ``final``,
+``alternatives`` with a trailing-space ``transcript``.
+
+The same option names arrive as query parameters on the sessionless
+``POST /v1/recognize``; :func:`parse_query_options` reads them from there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from protocol.errors import InvalidParameter, MalformedMessage
+
+#: Options voxgate accepts and ignores (each yields a warning naming it): features it does not implement.
+IGNORED_OPTIONS = frozenset({
+    "keywords", "keywords_threshold", "word_alternatives_threshold", "profanity_filter", "smart_formatting",
+    "speaker_labels", "grammar_name", "redaction", "processing_metrics", "processing_metrics_interval",
+    "audio_metrics", "split_transcript_at_phrase_end", "speech_detector_sensitivity",
+    "background_audio_suppression", "character_insertion_bias", "smart_formatting_version",
+})
+
+
+@dataclass(frozen=True)
+class Options:
+    """The recognition options of a request; on a WebSocket they persist from one request to the next.
+
+    Attributes:
+        content_type: the audio's MIME type with parameters, or None to auto-detect a container.
+        interim_results: send hypotheses as they form, not only finals.
+        inactivity_timeout_s: seconds of audio without speech before the request ends; -1 = never.
+        max_alternatives: alternatives asked for (voxgate returns the best one).
+        word_confidence: add ``word_confidence`` to final alternatives.
+        timestamps: add ``timestamps`` to alternatives.
+        end_of_phrase_silence_time_s: trailing silence that closes an utterance.
+        customization_weight: weight of the custom language model, 0-1 (None = the model's own).
+        low_latency: accepted for compatibility (voxgate is always low latency).
+        warnings: what the client should be told about its options.
+    """
+
+    content_type: str | None = None
+    interim_results: bool = False
+    inactivity_timeout_s: int = 30
+    max_alternatives: int = 1
+    word_confidence: bool = False
+    timestamps: bool = False
+    end_of_phrase_silence_time_s: float = 0.8
+    customization_weight: float | None = None
+    low_latency: bool = False
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+
+_WIRE_NAMES = {"inactivity_timeout": "inactivity_timeout_s",
+               "end_of_phrase_silence_time": "end_of_phrase_silence_time_s"}
+
+
+def _bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise InvalidParameter(f"{name} must be a boolean (true or false), got {value!r}")
+
+
+def _number(name: str, value: Any, *, integer: bool, low: float, high: float) -> float | int:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = int(value) if integer else float(value)
+        if integer and isinstance(value, float) and value != int(value):
+            raise ValueError
+    except (TypeError, ValueError):
+        kind = "an integer" if integer else "a number"
+        raise InvalidParameter(f"{name} must be {kind}, got {value!r}") from None
+    if not low <= number <= high:
+        raise InvalidParameter(f"{name} must be between {low:g} and {high:g}, got {value!r}")
+    return number
+
+
+def _option(name: str, value: Any) -> tuple[str, Any]:
+    """Validate one wire option; return its attribute name and value."""
+    if name in ("interim_results", "word_confidence", "timestamps", "low_latency"):
+        return name, _bool(name, value)
+    if name == "inactivity_timeout":
+        seconds = _number(name, value, integer=True, low=-1, high=24 * 3600)
+        return _WIRE_NAMES[name], seconds
+    if name == "max_alternatives":
+        return name, _number(name, value, integer=True, low=1, high=1000)
+    if name == "end_of_phrase_silence_time":
+        return _WIRE_NAMES[name], _number(name, value, integer=False, low=0.0, high=120.0)
+    if name == "customization_weight":
+        return name, _number(name, value, integer=False, low=0.0, high=1.0)
+    raise KeyError(name)
+
+
+def _apply(previous: Options, items: Mapping[str, Any], skip: frozenset[str]) -> Options:
+    changes: dict[str, Any] = {}
+    unknown: list[str] = []
+    ignored: list[str] = []
+    for name, value in items.items():
+        if name in skip:
+            continue
+        if name in ("content-type", "content_type"):
+            if value is not None and not isinstance(value, str):
+                raise InvalidParameter(f"{name} must be a string such as 'audio/l16;rate=16000', got {value!r}")
+            changes["content_type"] = value.strip() if value and value.strip() else None
+            continue
+        if name in IGNORED_OPTIONS:
+            ignored.append(name)
+            continue
+        try:
+            attr, parsed = _option(name, value)
+        except KeyError:
+            unknown.append(name)
+            continue
+        changes[attr] = parsed
+    warnings = []
+    if unknown:
+        warnings.append(f"Unknown arguments: {', '.join(sorted(unknown))}.")
+    if ignored:
+        warnings.append(f"Arguments not supported by this server and ignored: {', '.join(sorted(ignored))}.")
+    return replace(previous, **changes, warnings=tuple(warnings))
+
+
+@dataclass(frozen=True)
+class Start:
+    """``{"action": "start", ...}``: begin a request with these options (merged over the previous ones)."""
+
+    options: Options
+
+
+@dataclass(frozen=True)
+class Stop:
+    """``{"action": "stop"}``: the end of the request's audio."""
+
+
+def parse_control(text: str, previous: Options | None = None) -> Start | Stop:
+    """Parse a client text frame.
+
+    Args:
+        text: the frame's text.
+        previous: the options in force (a later start on the same connection only changes what it names).
+
+    Raises:
+        MalformedMessage: not a JSON object.
+        InvalidParameter: a missing or unknown action, or an option with a wrong type or value.
+    """
+    try:
+        message = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise MalformedMessage(f"text messages must be JSON objects; could not parse {text[:80]!r}") from exc
+    if not isinstance(message, dict):
+        raise MalformedMessage(f"text messages must be JSON objects, got {type(message).__name__}")
+    action = message.get("action")
+    if action == "stop":
+        return Stop()
+    if action != "start":
+        raise InvalidParameter(f"action must be 'start' or 'stop', got {action!r}")
+    return Start(_apply(previous or Options(), message, frozenset({"action"})))
+
+
+#: Query parameters of ``POST /v1/recognize`` that select the model, not recognition options.
+MODEL_PARAMS = frozenset({"model", "language_customization_id", "customization_id", "acoustic_customization_id",
+                          "base_model_version", "access_token", "x-watson-metadata", "x-watson-learning-opt-out"})
+
+
+def parse_query_options(query: Mapping[str, str], content_type: str | None) -> Options:
+    """The options of a sessionless request from its query string and Content-Type header.
+
+    Raises:
+        InvalidParameter: an option with a wrong type or value.
+    """
+    options = _apply(Options(), query, MODEL_PARAMS)
+    return replace(options, content_type=content_type or None)
+
+
+@dataclass(frozen=True)
+class WordHypothesis:
+    """One recognised word: text, start and end in seconds from the start of the request, confidence 0-1."""
+
+    word: str
+    start_s: float
+    end_s: float
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One result: the words of an utterance, final or interim.
+
+    Attributes:
+        end_of_utterance: on finals, why the utterance ended (``end_of_data``, ``silence``, ``full_stop``, ``reset``).
+    """
+
+    words: tuple[WordHypothesis, ...]
+    final: bool
+    end_of_utterance: str | None = None
+
+    @property
+    def confidence(self) -> float:
+        """Mean word confidence (1.0 when there are no words)."""
+        return sum(w.confidence for w in self.words) / len(self.words) if self.words else 1.0
+
+
+def result_json(hypothesis: Hypothesis, options: Options) -> dict[str, Any]:
+    """One ``SpeechRecognitionResult`` object."""
+    words = hypothesis.words
+    alternative: dict[str, Any] = {"transcript": "".join(f"{w.word} " for w in words)}
+    if hypothesis.final:
+        alternative["confidence"] = round(hypothesis.confidence, 4)
+    if options.timestamps:
+        alternative["timestamps"] = [[w.word, round(w.start_s, 2), round(w.end_s, 2)] for w in words]
+    if options.word_confidence and hypothesis.final:
+        alternative["word_confidence"] = [[w.word, round(w.confidence, 4)] for w in words]
+    result: dict[str, Any] = {"final": hypothesis.final, "alternatives": [alternative]}
+    if hypothesis.final and hypothesis.end_of_utterance:
+        result["end_of_utterance"] = hypothesis.end_of_utterance
+    return result
+
+
+def results_message(result_index: int, hypotheses: list[Hypothesis], options: Options,
+                    warnings: tuple[str, ...] = ()) -> str:
+    """A ``SpeechRecognitionResults`` message.
+
+    Args:
+        result_index: index of the first result in ``hypotheses`` among the request's results.
+        hypotheses: the results to send.
+        options: the request's options (they decide timestamps and word confidences).
+        warnings: added as ``warnings`` when not empty.
+    """
+    body: dict[str, Any] = {"result_index": result_index, "results": [result_json(h, options) for h in hypotheses]}
+    if warnings:
+        body["warnings"] = list(warnings)
+    return json.dumps(body)
+
+
+def listening_message() -> str:
+    """``{"state": "listening"}``: sent after a valid start and after the last results of each request."""
+    return json.dumps({"state": "listening"})
+
+
+def error_message(message: str, warnings: tuple[str, ...] = ()) -> str:
+    """``{"error": message}``: sent just before the server closes the connection."""
+    body: dict[str, Any] = {"error": message}
+    if warnings:
+        body["warnings"] = list(warnings)
+    return json.dumps(body)
+

@@ -1,0 +1,104 @@
+"""Watson start/stop parsing and results serialisation."""
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocol.errors import InvalidParameter, MalformedMessage, ProtocolError
+from protocol.watson import (Hypothesis, Options, Start, Stop, WordHypothesis, listening_message, parse_control,
+                             parse_query_options, results_message)
+
+
+def test_start_accepts_both_content_type_spellings() -> None:
+    a = parse_control('{"action": "start", "content-type": "audio/l16; rate=44100"}')
+    b = parse_control('{"action": "start", "content_type": "audio/flac", "interim_results": true}')
+    assert isinstance(a, Start) and a.options.content_type == "audio/l16; rate=44100"
+    assert isinstance(b, Start) and b.options.content_type == "audio/flac" and b.options.interim_results
+
+
+def test_later_start_keeps_earlier_options() -> None:
+    first = parse_control('{"action": "start", "content-type": "audio/wav", "timestamps": true}')
+    second = parse_control('{"action": "start", "interim_results": true}', first.options)
+    assert second.options.content_type == "audio/wav"
+    assert second.options.timestamps and second.options.interim_results
+
+
+def test_stop() -> None:
+    assert parse_control('{"action": "stop"}') == Stop()
+
+
+def test_unknown_and_unsupported_options_become_warnings() -> None:
+    start = parse_control('{"action": "start", "colour": "blue", "smart_formatting": true, "low_latency": true}')
+    assert start.options.warnings == ("Unknown arguments: colour.",
+                                      "Arguments not supported by this server and ignored: smart_formatting.")
+    assert start.options.low_latency
+
+
+@pytest.mark.parametrize("text,error,match", [
+    ("not json", MalformedMessage, "JSON"),
+    ("[1, 2]", MalformedMessage, "JSON objects, got list"),
+    ('{"action": "pause"}', InvalidParameter, "action must be 'start' or 'stop', got 'pause'"),
+    ('{"content-type": "audio/wav"}', InvalidParameter, "got None"),
+    ('{"action": "start", "interim_results": "yes"}', InvalidParameter, "interim_results must be a boolean"),
+    ('{"action": "start", "inactivity_timeout": 1.5}', InvalidParameter, "inactivity_timeout must be an integer"),
+    ('{"action": "start", "inactivity_timeout": -2}', InvalidParameter, "between -1"),
+    ('{"action": "start", "end_of_phrase_silence_time": 121}', InvalidParameter, "between 0 and 120"),
+    ('{"action": "start", "customization_weight": 2}', InvalidParameter, "between 0 and 1"),
+    ('{"action": "start", "max_alternatives": 0}', InvalidParameter, "max_alternatives"),
+    ('{"action": "start", "content-type": 16000}', InvalidParameter, "content-type must be a string"),
+])
+def test_bad_control_messages_name_the_problem(text: str, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        parse_control(text)
+
+
+@given(st.text(max_size=200))
+def test_parser_never_fails_with_anything_but_a_protocol_error(text: str) -> None:
+    try:
+        parse_control(text)
+    except ProtocolError:
+        pass
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+                           max_leaves=10)
+option_keys = st.sampled_from(["action", "content-type", "content_type", "interim_results", "inactivity_timeout",
+                               "max_alternatives", "word_confidence", "timestamps", "end_of_phrase_silence_time",
+                               "customization_weight", "low_latency", "keywords", "other"])
+
+
+@given(st.dictionaries(option_keys, json_values, max_size=8))
+def test_start_objects_either_parse_or_raise_a_protocol_error(message: dict) -> None:
+    try:
+        parsed = parse_control(json.dumps(message))
+    except ProtocolError:
+        return
+    assert isinstance(parsed, (Start, Stop))
+
+
+def test_query_options_for_sessionless_requests() -> None:
+    options = parse_query_options({"model": "en-US_NarrowbandModel", "timestamps": "true", "inactivity_timeout": "-1",
+                                   "foo": "1"}, "audio/wav")
+    assert options.timestamps and options.inactivity_timeout_s == -1 and options.content_type == "audio/wav"
+    assert options.warnings == ("Unknown arguments: foo.",)
+
+
+def test_results_shape() -> None:
+    words = (WordHypothesis("hello", 0.1, 0.5, 0.9), WordHypothesis("world", 0.6, 1.0, 0.7))
+    options = Options(timestamps=True, word_confidence=True)
+    message = json.loads(results_message(2, [Hypothesis(words, final=True, end_of_utterance="silence"),
+                                             Hypothesis(words[:1], final=False)], options, ("careful",)))
+    assert message["result_index"] == 2 and message["warnings"] == ["careful"]
+    final, interim = message["results"]
+    assert final == {"final": True, "end_of_utterance": "silence",
+                     "alternatives": [{"transcript": "hello world ", "confidence": 0.8,
+                                       "timestamps": [["hello", 0.1, 0.5], ["world", 0.6, 1.0]],
+                                       "word_confidence": [["hello", 0.9], ["world", 0.7]]}]}
+    assert interim == {"final": False, "alternatives": [{"transcript": "hello ", "timestamps": [["hello", 0.1, 0.5]]}]}
+
+
+def test_listening() -> None:
+    assert json.loads(listening_message()) == {"state": "listening"}
