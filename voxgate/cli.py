@@ -4,6 +4,9 @@ Subcommands:
     transcribe  recognise files offline and print their transcripts
     eval        WER, CER and real-time factor over a manifest
     serve       start the server on the shipped base models
+    stream      stream a file to a server in real time and print the results (clients.cli)
+    presign     print a presigned Transcribe WebSocket URL (clients.cli)
+    loadtest    concurrent real-time streams against a server: latencies and errors (clients.cli)
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from clients import cli as client_commands
 from voxgate import __version__
 
 
@@ -38,12 +42,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--models-dir", help="folder of model artifacts (default: the shipped models/)")
+
+    client_commands.add_parsers(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; return the exit status."""
     args = build_parser().parse_args(argv)
+    if args.command in client_commands.COMMANDS:
+        return client_commands.run(args)
     if args.command in ("transcribe", "eval"):
         from voxgate import offline
 
