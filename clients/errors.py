@@ -2,14 +2,14 @@
 
 ::
 
-    ClientError                    kind
-    ├── BadInput                   "bad input"         a missing file, an audio format or URL the client cannot use
-    ├── ConnectFailed              "connect failed"    refused, unresolvable or reset before the handshake
-    ├── HandshakeRejected          "http STATUS"       the server answered the upgrade with an HTTP error (503: full)
-    ├── ServerError                "server error"      ``{"error": ...}`` (Watson); a Transcribe exception by its type
-    ├── UnexpectedClose            "close CODE"        the socket closed before the request's results were complete
-    ├── ResponseTimeout            "timeout"           no end of results within the deadline after the end of audio
-    └── BadServerMessage           "bad message"       a message the dialect does not allow
+    ClientError             kind
+    ├── BadInput            "bad input"       a missing file, an audio format or URL the client cannot use
+    ├── ConnectFailed       "connect failed"  refused, unresolvable or reset before the handshake
+    ├── HandshakeRejected   "http STATUS"     the server answered the upgrade with an HTTP error (503: full)
+    ├── ServerError         "server error"    ``{"error": ...}`` (Watson); a Transcribe exception by its type
+    ├── UnexpectedClose     "close CODE"      the socket closed before the request's results were complete
+    ├── ResponseTimeout     "timeout"         no end of results within the deadline after the end of audio
+    └── BadServerMessage    "bad message"     a message the dialect does not allow
 
 :attr:`ClientError.kind` is the short label a load test counts errors by.
 """

@@ -175,7 +175,8 @@ class LoadReport:
             f"first partial     {self.first_partial_ms.describe()}",
             f"final             {self.final_ms.describe()}",
             f"connect           {self.connect_ms.describe()}",
-            f"real-time factor  {'n/a' if self.rtf is None else f'{self.rtf:.3f}'} (mean; 1.0 = results as the audio ends)",
+            f"real-time factor  {'n/a' if self.rtf is None else f'{self.rtf:.3f}'} "
+            "(mean; 1.0 = results as the audio ends)",
             f"client send lag   {self.send_lag_ms.describe()} (worst chunk per stream; large = the client was the "
             "bottleneck)",
         ]

@@ -183,7 +183,8 @@ async def stream_audio(connection: RecognitionConnection, chunks: Sequence[bytes
             async with asyncio.timeout(response_timeout_s):
                 await receiver
         except TimeoutError:
-            raise ResponseTimeout(f"the results were not complete {response_timeout_s:g} s after the end of audio") from None
+            message = f"the results were not complete {response_timeout_s:g} s after the end of audio"
+            raise ResponseTimeout(message) from None
         return finals, timings
     finally:
         for task in (sender, receiver):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from http import HTTPStatus
 
 import aiohttp
 from yarl import URL
@@ -40,8 +41,13 @@ async def connect(session: aiohttp.ClientSession, url: URL, *, headers: Mapping[
             return await session.ws_connect(url, headers=dict(headers or {}), max_msg_size=MAX_MESSAGE_BYTES,
                                             autoping=True)
     except aiohttp.WSServerHandshakeError as exc:
-        reason = f" {exc.message}" if exc.message else ""
-        raise HandshakeRejected(exc.status, f"the server refused the WebSocket upgrade: HTTP {exc.status}{reason}") from exc
+        # aiohttp's own message ("Invalid response status") says nothing the status does not.
+        try:
+            phrase = f" {HTTPStatus(exc.status).phrase}"
+        except ValueError:
+            phrase = ""
+        message = f"the server refused the WebSocket upgrade: HTTP {exc.status}{phrase}"
+        raise HandshakeRejected(exc.status, message) from exc
     except aiohttp.InvalidURL as exc:
         raise BadInput(f"bad URL {url}: {exc}") from exc
     except TimeoutError:

@@ -55,7 +55,8 @@ def test_audio_event_headers_and_end_of_stream() -> None:
 
 def _transcript_event(results: list) -> Message:
     return Message.build({":message-type": "event", ":event-type": "TranscriptEvent",
-                          ":content-type": "application/json"}, json.dumps({"Transcript": {"Results": results}}).encode())
+                          ":content-type": "application/json"},
+                         json.dumps({"Transcript": {"Results": results}}).encode())
 
 
 def test_transcript_event() -> None:
