@@ -8,6 +8,7 @@ Containers and codecs (WAV, FLAC, Ogg/Opus, MP3, WebM, ...) go through PyAV
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,9 +72,11 @@ class AudioFormat:
 HEADERLESS = ("audio/l16", "audio/mulaw", "audio/alaw", "audio/basic")
 
 
-def _g711(data: bytes, fmt: AudioFormat) -> tuple[np.ndarray, int]:
-    codes = torch.frombuffer(bytearray(data), dtype=torch.uint8).to(torch.int64)
-    if fmt.mime == "audio/alaw":
+@functools.cache
+def _g711_table(mime: str) -> np.ndarray:
+    """The float32 sample of each of the 256 codes: decoding is a table look-up (cheap per stream chunk)."""
+    codes = torch.arange(256)
+    if mime == "audio/alaw":
         # A-law: invert the even bits, then the segment/mantissa expansion of G.711.
         a = codes ^ 0x55
         sign = torch.where(a & 0x80 != 0, 1.0, -1.0)
@@ -83,7 +86,25 @@ def _g711(data: bytes, fmt: AudioFormat) -> tuple[np.ndarray, int]:
         samples = (sign * magnitude * 8 / 32768.0).numpy()
     else:
         samples = AF.mu_law_decoding(codes, 256).numpy()
-    return samples.astype(np.float32), fmt.rate_hz or 8000
+    return samples.astype(np.float32)
+
+
+def unpack_headerless(data: bytes, fmt: AudioFormat) -> np.ndarray:
+    """Unpack whole frames of headerless audio (``audio/l16``, ``mulaw``, ``alaw``, ``basic``).
+
+    Args:
+        data: a whole number of frames (``channels`` samples of 2 bytes for
+            l16, 1 byte for G.711); a stream decoder keeps any partial frame.
+        fmt: the parsed content type.
+
+    Returns:
+        float32 mono samples in [-1, 1], channels averaged.
+    """
+    if fmt.mime == "audio/l16":
+        pcm = np.frombuffer(data, dtype=">i2" if fmt.big_endian else "<i2").astype(np.float32) / 32768.0
+    else:
+        pcm = _g711_table(fmt.mime)[np.frombuffer(data, dtype=np.uint8)]
+    return pcm if fmt.channels == 1 else pcm.reshape(-1, fmt.channels).mean(axis=1)
 
 
 def decode_bytes(data: bytes, content_type: str | None = None) -> tuple[np.ndarray, int]:
@@ -108,12 +129,9 @@ def decode_bytes(data: bytes, content_type: str | None = None) -> tuple[np.ndarr
     if fmt.mime == "audio/l16":
         if len(data) % (2 * fmt.channels):
             raise AudioError(f"audio/l16 payload of {len(data)} bytes is not a whole number of {fmt.channels}-channel frames")
-        pcm = np.frombuffer(data, dtype=">i2" if fmt.big_endian else "<i2").astype(np.float32) / 32768.0
-        samples, rate = pcm.reshape(-1, fmt.channels).mean(axis=1), fmt.rate_hz
+        samples, rate = unpack_headerless(data, fmt), fmt.rate_hz
     elif fmt.mime in ("audio/mulaw", "audio/alaw", "audio/basic"):
-        samples, rate = _g711(data, fmt)
-        if fmt.channels > 1:
-            samples = samples[: len(samples) // fmt.channels * fmt.channels].reshape(-1, fmt.channels).mean(axis=1)
+        samples, rate = unpack_headerless(data[: len(data) // fmt.channels * fmt.channels], fmt), fmt.rate_hz or 8000
     else:
         samples, rate = _decode_container(data, fmt)
     if samples.size == 0:
@@ -121,12 +139,35 @@ def decode_bytes(data: bytes, content_type: str | None = None) -> tuple[np.ndarr
     return samples.astype(np.float32, copy=False), int(rate)
 
 
-_CONTAINER_TYPES = ("application/octet-stream", "audio/wav", "audio/x-wav", "audio/wave", "audio/flac",
-                    "audio/x-flac", "audio/ogg", "audio/opus", "audio/mp3", "audio/mpeg", "audio/webm")
+# Container types and the FFmpeg demuxer each names (None: probe the bytes). Watson's audio/opus is Ogg Opus.
+CONTAINER_DEMUXERS: dict[str, str | None] = {
+    "application/octet-stream": None, "audio/wav": "wav", "audio/x-wav": "wav", "audio/wave": "wav",
+    "audio/flac": "flac", "audio/x-flac": "flac", "audio/ogg": "ogg", "audio/opus": "ogg",
+    "audio/mp3": "mp3", "audio/mpeg": "mp3", "audio/webm": "matroska",
+}
+
+
+def frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
+    """Turn a decoded PyAV frame into float32 mono samples in [-1, 1] (channels averaged)."""
+    array = frame.to_ndarray()
+    if array.dtype.kind == "i":
+        array = array.astype(np.float32) / float(np.iinfo(array.dtype).max + 1)
+    elif array.dtype.kind == "u":  # unsigned PCM (8-bit WAV) is centred on half its range
+        half = float(np.iinfo(array.dtype).max + 1) / 2
+        array = (array.astype(np.float32) - half) / half
+    if frame.format.is_planar:
+        return array.mean(axis=0, dtype=np.float32)
+    return array.reshape(-1, len(frame.layout.channels)).mean(axis=1, dtype=np.float32)
+
+
+def ffmpeg_error(exc: av.error.FFmpegError) -> AudioError:
+    """The :class:`AudioError` for an FFmpeg failure, with FFmpeg's reason and no file-name noise."""
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return AudioError(f"not decodable as audio ({reason})")
 
 
 def _decode_container(data: bytes, fmt: AudioFormat) -> tuple[np.ndarray, int]:
-    if fmt.mime not in _CONTAINER_TYPES:
+    if fmt.mime not in CONTAINER_DEMUXERS:
         raise AudioError(f"unsupported audio type {fmt.mime!r}")
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
@@ -134,18 +175,9 @@ def _decode_container(data: bytes, fmt: AudioFormat) -> tuple[np.ndarray, int]:
                 raise AudioError("the file holds no audio stream")
             stream = container.streams.audio[0]
             rate = stream.rate or stream.codec_context.sample_rate
-            chunks = []
-            for frame in container.decode(stream):
-                array = frame.to_ndarray()
-                if array.dtype.kind in "iu":
-                    array = array.astype(np.float32) / float(np.iinfo(array.dtype).max + 1)
-                if frame.format.is_planar:
-                    chunks.append(array.mean(axis=0))
-                else:
-                    chunks.append(array.reshape(-1, len(frame.layout.channels)).mean(axis=1))
+            chunks = [frame_to_mono(frame) for frame in container.decode(stream)]
     except av.error.FFmpegError as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise AudioError(f"not decodable as audio ({reason})") from exc
+        raise ffmpeg_error(exc) from exc
     if not chunks:
         raise AudioError("the audio holds no samples")
     return np.concatenate(chunks).astype(np.float32), int(rate)
