@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote
 
@@ -145,3 +146,56 @@ def verify(*, method: str, path: str, raw_query: str, host: str, secrets: dict[s
         raise AuthenticationError("the request signature does not match (tampered URL or wrong secret)")
     own = {k: v for k, v in given.items() if not k.startswith("X-Amz-")}
     return VerifiedRequest(key_id, region, signed_at, expires_at, given["X-Amz-Signature"], own)
+
+
+def _canonical_header_value(value: str) -> str:
+    return " ".join(value.split())
+
+
+def verify_authorization(*, method: str, path: str, raw_query: str, headers: Mapping[str, str],
+                         secrets: dict[str, str], now: dt.datetime) -> str:
+    """Check a request signed in its ``Authorization`` header (the HTTP streaming route); return the access key id.
+
+    The payload hash is the ``X-Amz-Content-SHA256`` header (``STREAMING-AWS4-HMAC-SHA256-EVENTS`` for an
+    event stream); without that header the body is taken as signed empty, as botocore does for a
+    bodiless request. Per-event chunk signatures are not checked here.
+
+    Args:
+        headers: the received headers, looked up case-insensitively by name.
+
+    Raises:
+        AuthenticationError: missing or malformed header, unknown key, skewed clock, bad signature.
+    """
+    lower = {k.lower(): v for k, v in headers.items()}
+    auth = lower.get("authorization", "")
+    algorithm, _, rest = auth.partition(" ")
+    if algorithm != ALGORITHM:
+        raise AuthenticationError(f"the Authorization header must use {ALGORITHM}")
+    fields = dict(part.strip().partition("=")[::2] for part in rest.split(","))
+    try:
+        key_id, date, region, service, terminal = fields["Credential"].split("/")
+        signed = fields["SignedHeaders"].split(";")
+        given = fields["Signature"]
+        amz_date = lower["x-amz-date"]
+        signed_at = dt.datetime.strptime(amz_date, _DATE_FORMAT).replace(tzinfo=dt.timezone.utc)
+    except (KeyError, ValueError):
+        raise AuthenticationError("the Authorization header needs Credential, SignedHeaders and Signature, "
+                                  "and the request an X-Amz-Date header") from None
+    if service != SERVICE or terminal != "aws4_request" or date != amz_date[:8]:
+        raise AuthenticationError("the credential scope does not match the request date and service")
+    if "host" not in signed or any(name not in lower for name in signed):
+        raise AuthenticationError("the signed headers must include host and be present in the request")
+    if key_id not in secrets:
+        raise AuthenticationError("the access key id is not known to this server")
+    if abs((signed_at - now).total_seconds()) > MAX_CLOCK_SKEW_S:
+        raise AuthenticationError("the request date is more than 5 minutes from the server's clock")
+    canonical_headers = "".join(f"{name}:{_canonical_header_value(lower[name])}\n" for name in signed)
+    canonical = "\n".join([method, quote(path, safe="/~"), canonical_query(parse_qsl(raw_query, keep_blank_values=True)),
+                           canonical_headers, ";".join(signed), lower.get("x-amz-content-sha256", EMPTY_SHA256)])
+    scope = f"{date}/{region}/{service}/{terminal}"
+    to_sign = "\n".join([ALGORITHM, amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    expected = hmac.new(signing_key(secrets[key_id], date, region, service), to_sign.encode(),
+                        hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, given):
+        raise AuthenticationError("the request signature does not match (tampered request or wrong secret)")
+    return key_id

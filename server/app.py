@@ -1,41 +1,53 @@
-"""The HTTP server. For now: health and the base-model list, over the really loaded models.
+"""The HTTP server: routes, startup (load every model version), graceful shutdown.
 
-The streaming routes (``/v1/recognize`` and the Transcribe dialect) arrive
-with the gateway issue; this app already loads the newest version of every
-shipped base model at start, so a broken artifact fails the start, not the
-first request.
+Routes:
+    GET  /healthz                          loaded model versions
+    GET  /metrics                          Prometheus metrics
+    GET  /v1/models, /v1/models/{id}       Watson SpeechModels
+    GET  /v1/recognize                     Watson WebSocket
+    POST /v1/recognize                     Watson sessionless (whole or chunked body)
+    GET  /stream-transcription-websocket   Transcribe, presigned URL, event stream
+    POST /stream-transcription             Transcribe, event stream over chunked HTTP/1.1
+
+Shutdown (SIGINT/SIGTERM): new sessions are refused, every open session
+flushes its finals and closes (WebSocket close 1012), then the schedulers stop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
+import signal
 from pathlib import Path
 
+import uvloop
 from aiohttp import web
 
-from engine.bundle import ModelBundle, find_models, load_bundle
+from engine.bundle import ModelBundle
 from engine.catalog import default_models_dir
+from protocol.errors import NotFoundError
+from server.config import Config, ConfigError, load_config
+from server.metrics import CONTENT_TYPE, Metrics
+from server.recognition import LoadedModels
+from server.state import STATE, ServerState
+from server.transcribe_routes import transcribe_http, transcribe_websocket
+from server.watson_routes import recognize_http, recognize_websocket, watson_error
 
 log = logging.getLogger("voxgate.server")
-MODELS_KEY = web.AppKey("models", dict)
-
-
-def load_newest(models_dir: Path) -> dict[str, ModelBundle]:
-    """Load the newest version of each installed model.
-
-    Raises:
-        RuntimeError: when no model is installed.
-    """
-    newest = {m.name: m for m in find_models(models_dir)}
-    if not newest:
-        raise RuntimeError(f"no model artifacts under {models_dir}")
-    return {name: load_bundle(m.path) for name, m in newest.items()}
 
 
 async def healthz(request: web.Request) -> web.Response:
     """``GET /healthz``: 200 with the loaded model versions."""
-    return web.json_response({"status": "ok", "models": sorted(b.version for b in request.app[MODELS_KEY].values())})
+    state = request.app[STATE]
+    return web.json_response({"status": "ok", "models": sorted(state.models.versions),
+                              "sessions": len(state.sessions)})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """``GET /metrics``: Prometheus text format."""
+    body = request.app[STATE].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 def _speech_model(bundle: ModelBundle, base_url: str) -> dict:
@@ -46,37 +58,95 @@ def _speech_model(bundle: ModelBundle, base_url: str) -> dict:
 
 
 async def list_models(request: web.Request) -> web.Response:
-    """``GET /v1/models``: the Watson SpeechModels list."""
+    """``GET /v1/models``: the Watson SpeechModels list (newest version of each)."""
     base = f"{request.scheme}://{request.host}"
-    return web.json_response({"models": [_speech_model(b, base) for b in request.app[MODELS_KEY].values()]})
+    newest = request.app[STATE].models.newest()
+    return web.json_response({"models": [_speech_model(b, base) for b in newest.values()]})
 
 
 async def get_model(request: web.Request) -> web.Response:
     """``GET /v1/models/{model_id}``: one SpeechModel, or 404 in the Watson error shape."""
-    bundle = request.app[MODELS_KEY].get(request.match_info["model_id"])
+    model_id = request.match_info["model_id"]
+    bundle = request.app[STATE].models.newest().get(model_id)
     if bundle is None:
-        message = f"Model {request.match_info['model_id']} not found"
-        return web.json_response({"code": 404, "code_description": "Not Found", "error": message}, status=404)
+        return watson_error(NotFoundError(f"Model {model_id} not found"))
     return web.json_response(_speech_model(bundle, f"{request.scheme}://{request.host}"))
 
 
-def make_app(models_dir: Path | None = None) -> web.Application:
-    """Build the application, loading the models now."""
-    app = web.Application()
-    app[MODELS_KEY] = load_newest(models_dir or default_models_dir())
-    app.add_routes([web.get("/healthz", healthz), web.get("/v1/models", list_models),
-                    web.get("/v1/models/{model_id}", get_model)])
+async def _on_shutdown(app: web.Application) -> None:
+    await app[STATE].shutdown()
+
+
+async def _on_cleanup(app: web.Application) -> None:
+    await app[STATE].models.close()
+
+
+def make_app(models_dir: Path | None = None, config: Config | None = None) -> web.Application:
+    """Build the application, loading every installed model version now.
+
+    Raises:
+        RuntimeError: no model installed.
+    """
+    config = config or Config()
+    metrics_ = Metrics()
+    models = LoadedModels(models_dir or default_models_dir(), config.scheduler, metrics_)
+    # Request bodies are streamed by the routes (which enforce max_request_bytes); this bounds only
+    # the bodies aiohttp would buffer whole.
+    app = web.Application(client_max_size=config.limits.max_request_bytes)
+    app[STATE] = ServerState(config, models, metrics_)
+    app.on_shutdown.append(_on_shutdown)
+    app.on_cleanup.append(_on_cleanup)
+    app.add_routes([
+        web.get("/healthz", healthz), web.get("/metrics", metrics),
+        web.get("/v1/models", list_models), web.get("/v1/models/{model_id}", get_model),
+        web.get("/v1/recognize", recognize_websocket), web.post("/v1/recognize", recognize_http),
+        web.get("/stream-transcription-websocket", transcribe_websocket),
+        web.post("/stream-transcription", transcribe_http),
+    ])
     return app
 
 
-def serve(*, host: str, port: int, models_dir: str | None) -> int:
-    """Run the server until interrupted; return the exit status."""
+async def _run(app: web.Application, host: str, port: int) -> None:
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    log.info("serving on http://%s:%d (WebSocket: ws://%s:%d/v1/recognize)", host, port, host, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping: flushing open sessions")
+    await runner.cleanup()
+
+
+def serve(*, host: str, port: int, models_dir: str | None, config_path: str | None = None) -> int:
+    """Run the server until SIGINT/SIGTERM; return the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not ipaddress.ip_address(host if host != "localhost" else "127.0.0.1").is_loopback:
-        log.error("no credentials can be configured yet, so voxgate only serves on loopback; refusing %s", host)
+    try:
+        config = load_config(Path(config_path) if config_path else None)
+    except ConfigError as exc:
+        log.error("%s", exc)
         return 2
-    app = make_app(Path(models_dir) if models_dir else None)
-    log.info("loaded %s", ", ".join(sorted(b.version for b in app[MODELS_KEY].values())))
-    log.warning("no credentials configured: serving without authentication, on loopback only")
-    web.run_app(app, host=host, port=port, print=lambda msg: log.info(msg.strip()))
+    loopback = host == "localhost" or _is_loopback(host)
+    if not config.credentials and not loopback:
+        log.error("no credentials are configured, so voxgate serves only on loopback; refusing %s "
+                  "(add [[credentials]] to the --config file)", host)
+        return 2
+    app = make_app(Path(models_dir) if models_dir else None, config)
+    log.info("loaded %s", ", ".join(sorted(app[STATE].models.versions)))
+    if not config.credentials:
+        log.warning("no credentials configured: serving WITHOUT authentication, on loopback only")
+    else:
+        log.info("%d credential(s) configured; every request must authenticate", len(config.credentials))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(_run(app, host, port))
     return 0
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--models-dir", help="folder of model artifacts (default: the shipped models/)")
+    s.add_argument("--config", help="TOML file with credentials, limits and batching (see README)")
 
     client_commands.add_parsers(sub)
     return parser
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return offline.transcribe_command(args) if args.command == "transcribe" else offline.eval_command(args)
     from server.app import serve
 
-    return serve(host=args.host, port=args.port, models_dir=args.models_dir)
+    return serve(host=args.host, port=args.port, models_dir=args.models_dir, config_path=args.config)
 
 
 if __name__ == "__main__":

@@ -75,3 +75,39 @@ def test_expiry_clock_skew_and_host() -> None:
         check(url, now=NOW - dt.timedelta(minutes=10))
     with pytest.raises(AuthenticationError, match="does not match"):
         check(url, host="127.0.0.1:9090")
+
+
+def botocore_signed_headers(body_hash: str | None = "STREAMING-AWS4-HMAC-SHA256-EVENTS") -> dict[str, str]:
+    from botocore.auth import SigV4Auth
+
+    headers = {"x-amzn-transcribe-language-code": "en-US", "x-amzn-transcribe-sample-rate": "16000"}
+    if body_hash:
+        headers["X-Amz-Content-SHA256"] = body_hash
+    request = AWSRequest(method="POST", url=f"http://{HOST}/stream-transcription", headers=headers)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=NOW.replace(tzinfo=None)):
+        SigV4Auth(Credentials("AKIDEXAMPLE", SECRETS["AKIDEXAMPLE"]), "transcribe", "us-east-1").add_auth(request)
+    return {**dict(request.headers.items()), "Host": HOST}
+
+
+def check_headers(headers: dict, now: dt.datetime = NOW) -> str:
+    from protocol.sigv4 import verify_authorization
+
+    return verify_authorization(method="POST", path="/stream-transcription", raw_query="", headers=headers,
+                                secrets=SECRETS, now=now)
+
+
+def test_botocore_header_signature_verifies() -> None:
+    assert check_headers(botocore_signed_headers()) == "AKIDEXAMPLE"
+    assert check_headers(botocore_signed_headers(body_hash=None)) == "AKIDEXAMPLE"
+
+
+def test_header_signature_failures() -> None:
+    headers = botocore_signed_headers()
+    with pytest.raises(AuthenticationError, match="does not match"):
+        check_headers({**headers, "x-amzn-transcribe-sample-rate": "8000"})
+    with pytest.raises(AuthenticationError, match="5 minutes"):
+        check_headers(headers, now=NOW + dt.timedelta(minutes=6))
+    with pytest.raises(AuthenticationError, match="must use AWS4-HMAC-SHA256"):
+        check_headers({**headers, "Authorization": "Bearer x"})
+    with pytest.raises(AuthenticationError, match="needs Credential"):
+        check_headers({**headers, "Authorization": "AWS4-HMAC-SHA256 nonsense"})

@@ -1,0 +1,133 @@
+"""Server configuration: the TOML file given by ``voxgate serve --config``.
+
+::
+
+    [server]
+    max_sessions = 256            # concurrent recognition sessions; more get HTTP 503 at the handshake
+    session_timeout_s = 30        # wall-clock seconds without any message from the client
+    max_frame_bytes = 4194304     # largest WebSocket frame (4 MB; larger closes with 1009)
+    max_request_bytes = 104857600 # most audio in one request (100 MB)
+
+    [scheduler]
+    max_batch = 64                # streams per model step
+    max_wait_ms = 10              # deadline to gather a batch after its first stream
+
+    [[credentials]]               # one table per credential; no credentials = open, loopback only
+    instance = "acme"             # the service instance (owner of custom models)
+    api_key = "..."               # Authorization: Basic apikey:KEY / Bearer KEY / ?access_token=KEY
+    access_key_id = "AKIA..."     # signs Transcribe presigned URLs ...
+    secret_access_key = "..."     # ... with this secret
+
+Unknown tables or keys are errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from engine.scheduler import SchedulerConfig
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One credential: an instance with an API key and/or an AWS-style access key pair."""
+
+    instance: str
+    api_key: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Admission and size limits."""
+
+    max_sessions: int = 256
+    session_timeout_s: float = 30.0
+    max_frame_bytes: int = 4 * 1024 * 1024
+    max_request_bytes: int = 100 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything ``voxgate serve`` reads from its config file."""
+
+    limits: Limits = field(default_factory=Limits)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    credentials: tuple[Credential, ...] = ()
+
+
+def _table(cls: type, values: Any, where: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where} must be a table")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; expected {', '.join(known)}")
+    for key, value in values.items():
+        expected = {"int": int, "float": (int, float), "str": str, "str | None": str}.get(str(known[key].type))
+        if expected and (not isinstance(value, expected) or isinstance(value, bool)):
+            raise ConfigError(f"{where}.{key} must be {known[key].type}, got {value!r}")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> Config:
+    """Build a :class:`Config` from parsed TOML.
+
+    Raises:
+        ConfigError: unknown tables or keys, wrong types, duplicate or incomplete credentials.
+    """
+    unknown = sorted(set(data) - {"server", "scheduler", "credentials"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown table(s) {', '.join(unknown)}; expected server, scheduler, credentials")
+    limits = _table(Limits, data.get("server", {}), f"{source}: [server]")
+    if limits.max_sessions < 1 or limits.session_timeout_s <= 0 or limits.max_frame_bytes < 1 \
+            or limits.max_request_bytes < 1:
+        raise ConfigError(f"{source}: [server] limits must be positive")
+    scheduler = _table(SchedulerConfig, data.get("scheduler", {}), f"{source}: [scheduler]")
+    raw = data.get("credentials", [])
+    if not isinstance(raw, list):
+        raise ConfigError(f"{source}: credentials must be an array of tables ([[credentials]])")
+    credentials = tuple(_table(Credential, c, f"{source}: [[credentials]] #{i + 1}") for i, c in enumerate(raw))
+    seen: set[str] = set()
+    for i, c in enumerate(credentials, 1):
+        if not c.instance:
+            raise ConfigError(f"{source}: [[credentials]] #{i} needs an instance")
+        if not c.api_key and not c.access_key_id:
+            raise ConfigError(f"{source}: [[credentials]] #{i} ({c.instance}) needs api_key or access_key_id")
+        if bool(c.access_key_id) != bool(c.secret_access_key):
+            raise ConfigError(f"{source}: [[credentials]] #{i} ({c.instance}) needs both access_key_id and "
+                              "secret_access_key")
+        for secret in (c.api_key, c.access_key_id):
+            if secret and secret in seen:
+                raise ConfigError(f"{source}: [[credentials]] #{i} ({c.instance}) repeats a key of another credential")
+            if secret:
+                seen.add(secret)
+    return Config(limits, scheduler, credentials)
+
+
+def load_config(path: Path | None) -> Config:
+    """Read the config file (None: the defaults, with no credentials).
+
+    Raises:
+        ConfigError: unreadable file, bad TOML, or bad content.
+    """
+    if path is None:
+        return Config()
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_config(data, str(path))

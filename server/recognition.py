@@ -1,0 +1,195 @@
+"""Recognition inside the server: loaded model versions with their schedulers, and one request's pump.
+
+:class:`LoadedModels` loads every installed version of every base model at
+start (a broken artifact fails the start, not a request) and gives each
+version its own :class:`~engine.scheduler.BatchScheduler`. A
+:class:`Recognition` carries one request's audio from encoded bytes to
+results: incremental decoding, feature chunks, batched model steps through
+the scheduler. It is not safe to call concurrently with itself: each route
+drives it from the one task that reads its connection (shutdown included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.audio import AudioError
+from engine.audiostream import StreamDecoder
+from engine.bundle import ModelBundle, find_models, load_bundle
+from engine.endpoint import EndpointConfig
+from engine.recognizer import Recognizer, Result
+from engine.scheduler import BatchScheduler, SchedulerConfig
+from protocol.errors import InvalidParameter, NotFoundError, UnsupportedMedia
+from protocol.watson import Hypothesis, WordHypothesis
+from server.metrics import Metrics
+
+
+@dataclass
+class LoadedModel:
+    """One base-model version, ready to recognise."""
+
+    bundle: ModelBundle
+    recognizer: Recognizer
+    scheduler: BatchScheduler
+
+
+class LoadedModels:
+    """Every installed base-model version, each with its scheduler.
+
+    Args:
+        models_dir: folder of model artifacts.
+        scheduler: batching configuration shared by all versions.
+        metrics: where the schedulers report their steps.
+
+    Raises:
+        RuntimeError: no model installed.
+    """
+
+    def __init__(self, models_dir: Path, scheduler: SchedulerConfig, metrics: Metrics) -> None:
+        installed = find_models(models_dir)
+        if not installed:
+            raise RuntimeError(f"no model artifacts under {models_dir}")
+        self.versions: dict[str, LoadedModel] = {}
+        for m in installed:
+            bundle = load_bundle(m.path)
+            recognizer = Recognizer(bundle)
+            self.versions[m.version] = LoadedModel(bundle, recognizer, BatchScheduler(
+                recognizer, scheduler, on_step=metrics.step_observer(m.version)))
+
+    def newest(self) -> dict[str, ModelBundle]:
+        """Model name -> the bundle of its newest version."""
+        out: dict[str, ModelBundle] = {}
+        for loaded in sorted(self.versions.values(), key=lambda m: m.bundle.version):
+            out[loaded.bundle.name] = loaded.bundle
+        return out
+
+    def resolve(self, model: str, version: str | None = None) -> LoadedModel:
+        """The version to use for a request.
+
+        Args:
+            model: base model name, e.g. ``en-US_BroadbandModel``.
+            version: a version id of that model (``base_model_version``), or None for the newest.
+
+        Raises:
+            NotFoundError: an unknown model, or a version that is not installed for it.
+        """
+        candidates = sorted((v for v in self.versions.values() if v.bundle.name == model), key=lambda m: m.bundle.version)
+        if not candidates:
+            known = ", ".join(sorted(self.newest()))
+            raise NotFoundError(f"Model {model} not found. Available models: {known}")
+        if version is None:
+            return candidates[-1]
+        for c in candidates:
+            if c.bundle.version == version:
+                return c
+        available = ", ".join(c.bundle.version for c in candidates)
+        raise NotFoundError(f"base_model_version {version} not found for {model}. Available versions: {available}")
+
+    def for_rate(self, rate_hz: int, locale: str) -> LoadedModel:
+        """The newest model for a locale whose rate fits audio at ``rate_hz`` (the highest rate not above it).
+
+        Raises:
+            NotFoundError: no model for that locale and rate.
+        """
+        fits = [v for v in self.versions.values()
+                if v.bundle.manifest.get("locale") == locale and v.bundle.sample_rate_hz <= rate_hz]
+        if not fits:
+            raise NotFoundError(f"no model for language {locale} at {rate_hz} Hz")
+        return max(fits, key=lambda m: (m.bundle.sample_rate_hz, m.bundle.version))
+
+    async def close(self) -> None:
+        """Stop every scheduler."""
+        for loaded in self.versions.values():
+            await loaded.scheduler.close()
+
+
+def _audio_error(exc: AudioError) -> InvalidParameter | UnsupportedMedia:
+    message = str(exc)
+    return UnsupportedMedia(message) if "unsupported" in message.lower() else InvalidParameter(message)
+
+
+def hypothesis(result: Result) -> Hypothesis:
+    """The wire form of an engine result."""
+    words = tuple(WordHypothesis(w.word, w.start, w.end, w.confidence) for w in result.words)
+    return Hypothesis(words, result.final, result.end_of_utterance)
+
+
+class Recognition:
+    """One request: encoded audio bytes in, results out.
+
+    Args:
+        model: the model version.
+        content_type: the audio's MIME type (None: auto-detect a container).
+        endpoint: utterance endpointing.
+        metrics: where audio seconds are counted.
+
+    Raises:
+        UnsupportedMedia, InvalidParameter: an audio type or rate the model cannot take.
+    """
+
+    def __init__(self, model: LoadedModel, content_type: str | None, *, endpoint: EndpointConfig,
+                 metrics: Metrics) -> None:
+        self.model = model
+        try:
+            self.decoder = StreamDecoder(content_type, target_rate_hz=model.bundle.sample_rate_hz)
+        except AudioError as exc:
+            raise _audio_error(exc) from exc
+        self.stream = model.recognizer.new_stream(endpoint=endpoint)
+        self._metrics = metrics
+        self._speech_until_s = 0.0
+
+    @property
+    def seconds_without_speech(self) -> float:
+        """Seconds of audio since the last recognised word (or the start)."""
+        return self.stream.audio_seconds - self._speech_until_s
+
+    async def _steps(self) -> list[Result]:
+        results: list[Result] = []
+        while self.stream.has_chunk:
+            results += await self.model.scheduler.step(self.stream)
+        if any(r.words for r in results):
+            self._speech_until_s = self.stream.audio_seconds
+        return results
+
+    def _accept_samples(self, samples) -> None:
+        if samples.numel():
+            self.stream.accept_audio(samples)
+            self._metrics.audio_seconds.labels(self.model.bundle.version).inc(
+                samples.numel() / self.model.bundle.sample_rate_hz)
+
+    async def accept(self, data: bytes) -> list[Result]:
+        """Decode bytes and run every chunk they complete; return the results.
+
+        Raises:
+            InvalidParameter, UnsupportedMedia: undecodable audio or a rate below the model's.
+        """
+        try:
+            samples = self.decoder.feed(data)
+        except AudioError as exc:
+            raise _audio_error(exc) from exc
+        self._accept_samples(samples)
+        return await self._steps()
+
+    async def finish(self) -> list[Result]:
+        """End of audio: decode the rest, flush the stream; return the last results.
+
+        Raises:
+            InvalidParameter, UnsupportedMedia: undecodable or empty audio.
+        """
+        try:
+            # A container decoder may still be working in its thread: wait for it off the event loop.
+            samples = await asyncio.to_thread(self.decoder.finish)
+        except AudioError as exc:
+            raise _audio_error(exc) from exc
+        self._accept_samples(samples)
+        self.stream.end_audio()
+        results: list[Result] = []
+        while not self.stream.finished:
+            results += await self.model.scheduler.step(self.stream)
+        return results
+
+    def close(self) -> None:
+        """Abandon the request (client gone): free the decoder."""
+        self.decoder.close()

@@ -1,0 +1,200 @@
+"""The Amazon Transcribe dialect: the presigned WebSocket and ``POST /stream-transcription``.
+
+Both routes feed :class:`protocol.transcribe.TranscribeSession` with the
+bytes they receive and send TranscriptEvents as results form. A partial
+result keeps its ``ResultId`` until the final of that utterance; an empty
+AudioEvent ends the stream. Errors before the stream starts are HTTP errors
+(``x-amzn-errortype`` + ``{"Message"}``); errors during it are an exception
+message, then the end of the stream (WebSocket: the error's close code).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import WSMsgType, web
+
+from engine.endpoint import EndpointConfig
+from engine.recognizer import Result
+from protocol.errors import (CloseCode, InvalidParameter, NotFoundError, Timeout, VoxgateError, close_code_for,
+                             http_status_for, public_message)
+from protocol.session import AudioEnded, AudioReceived
+from protocol.transcribe import StreamParams, TranscribeSession, exception_event, transcript_event
+from server.recognition import LoadedModel, Recognition, hypothesis
+from server.state import STATE, Admission, ServerState
+
+log = logging.getLogger("voxgate.transcribe")
+
+
+def aws_error(error: BaseException) -> web.Response:
+    """A pre-stream error: the status, ``x-amzn-errortype`` and ``{"Message": ...}``."""
+    kind = getattr(error, "aws_type", "InternalFailureException")
+    return web.json_response({"Message": public_message(error)}, status=http_status_for(error),
+                             headers={"x-amzn-errortype": kind})
+
+
+def _model(state: ServerState, params: StreamParams) -> LoadedModel:
+    if params.language_model_name:
+        raise NotFoundError(f"The language model {params.language_model_name} was not found")
+    return state.models.for_rate(params.sample_rate_hz, params.language_code)
+
+
+class TranscriptStream:
+    """One Transcribe stream: audio events in, TranscriptEvents out through ``send``."""
+
+    def __init__(self, state: ServerState, model: LoadedModel, params: StreamParams,
+                 send: Callable[[bytes], Awaitable[None]]) -> None:
+        self.state = state
+        self.params = params
+        self.session = TranscribeSession(max_request_bytes=state.config.limits.max_request_bytes)
+        self.recognition = Recognition(model, params.content_type, endpoint=EndpointConfig(), metrics=state.metrics)
+        self._send = send
+        self._result_id = str(uuid.uuid4())
+        self.ended = False
+
+    async def _emit(self, results: list[Result]) -> None:
+        for r in results:
+            if r.words:
+                h = hypothesis(r)
+                await self._send(transcript_event(result_id=self._result_id, start_s=h.words[0].start_s,
+                                                  end_s=h.words[-1].end_s, partial=not r.final, words=h.words))
+            if r.final:
+                self._result_id = str(uuid.uuid4())
+
+    async def receive(self, data: bytes) -> None:
+        """Bytes of the event stream; results are sent as they form."""
+        for event in self.session.receive_bytes(data):
+            if isinstance(event, AudioReceived):
+                await self._emit(await self.recognition.accept(event.data))
+            elif isinstance(event, AudioEnded):
+                await self._finish()
+
+    async def _finish(self) -> None:
+        self.ended = True
+        try:
+            await self._emit(await self.recognition.finish())
+        finally:
+            self.recognition.close()
+
+    async def receive_eof(self) -> None:
+        """The transport ended: an unterminated stream still gets its finals."""
+        self.session.receive_eof()
+        if not self.ended:
+            await self._finish()
+
+    async def flush(self) -> None:
+        """Server shutdown: send the finals of what was received."""
+        if not self.ended:
+            try:
+                await self._finish()
+            except VoxgateError:
+                pass  # nothing decodable was left
+
+    def close(self) -> None:
+        """Abandon the stream."""
+        self.session.close()
+        self.recognition.close()
+
+
+async def transcribe_websocket(request: web.Request) -> web.StreamResponse:
+    """``GET /stream-transcription-websocket``: presigned-URL auth, event-stream binary frames."""
+    state = request.app[STATE]
+    try:
+        _instance, params = state.auth.presigned_instance(method="GET", path=request.path,
+                                                          raw_query=request.query_string, host=request.host)
+        stream_params = StreamParams.parse(params)
+        model = _model(state, stream_params)
+        admission = state.admit("transcribe-ws")
+    except VoxgateError as exc:
+        state.metrics.errors.labels("transcribe-ws", type(exc).__name__).inc()
+        return aws_error(exc)
+    with admission:
+        ws = web.WebSocketResponse(max_msg_size=state.config.limits.max_frame_bytes + 1)
+        try:
+            stream = TranscriptStream(state, model, stream_params, ws.send_bytes)
+        except VoxgateError as exc:
+            return aws_error(exc)
+        await ws.prepare(request)
+        await _pump_websocket(state, ws, stream, admission)
+    return ws
+
+
+async def _pump_websocket(state: ServerState, ws: web.WebSocketResponse, stream: TranscriptStream,
+                          admission: Admission) -> None:
+    timeout_s = state.config.limits.session_timeout_s
+    try:
+        while not ws.closed and not stream.ended:
+            try:
+                msg = await admission.receive(ws, timeout_s)
+            except TimeoutError:
+                raise Timeout(f"Session timed out: no audio for {timeout_s:g} seconds.") from None
+            if msg is None:  # server shutdown: the finals of what arrived, then 1012
+                await stream.flush()
+                await ws.close(code=CloseCode.SERVICE_RESTART, message=b"server restarting")
+                return
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                return
+            if msg.type is WSMsgType.ERROR:
+                raise InvalidParameter(f"bad WebSocket frame: {msg.data}")
+            if msg.type is WSMsgType.TEXT:
+                raise InvalidParameter("text frames are not part of this protocol; send event-stream messages "
+                                       "as binary frames")
+            await stream.receive(msg.data)
+        if not ws.closed:
+            await ws.close(code=CloseCode.NORMAL)
+    except Exception as exc:  # noqa: BLE001 - reported to the peer as an exception message, details only in the log
+        if not isinstance(exc, VoxgateError):
+            log.exception("unexpected error in a transcribe stream")
+        state.metrics.errors.labels("transcribe-ws", type(exc).__name__).inc()
+        if not ws.closed:
+            await ws.send_bytes(exception_event(exc))
+            await ws.close(code=close_code_for(exc))
+    finally:
+        stream.close()
+
+
+async def transcribe_http(request: web.Request) -> web.StreamResponse:
+    """``POST /stream-transcription``: the event-stream exchange over HTTP/1.1 chunked transfer, both ways."""
+    state = request.app[STATE]
+    try:
+        state.auth.signed_request_instance(method=request.method, path=request.path, raw_query=request.query_string,
+                                           headers=request.headers, query=request.query)
+        target = request.headers.get("X-Amz-Target", "com.amazonaws.transcribe.Transcribe.StartStreamTranscription")
+        if not target.endswith("StartStreamTranscription"):
+            raise InvalidParameter(f"unsupported X-Amz-Target {target!r}; this route runs StartStreamTranscription")
+        params = StreamParams.from_headers(request.headers)
+        model = _model(state, params)
+        admission = state.admit("transcribe-http")
+    except VoxgateError as exc:
+        state.metrics.errors.labels("transcribe-http", type(exc).__name__).inc()
+        return aws_error(exc)
+    with admission:
+        echoed = {k: v for k, v in request.headers.items() if k.lower().startswith("x-amzn-transcribe-")}
+        echoed |= {"x-amzn-request-id": str(uuid.uuid4()), "x-amzn-transcribe-session-id": params.session_id,
+                   "Content-Type": "application/vnd.amazon.eventstream"}
+        response = web.StreamResponse(status=200, headers=echoed)
+        response.enable_chunked_encoding()
+        try:
+            stream = TranscriptStream(state, model, params, response.write)
+        except VoxgateError as exc:
+            return aws_error(exc)
+        await response.prepare(request)
+        try:
+            async for chunk in request.content.iter_any():
+                await stream.receive(chunk)
+                if stream.ended:
+                    break
+            if not stream.ended:
+                await stream.receive_eof()
+        except Exception as exc:  # noqa: BLE001 - reported in-stream; details only in the log
+            if not isinstance(exc, VoxgateError):
+                log.exception("unexpected error in a transcribe stream")
+            state.metrics.errors.labels("transcribe-http", type(exc).__name__).inc()
+            await response.write(exception_event(exc))
+        finally:
+            stream.close()
+        await response.write_eof()
+        return response
+

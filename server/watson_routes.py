@@ -1,0 +1,230 @@
+"""The Watson dialect: ``GET /v1/recognize`` (WebSocket) and sessionless ``POST /v1/recognize``.
+
+The WebSocket handler is a short pump around :class:`protocol.session.RecognizeSession`:
+text and binary frames go in, events come out, and each event drives the
+request's :class:`~server.recognition.Recognition`. Errors are sent as
+``{"error": ...}`` and close the connection with the error's close code;
+unexpected ones are logged and close with 1011 without internals.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import WSMsgType, web
+
+from engine.endpoint import EndpointConfig
+from engine.recognizer import Result
+from protocol.errors import (CloseCode, InvalidParameter, NotFoundError, Timeout, TooLarge, UnsupportedMedia,
+                             VoxgateError, close_code_for, public_message, watson_error_body)
+from protocol.session import AudioEnded, AudioReceived, RecognizeSession, RequestStarted
+from protocol.watson import (Options, error_message, listening_message, parse_query_options, results_message)
+from server.recognition import LoadedModel, Recognition, hypothesis
+from server.state import DEFAULT_MODEL, STATE, Admission, ServerState
+
+log = logging.getLogger("voxgate.watson")
+
+
+def watson_error(error: BaseException) -> web.Response:
+    """An HTTP error response in the Watson shape."""
+    body = watson_error_body(error)
+    return web.json_response(body, status=body["code"])
+
+
+def _resolve(state: ServerState, query) -> LoadedModel:
+    for name in ("language_customization_id", "customization_id", "acoustic_customization_id"):
+        if query.get(name):
+            raise NotFoundError(f"Custom model {query[name]} not found")
+    return state.models.resolve(query.get("model", DEFAULT_MODEL), query.get("base_model_version") or None)
+
+
+def _endpoint(options: Options) -> EndpointConfig:
+    # A phrase-end silence of 0 would close after every word; one output frame (40 ms) is the floor.
+    return EndpointConfig(silence_seconds=max(options.end_of_phrase_silence_time_s, 0.04))
+
+
+class _Request:
+    """Results bookkeeping of one request: result indexes, and finals held back without interim results."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.result_index = 0
+        self.held: list[Result] = []
+        self.warnings = options.warnings
+
+    def messages(self, results: list[Result]) -> list[str]:
+        """Messages to send now for these results."""
+        out = []
+        for r in results:
+            if not r.words and not (r.final and self.options.interim_results):
+                continue  # an empty final after interims still closes the utterance on the client side
+            if not self.options.interim_results:
+                if r.final:
+                    self.held.append(r)
+                continue
+            out.append(results_message(self.result_index, [hypothesis(r)], self.options, self._take_warnings()))
+            if r.final:
+                self.result_index += 1
+        return out
+
+    def closing_messages(self) -> list[str]:
+        """Messages at the end of the request: held finals (or pending warnings)."""
+        if self.held or self.warnings:
+            message = results_message(0, [hypothesis(r) for r in self.held], self.options, self._take_warnings())
+            self.held = []
+            return [message]
+        return []
+
+    def _take_warnings(self) -> tuple[str, ...]:
+        warnings, self.warnings = self.warnings, ()
+        return warnings
+
+
+async def recognize_websocket(request: web.Request) -> web.StreamResponse:
+    """``GET /v1/recognize``: the Watson WebSocket. Errors before the upgrade are HTTP errors."""
+    state = request.app[STATE]
+    try:
+        instance = state.auth.api_key_instance(request.headers, request.query)
+        model = _resolve(state, request.query)
+        admission = state.admit("watson-ws")
+    except VoxgateError as exc:
+        state.metrics.errors.labels("watson-ws", type(exc).__name__).inc()
+        return watson_error(exc)
+    with admission:
+        ws = web.WebSocketResponse(max_msg_size=state.config.limits.max_frame_bytes + 1, autoping=True)
+        await ws.prepare(request)
+        log.info("session for %s on %s", instance, model.bundle.version)
+        await WatsonSocket(state, ws, model, admission).run()
+    return ws
+
+
+class WatsonSocket:
+    """One Watson WebSocket connection."""
+
+    def __init__(self, state: ServerState, ws: web.WebSocketResponse, model: LoadedModel, admission: Admission) -> None:
+        self.state = state
+        self.ws = ws
+        self.model = model
+        self.session = RecognizeSession(max_frame_bytes=state.config.limits.max_frame_bytes,
+                                        max_request_bytes=state.config.limits.max_request_bytes)
+        self.admission = admission
+        self.recognition: Recognition | None = None
+        self.request: _Request | None = None
+
+    async def run(self) -> None:
+        """Pump frames until the client closes or an error ends the connection."""
+        timeout_s = self.state.config.limits.session_timeout_s
+        try:
+            while not self.ws.closed:
+                try:
+                    msg = await self.admission.receive(self.ws, timeout_s)
+                except TimeoutError:
+                    raise Timeout(f"Session timed out: no message for {timeout_s:g} seconds.") from None
+                if msg is None:
+                    await self._shutdown()
+                    return
+                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                    return
+                if msg.type is WSMsgType.ERROR:
+                    raise TooLarge(f"frame exceeds the limit of {self.state.config.limits.max_frame_bytes} bytes") \
+                        if "too big" in str(msg.data).lower() or "size" in str(msg.data).lower() else \
+                        InvalidParameter(f"bad WebSocket frame: {msg.data}")
+                if msg.type is WSMsgType.TEXT:
+                    events = self.session.receive_text(msg.data)
+                else:
+                    events = self.session.receive_audio(msg.data)
+                for event in events:
+                    await self._handle(event)
+        except VoxgateError as exc:
+            await self._fail(exc)
+        except Exception as exc:  # noqa: BLE001 - the peer gets 1011 and no internals; the log gets the detail
+            log.exception("unexpected error in a recognize session")
+            await self._fail(exc)
+        finally:
+            self.session.close()
+            if self.recognition is not None:
+                self.recognition.close()
+
+    async def _handle(self, event) -> None:
+        if isinstance(event, RequestStarted):
+            self.recognition = Recognition(self.model, event.options.content_type, endpoint=_endpoint(event.options),
+                                           metrics=self.state.metrics)
+            self.request = _Request(event.options)
+            await self.ws.send_str(listening_message())
+            return
+        assert self.recognition is not None and self.request is not None
+        if isinstance(event, AudioReceived):
+            await self._send(self.request.messages(await self.recognition.accept(event.data)))
+            limit = self.request.options.inactivity_timeout_s
+            if limit >= 0 and self.recognition.seconds_without_speech >= limit:
+                raise Timeout(f"No speech detected for {limit}s.")
+        elif isinstance(event, AudioEnded):
+            await self._finish_request()
+
+    async def _finish_request(self) -> None:
+        assert self.recognition is not None and self.request is not None
+        await self._send(self.request.messages(await self.recognition.finish()))
+        await self._send(self.request.closing_messages())
+        self.recognition.close()
+        self.recognition = None
+        await self.ws.send_str(self.session.request_done())
+
+    async def _send(self, messages: list[str]) -> None:
+        for m in messages:
+            await self.ws.send_str(m)
+
+    async def _fail(self, exc: BaseException) -> None:
+        self.state.metrics.errors.labels("watson-ws", type(exc).__name__).inc()
+        if self.ws.closed:
+            return
+        if self.request is not None:
+            # Finals already decided are not lost: send what is held before the error.
+            await self._send(self.request.closing_messages() if self.request.held else [])
+        await self.ws.send_str(error_message(public_message(exc)))
+        await self.ws.close(code=close_code_for(exc))
+
+    async def _shutdown(self) -> None:
+        """Server shutdown: flush the open request's finals, then close with 1012."""
+        if self.recognition is not None and self.request is not None:
+            recognition, self.recognition = self.recognition, None
+            try:
+                await self._send(self.request.messages(await recognition.finish()))
+                await self._send(self.request.closing_messages())
+            except VoxgateError:
+                pass  # nothing decodable was left; the close below still tells the client why
+            finally:
+                recognition.close()
+        await self.ws.close(code=CloseCode.SERVICE_RESTART, message=b"server restarting")
+
+
+async def recognize_http(request: web.Request) -> web.Response:
+    """``POST /v1/recognize``: sessionless recognition of a whole or chunked body."""
+    state = request.app[STATE]
+    try:
+        state.auth.api_key_instance(request.headers, request.query)
+        model = _resolve(state, request.query)
+        content_type = request.headers.get("Content-Type")
+        if content_type and content_type.lower().startswith("multipart/"):
+            raise UnsupportedMedia("multipart requests are not supported; send the audio as the body with its "
+                                   "Content-Type and the options as query parameters")
+        options = parse_query_options(request.query, content_type)
+        with state.admit("watson-http"):
+            recognition = Recognition(model, options.content_type, endpoint=_endpoint(options), metrics=state.metrics)
+            try:
+                finals, received = [], 0
+                async for chunk in request.content.iter_chunked(64 * 1024):
+                    received += len(chunk)
+                    if received > state.config.limits.max_request_bytes:
+                        raise TooLarge(f"the request's audio exceeds the limit of "
+                                       f"{state.config.limits.max_request_bytes} bytes")
+                    finals += [r for r in await recognition.accept(chunk) if r.final]
+                if received == 0:
+                    raise InvalidParameter("the request body holds no audio")
+                finals += [r for r in await recognition.finish() if r.final]
+            finally:
+                recognition.close()
+    except VoxgateError as exc:
+        state.metrics.errors.labels("watson-http", type(exc).__name__).inc()
+        return watson_error(exc)
+    body = results_message(0, [hypothesis(r) for r in finals if r.words], options, options.warnings)
+    return web.Response(text=body, content_type="application/json")

@@ -1,0 +1,100 @@
+"""A real server on a loopback port, run in its own thread and event loop, for real clients to call."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from server.app import make_app
+from server.config import Config, parse_config
+from server.state import STATE
+
+
+class ServerThread:
+    """``make_app`` served on 127.0.0.1:<free port> from a background thread."""
+
+    def __init__(self, models_dir: Path, config: Config) -> None:
+        self.app = make_app(models_dir, config)
+        self.port = 0
+        self._ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="test-server", daemon=True)
+
+    @property
+    def state(self):
+        """The running app's shared state."""
+        return self.app[STATE]
+
+    @property
+    def http(self) -> str:
+        """Base URL for HTTP."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        """Base URL for WebSockets."""
+        return f"ws://127.0.0.1:{self.port}"
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._serve())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread by stop()
+            self._error = exc
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        runner = web.AppRunner(self.app, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # the port the OS chose
+        self._ready.set()
+        await self._stop.wait()
+        await runner.cleanup()
+
+    def start(self) -> ServerThread:
+        """Start and wait until the socket listens."""
+        self._thread.start()
+        self._ready.wait(timeout=60)
+        if self._error:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        """Graceful shutdown (as on SIGTERM); wait for it to finish."""
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout=60)
+        self._loop.close()
+        if self._error:
+            raise self._error
+
+
+@pytest.fixture()
+def server_factory(tiny_bundle) -> Iterator:
+    """Start servers over the tiny bundle's models folder with a given config dict; stop them afterwards."""
+    started: list[ServerThread] = []
+
+    def start(config: dict | None = None, models_dir: Path | None = None) -> ServerThread:
+        server = ServerThread(models_dir or tiny_bundle.path.parents[1], parse_config(config or {}))
+        started.append(server.start())
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture()
+def server(server_factory) -> ServerThread:
+    """An open server (no credentials) over the tiny model."""
+    return server_factory()

@@ -1,0 +1,62 @@
+"""Sessionless POST /v1/recognize over a real socket: whole and chunked bodies, errors in the Watson shape."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+from tests.conftest import FIXTURES
+from tests.server.test_watson_ws import l16
+
+L16 = "audio/l16;rate=16000;endianness=little-endian"
+
+
+async def _post(url: str, data, content_type: str | None, **params) -> tuple[int, dict]:
+    headers = {"Content-Type": content_type} if content_type else {}
+    async with aiohttp.ClientSession() as http, http.post(url, data=data, headers=headers, params=params) as resp:
+        return resp.status, await resp.json()
+
+
+def test_whole_and_chunked_bodies_give_the_same_results(server) -> None:
+    audio = l16(2.0, 3)
+
+    async def chunks():
+        for i in range(0, len(audio), 1000):
+            yield audio[i : i + 1000]
+
+    url = f"{server.http}/v1/recognize"
+    whole = asyncio.run(_post(url, audio, L16, timestamps="true"))
+    chunked = asyncio.run(_post(url, chunks(), L16, timestamps="true"))
+    assert whole[0] == chunked[0] == 200
+    assert whole[1] == chunked[1]
+    assert whole[1]["results"] and all(r["final"] for r in whole[1]["results"])
+    assert "timestamps" in whole[1]["results"][0]["alternatives"][0]
+
+
+def test_containers_are_detected(server) -> None:
+    status, body = asyncio.run(_post(f"{server.http}/v1/recognize", (FIXTURES / "hello.wav").read_bytes(), None))
+    assert status == 200 and isinstance(body["results"], list)
+
+
+def test_errors(server) -> None:
+    url = f"{server.http}/v1/recognize"
+    cases = [
+        (_post(url, b"", L16), 400, "no audio"),
+        (_post(url, b"\0" * 1000, "audio/x-foo"), 415, "unsupported"),
+        (_post(url, b"\0" * 1000, "audio/l16;rate=8000"), 400, "8000"),
+        (_post(url, b"\0" * 1000, "audio/l16"), 400, "rate"),
+        (_post(url, b"garbage" * 100, "audio/flac"), 400, ""),
+        (_post(url, b"\0" * 1000, L16, model="xx_Nothing"), 404, "Model xx_Nothing not found"),
+        (_post(url, b"\0" * 1000, L16, inactivity_timeout="soon"), 400, "inactivity_timeout must be an integer"),
+    ]
+    for call, status, text in cases:
+        got, body = asyncio.run(call)
+        assert got == status, (status, body)
+        assert body["code"] == status and body["code_description"] and text in body["error"]
+
+
+def test_request_size_limit(server_factory) -> None:
+    server = server_factory({"server": {"max_request_bytes": 5000}})
+    status, body = asyncio.run(_post(f"{server.http}/v1/recognize", b"\0" * 6000, L16))
+    assert status == 413 and "exceeds the limit of 5000 bytes" in body["error"]
