@@ -23,6 +23,10 @@ class AudioError(ValueError):
     """Audio that cannot be decoded or used: the message says what was wrong."""
 
 
+class UnsupportedAudioType(AudioError):
+    """A content type that voxgate does not decode."""
+
+
 @dataclass(frozen=True)
 class AudioFormat:
     """A parsed audio content type.
@@ -85,7 +89,12 @@ def _g711_table(mime: str) -> np.ndarray:
         magnitude = torch.where(exponent == 0, mantissa * 2 + 1, (mantissa * 2 + 33) * torch.pow(2.0, exponent - 1))
         samples = (sign * magnitude * 8 / 32768.0).numpy()
     else:
-        samples = AF.mu_law_decoding(codes, 256).numpy()
+        # mu-law (G.711): codes are stored bit-inverted; sign, 3-bit segment, 4-bit mantissa, bias 0x84.
+        # (torchaudio's mu_law_decoding is the companding curve over linear 0..255 codes, not these bytes.)
+        u = ~codes & 0xFF
+        exponent = (u >> 4) & 0x07
+        magnitude = (((u & 0x0F) << 3) + 0x84) * torch.pow(2, exponent) - 0x84
+        samples = (torch.where(u & 0x80 != 0, -magnitude, magnitude) / 32768.0).numpy()
     return samples.astype(np.float32)
 
 
@@ -168,7 +177,7 @@ def ffmpeg_error(exc: av.error.FFmpegError) -> AudioError:
 
 def _decode_container(data: bytes, fmt: AudioFormat) -> tuple[np.ndarray, int]:
     if fmt.mime not in CONTAINER_DEMUXERS:
-        raise AudioError(f"unsupported audio type {fmt.mime!r}")
+        raise UnsupportedAudioType(f"unsupported audio type {fmt.mime!r}")
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
             if not container.streams.audio:

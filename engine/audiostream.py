@@ -34,8 +34,9 @@ import torch
 import torch.nn.functional as F
 import torchaudio
 
-from engine.audio import (CONTAINER_DEMUXERS, HEADERLESS, AudioError, AudioFormat, ffmpeg_error, frame_to_mono,
-                          unpack_headerless)
+from engine.audio import (CONTAINER_DEMUXERS, HEADERLESS, AudioError, AudioFormat, UnsupportedAudioType,
+                          ffmpeg_error,
+                          frame_to_mono, unpack_headerless)
 
 THREAD_NAME = "audiostream-ffmpeg"
 """Name of the worker threads, one per FFmpeg-decoded stream (for tests and thread dumps)."""
@@ -290,7 +291,7 @@ class StreamDecoder:
             self._set_rate(fmt.rate_hz or 8000)
             self._unpacker = _Unpacker(fmt)
         elif fmt.mime not in CONTAINER_DEMUXERS:
-            raise AudioError(f"unsupported audio type {fmt.mime!r}")
+            raise UnsupportedAudioType(f"unsupported audio type {fmt.mime!r}")
 
     @property
     def source_rate_hz(self) -> int | None:

@@ -15,7 +15,7 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.audio import AudioError
+from engine.audio import AudioError, UnsupportedAudioType
 from engine.audiostream import StreamDecoder
 from engine.bundle import ModelBundle, find_models, load_bundle
 from engine.endpoint import EndpointConfig
@@ -106,8 +106,7 @@ class LoadedModels:
 
 
 def _audio_error(exc: AudioError) -> InvalidParameter | UnsupportedMedia:
-    message = str(exc)
-    return UnsupportedMedia(message) if "unsupported" in message.lower() else InvalidParameter(message)
+    return UnsupportedMedia(str(exc)) if isinstance(exc, UnsupportedAudioType) else InvalidParameter(str(exc))
 
 
 def hypothesis(result: Result) -> Hypothesis:

@@ -51,12 +51,26 @@ def test_l16_two_channels() -> None:
     assert np.allclose(samples * 32768, [2000, -2000])
 
 
-def test_mulaw_matches_torchaudio_expansion() -> None:
-    x = torch.from_numpy(tone(8000))
-    codes = AF.mu_law_encoding(x, 256).to(torch.uint8).numpy().tobytes()
-    samples, rate = decode_bytes(codes, "audio/mulaw;rate=8000")
+@pytest.mark.parametrize("mime", ["audio/mulaw;rate=8000", "audio/basic"])
+def test_mulaw_matches_ffmpeg(mime: str) -> None:
+    # Real G.711 mu-law bytes (as telephony sends them), encoded and decoded by FFmpeg for reference.
+    x = tone(8000)
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mulaw") as out:
+        stream = out.add_stream("pcm_mulaw", rate=8000, layout="mono")
+        frame = av.AudioFrame.from_ndarray((x * 32767).astype(np.int16)[None], format="s16", layout="mono")
+        frame.sample_rate = 8000
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    codes = buf.getvalue()
+    with av.open(io.BytesIO(codes), format="mulaw", options={"sample_rate": "8000"}) as src:
+        reference = np.concatenate([f.to_ndarray()[0] for f in src.decode(audio=0)]).astype(np.float32) / 32768
+    samples, rate = decode_bytes(codes, mime)
     assert rate == 8000
-    assert np.abs(samples - x.numpy()).max() < 0.02
+    np.testing.assert_allclose(samples, reference, atol=1e-6)
+    assert np.abs(samples - x).max() < 0.02
 
 
 def test_basic_is_8khz_mulaw() -> None:
