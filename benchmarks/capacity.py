@@ -24,7 +24,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
@@ -47,6 +46,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 
+from clients import transport  # noqa: E402
 from clients.audio import read_audio  # noqa: E402
 from clients.loadtest import LoadReport, LoadTestConfig, run_load  # noqa: E402
 
@@ -215,7 +215,7 @@ def probe(url: str, streams: int, pcm: bytes, rate: int, *, duration_s: float, s
     """One load test of `streams` real-time Watson streams with interim results."""
     config = LoadTestConfig(url=url, streams=streams, duration_s=duration_s, stagger_s=stagger_s,
                             response_timeout_s=30.0)
-    return asyncio.run(run_load(config, pcm, rate))
+    return transport.run_event_loop(run_load(config, pcm, rate))
 
 
 def measure(name: str, scheduler: dict, pcm: bytes, rate: int, args: argparse.Namespace, tmp: Path) -> dict:

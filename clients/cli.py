@@ -195,7 +195,7 @@ def loadtest_command(args: argparse.Namespace) -> int:
                             language_code=args.language_code, response_timeout_s=args.timeout)
     websocket_url(config.url, WATSON_PATH)  # a bad URL is bad input, not one error per stream
     pcm, rate = read_audio(Path(args.audio), args.content_type).require_pcm("loadtest")
-    report = asyncio.run(_run_with_progress(config, pcm, rate))
+    report = transport.run_event_loop(_run_with_progress(config, pcm, rate))
     if report.completed == 0 and set(report.error_kinds) == {"connect failed"}:
         raise ClientError(report.error_examples["connect failed"])
     print(json.dumps(report.to_json()) if args.json else report.render(), flush=True)

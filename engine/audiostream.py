@@ -35,8 +35,7 @@ import torch.nn.functional as F
 import torchaudio
 
 from engine.audio import (CONTAINER_DEMUXERS, HEADERLESS, AudioError, AudioFormat, UnsupportedAudioType,
-                          ffmpeg_error,
-                          frame_to_mono, unpack_headerless)
+                          ffmpeg_error, frame_to_mono, unpack_headerless)
 
 THREAD_NAME = "audiostream-ffmpeg"
 """Name of the worker threads, one per FFmpeg-decoded stream (for tests and thread dumps)."""
