@@ -149,3 +149,24 @@ def test_http_stream_errors(server) -> None:
     status, headers, [body] = asyncio.run(_http_stream(server, [], bad))
     assert status == 400 and headers["x-amzn-errortype"] == "BadRequestException"
     assert body == {"Message": "the sample-rate parameter is required"}
+
+
+def _signed_headers(server, secret: str = "wJalr/secret") -> dict:
+    """Headers of a POST /stream-transcription signed by botocore's SigV4 header signer."""
+    from botocore.auth import SigV4Auth
+
+    headers = {"x-amzn-transcribe-language-code": "en-US", "x-amzn-transcribe-media-encoding": "pcm",
+               "x-amzn-transcribe-sample-rate": "16000", "X-Amz-Content-SHA256": "STREAMING-AWS4-HMAC-SHA256-EVENTS",
+               "X-Amz-Target": "com.amazonaws.transcribe.Transcribe.StartStreamTranscription"}
+    request = AWSRequest(method="POST", url=f"{server.http}/stream-transcription", headers=headers)
+    SigV4Auth(Credentials("AKIDVOX", secret), "transcribe", "us-east-1").add_auth(request)
+    return dict(request.headers.items())
+
+
+def test_http_stream_with_a_sigv4_signed_request(server_factory) -> None:
+    server = server_factory(CREDS)
+    status, _, messages = asyncio.run(_http_stream(server, audio_events(l16(1.5, 6)), _signed_headers(server)))
+    assert status == 200 and messages
+    status, headers, [body] = asyncio.run(_http_stream(server, [], _signed_headers(server, secret="nope")))
+    assert status == 401 and headers["x-amzn-errortype"] == "UnrecognizedClientException"
+    assert "signature does not match" in body["Message"]
