@@ -17,6 +17,8 @@ Shapes: ``S``: samples, ``T``: frames, ``D``: mel bins.
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -79,6 +81,12 @@ class FeatureConfig:
                 "n_mels_total": self.n_mels_total, "mel_f_max_hz": self.mel_f_max_hz}
 
 
+@functools.cache
+def _hann(length: int, dtype: torch.dtype) -> torch.Tensor:
+    # Built once per size: live streams compute features every 160 ms each.
+    return torch.hann_window(length, periodic=False, dtype=dtype)
+
+
 def log_mel(samples: torch.Tensor, config: FeatureConfig) -> torch.Tensor:
     """Log-mel frames of a mono float signal.
 
@@ -94,7 +102,7 @@ def log_mel(samples: torch.Tensor, config: FeatureConfig) -> torch.Tensor:
         return torch.zeros(0, config.n_mels)
     frames = samples.unfold(0, win, hop)  # (T, win)
     frames = frames - frames.mean(dim=1, keepdim=True)
-    window = torch.hann_window(win, periodic=False, dtype=samples.dtype)
+    window = _hann(win, samples.dtype)
     spectrum = torch.fft.rfft(frames * window, n=win)
     # Scale by the window sum so that 8 kHz and 16 kHz features share a level.
     power = spectrum.abs().pow(2) / window.sum().pow(2)

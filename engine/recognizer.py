@@ -157,18 +157,24 @@ class Stream:
         self._pending = self._pending[:0]
         return chunk, chunk.shape[0]
 
-    def accept_output(self, log_probs: torch.Tensor, length: int, state: StreamState) -> list[Result]:
+    def accept_output(self, log_probs: torch.Tensor, length: int, state: StreamState, *,
+                      greedy: tuple[list[Token], int] | None = None) -> list[Result]:
         """Take the model's output for the last chunk; return the results it produces.
 
         Args:
             log_probs: ``(U, V)`` log posteriors of the chunk.
             length: valid output frames.
             state: the stream's state after the chunk.
+            greedy: the chunk's greedy tokens and last arg-max id when the caller decoded a whole
+                batch at once (see :meth:`greedy_inputs`); computed here otherwise.
         """
         self.state = state
-        lengths = torch.tensor([length])
-        new = greedy_batch(log_probs[None], lengths, previous=[self._previous_id], frame_offsets=[self.frames_done])[0]
-        self._previous_id = last_ids(log_probs[None], lengths, [self._previous_id])[0]
+        if greedy is None:
+            lengths = torch.tensor([length])
+            greedy = (greedy_batch(log_probs[None], lengths, previous=[self._previous_id],
+                                   frame_offsets=[self.frames_done])[0],
+                      last_ids(log_probs[None], lengths, [self._previous_id])[0])
+        new, self._previous_id = greedy
         self.frames_done += length
         self._tokens += new
         self._utterance_log_probs.append(log_probs[:length])
@@ -191,6 +197,10 @@ class Stream:
         if at_end:
             self.phase = StreamPhase.FINISHED
         return results
+
+    def greedy_inputs(self) -> tuple[int, int]:
+        """What batched greedy decoding needs from this stream: the last arg-max id and the next frame index."""
+        return self._previous_id, self.frames_done
 
     def _words(self) -> list[Word]:
         b = self.recognizer.bundle
@@ -243,9 +253,13 @@ class Recognizer:
         lengths = torch.tensor([c[1] for _, _, c in ready])
         state = stack_states([s.state for _, s, _ in ready]).to(self.device)
         log_probs, out_lengths, new_state = self.bundle.model.step(feats.to(self.device), lengths.to(self.device), state)
-        log_probs = log_probs.cpu()
+        log_probs, out_lengths = log_probs.cpu(), out_lengths.cpu()
+        # Greedy decoding of the whole batch in one go; each stream then only files its tokens.
+        previous, offsets = zip(*(s.greedy_inputs() for _, s, _ in ready))
+        tokens = greedy_batch(log_probs, out_lengths, previous=list(previous), frame_offsets=list(offsets))
+        last = last_ids(log_probs, out_lengths, list(previous))
         for row, ((i, s, _), st) in enumerate(zip(ready, split_states(new_state.to("cpu")))):
-            out[i] = s.accept_output(log_probs[row], int(out_lengths[row]), st)
+            out[i] = s.accept_output(log_probs[row], int(out_lengths[row]), st, greedy=(tokens[row], last[row]))
         return out
 
     def run(self, stream: Stream, samples: torch.Tensor) -> list[Result]:
