@@ -282,6 +282,7 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         p.error(f"unknown configuration(s) {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
     pcm, rate = read_audio(args.audio).require_pcm("the capacity benchmark")
+    measured = revision()  # before the runs: the code the servers start from
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
@@ -289,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name}: capacity {results[name]['capacity']} streams", file=sys.stderr, flush=True)
     report = {"threshold_ms": args.threshold_ms, "duration_s": args.duration, "audio": str(args.audio),
               "sample_rate_hz": rate, "max_streams": args.max_streams, "stagger_s": args.stagger,
-              "revision": revision(), "machine": machine(), "configs": results}
+              "revision": measured, "machine": machine(), "configs": results}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "capacity.json").write_text(json.dumps(report, indent=1) + "\n")
     write_report(report, args.out, command=" ".join(["python -m benchmarks.capacity", *(argv or sys.argv[1:])]))
@@ -342,7 +343,7 @@ def write_report(report: dict, out: Path, *, command: str) -> None:
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
     ax.set_xlabel("concurrent real-time streams")
     ax.set_ylabel("p95 final latency (ms)")
     ax.set_title("Final latency vs concurrent streams (× = probe with errors)")
