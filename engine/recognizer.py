@@ -243,6 +243,13 @@ class Recognizer:
         ready = [(i, s, s.take_chunk()) for i, s in enumerate(streams)]
         ready = [(i, s, c) for i, s, c in ready if c is not None]
         out: list[list[Result]] = [[] for _ in streams]
+        # A stream whose audio ended on a chunk boundary has an empty last chunk: nothing for the
+        # model, but its open utterance still has to close.
+        for i, s, c in ready:
+            if c[1] == 0:
+                out[i] = s.accept_output(torch.zeros(0, self.bundle.model.config.vocab_size), 0, s.state,
+                                         greedy=([], s.greedy_inputs()[0]))
+        ready = [(i, s, c) for i, s, c in ready if c[1] > 0]
         if not ready:
             return out
         width = max(c[0].shape[0] for _, _, c in ready)

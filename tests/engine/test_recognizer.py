@@ -69,3 +69,12 @@ def test_transcribe_reports_durations(tiny_bundle) -> None:
     result = Recognizer(tiny_bundle).transcribe(noise(1.5, seed=2))
     assert result.audio_seconds == pytest.approx(1.5)
     assert result.processing_seconds > 0
+
+
+def test_audio_ending_on_a_chunk_boundary_closes_cleanly(tiny_bundle) -> None:
+    # 8000 samples = 48 feature frames = three whole 16-frame chunks: the last chunk is empty.
+    recognizer = Recognizer(tiny_bundle)
+    audio = noise(0.5, seed=7)
+    assert audio.numel() == 8000
+    streamed = collect_tokens(recognizer, audio, chunk_samples=1600)
+    assert [w.word for w in streamed] == [w.word for w in recognizer.transcribe(audio).words]
