@@ -87,6 +87,21 @@ def _hann(length: int, dtype: torch.dtype) -> torch.Tensor:
     return torch.hann_window(length, periodic=False, dtype=dtype)
 
 
+def _frames_to_log_mel(frames: torch.Tensor, config: FeatureConfig) -> torch.Tensor:
+    """``(T, win)`` windows of samples to ``(T, D)`` log-mel: every step works frame by frame."""
+    frames = frames - frames.mean(dim=1, keepdim=True)
+    window = _hann(config.win_length, frames.dtype)
+    spectrum = torch.fft.rfft(frames * window, n=config.win_length)
+    # Scale by the window sum so that 8 kHz and 16 kHz features share a level.
+    power = spectrum.abs().pow(2) / window.sum().pow(2)
+    return torch.log(power @ config.mel_filters + LOG_FLOOR)
+
+
+def frame_count(num_samples: int, config: FeatureConfig) -> int:
+    """Frames that ``num_samples`` samples complete: ``max(0, 1 + (S - win) // hop)``."""
+    return 0 if num_samples < config.win_length else 1 + (num_samples - config.win_length) // config.hop_length
+
+
 def log_mel(samples: torch.Tensor, config: FeatureConfig) -> torch.Tensor:
     """Log-mel frames of a mono float signal.
 
@@ -97,29 +112,71 @@ def log_mel(samples: torch.Tensor, config: FeatureConfig) -> torch.Tensor:
     Returns:
         ``(T, D)`` float32, ``T = max(0, 1 + (S - win) // hop)``.
     """
-    win, hop = config.win_length, config.hop_length
-    if samples.numel() < win:
+    if samples.numel() < config.win_length:
         return torch.zeros(0, config.n_mels)
-    frames = samples.unfold(0, win, hop)  # (T, win)
-    frames = frames - frames.mean(dim=1, keepdim=True)
-    window = _hann(win, samples.dtype)
-    spectrum = torch.fft.rfft(frames * window, n=win)
-    # Scale by the window sum so that 8 kHz and 16 kHz features share a level.
-    power = spectrum.abs().pow(2) / window.sum().pow(2)
-    return torch.log(power @ config.mel_filters + LOG_FLOOR)
+    return _frames_to_log_mel(samples.unfold(0, config.win_length, config.hop_length), config)
 
 
 class FeatureStream:
-    """Incremental log-mel: ``accept(chunk)`` returns the frames the chunk completes."""
+    """Incremental log-mel: samples go in as they come, frames come out when pulled.
+
+    :meth:`push` only queues samples (cheap, on the caller's thread);
+    :meth:`pull` computes the frames they complete, and :func:`pull_batch`
+    does so for many streams with one set of tensor operations.
+    """
 
     def __init__(self, config: FeatureConfig) -> None:
         self.config = config
-        self._pending = torch.zeros(0)
+        self._chunks: list[torch.Tensor] = []
+        self._num_samples = 0
+
+    def push(self, samples: torch.Tensor) -> None:
+        """Queue samples."""
+        if samples.numel():
+            self._chunks.append(samples.to(torch.float32))
+            self._num_samples += samples.numel()
+
+    @property
+    def frames_ready(self) -> int:
+        """Frames that :meth:`pull` would return now."""
+        return frame_count(self._num_samples, self.config)
+
+    def _take_frames(self) -> torch.Tensor | None:
+        """The ``(T, win)`` windows of the complete frames; the samples after them stay queued."""
+        t = self.frames_ready
+        if t == 0:
+            return None
+        buf = torch.cat(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
+        consumed = t * self.config.hop_length
+        rest = buf[consumed:]
+        self._chunks = [rest] if rest.numel() else []
+        self._num_samples = rest.numel()
+        return buf[: consumed - self.config.hop_length + self.config.win_length].unfold(
+            0, self.config.win_length, self.config.hop_length)
+
+    def pull(self) -> torch.Tensor:
+        """Every newly complete frame ``(T, D)``."""
+        frames = self._take_frames()
+        return torch.zeros(0, self.config.n_mels) if frames is None else _frames_to_log_mel(frames, self.config)
 
     def accept(self, samples: torch.Tensor) -> torch.Tensor:
-        """Add samples; return every newly complete frame ``(T, D)``."""
-        buf = torch.cat([self._pending, samples.to(torch.float32)])
-        feats = log_mel(buf, self.config)
-        consumed = feats.shape[0] * self.config.hop_length
-        self._pending = buf[consumed:]
-        return feats
+        """:meth:`push` then :meth:`pull`."""
+        self.push(samples)
+        return self.pull()
+
+
+def pull_batch(streams: list[FeatureStream]) -> list[torch.Tensor]:
+    """:meth:`FeatureStream.pull` for streams of one configuration, computed in one go.
+
+    Live sessions each complete a few frames per step; computing them together
+    saves the per-call overhead of the tensor operations for every stream.
+    """
+    if not streams:
+        return []
+    config = streams[0].config
+    taken = [s._take_frames() for s in streams]
+    counts = [0 if f is None else f.shape[0] for f in taken]
+    present = [f for f in taken if f is not None]
+    if not present:
+        return [torch.zeros(0, config.n_mels) for _ in streams]
+    return list(_frames_to_log_mel(torch.cat(present), config).split(counts))

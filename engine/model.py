@@ -19,6 +19,8 @@ Shape legend: ``B``: batch (streams), ``T``: feature frames (10 ms),
 
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -110,10 +112,10 @@ def stack_states(states: list[StreamState]) -> StreamState:
 
 def split_states(state: StreamState) -> list[StreamState]:
     """Split a batch state into one state per stream (inverse of :func:`stack_states`)."""
-    return [
-        StreamState(state.cmn_sum[i : i + 1], state.cmn_count[i : i + 1], tuple(c[i : i + 1] for c in state.caches))
-        for i in range(state.batch_size)
-    ]
+    # One split per tensor, not one slice per stream and layer: this runs for every batched step.
+    caches = [c.split(1) for c in state.caches]
+    return [StreamState(total, count, tuple(layer[i] for layer in caches))
+            for i, (total, count) in enumerate(zip(state.cmn_sum.split(1), state.cmn_count.split(1)))]
 
 
 class CausalBlock(nn.Module):
@@ -218,3 +220,57 @@ class StreamingCTC(nn.Module):
         """Whole utterances from a fresh state: ``(log_probs, out_lengths)``."""
         log_probs, out_lengths, _ = self.step(features, lengths, self.initial_state(features.shape[0]))
         return log_probs, out_lengths
+
+
+class _StepGraph(nn.Module):
+    """:meth:`StreamingCTC.step` over plain tensors, the form :func:`torch.jit.trace` records."""
+
+    def __init__(self, model: StreamingCTC) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor, cmn_sum: torch.Tensor, cmn_count: torch.Tensor,
+                caches: tuple[torch.Tensor, ...]):
+        log_probs, out_lengths, state = self.model.step(features, lengths, StreamState(cmn_sum, cmn_count, caches))
+        return log_probs, out_lengths, state.cmn_sum, state.cmn_count, state.caches
+
+
+class TracedStep:
+    """:meth:`StreamingCTC.step` as a TorchScript graph, for serving.
+
+    The step is a fixed sequence of tensor operations (no control flow on
+    values), so one trace serves every batch size and chunk width; it is
+    checked against the eager step in the tests. Serving wants it because the
+    graph runs its few hundred operations in C++ in one call: less per-step
+    overhead, and far fewer hand-overs of the GIL to the event loop's thread.
+    The input checks of :meth:`StreamingCTC.step` stay in Python, here.
+
+    Args:
+        model: a model in eval mode (dropout off), on its serving device.
+    """
+
+    def __init__(self, model: StreamingCTC) -> None:
+        self.model = model
+        device = model.feature_mean.device
+        example = model.initial_state(2)
+        features = torch.zeros(2, 2 * model.config.frames_per_output, model.config.n_mels, device=device)
+        lengths = torch.full((2,), features.shape[1], device=device)
+        with torch.no_grad(), warnings.catch_warnings():
+            # The tracer warns that the Python-side checks in step() are frozen into the trace;
+            # they are constant for valid inputs, and __call__ repeats them in Python.
+            warnings.simplefilter("ignore")
+            self._graph = torch.jit.trace(_StepGraph(model).eval(),
+                                          (features, lengths, example.cmn_sum, example.cmn_count, example.caches),
+                                          check_trace=False)
+
+    def __call__(self, features: torch.Tensor, lengths: torch.Tensor, state: StreamState):
+        """Same contract as :meth:`StreamingCTC.step`."""
+        k = self.model.config.frames_per_output
+        if features.shape[1] % k or bool((lengths % k != 0).any()):
+            raise ValueError(f"frames per stream must be multiples of {k}, got T={features.shape[1]}, "
+                             f"lengths={lengths.tolist()}")
+        if features.shape[2] != self.model.config.n_mels:
+            raise ValueError(f"expected {self.model.config.n_mels} mel bins, got {features.shape[2]}")
+        log_probs, out_lengths, cmn_sum, cmn_count, caches = self._graph(features, lengths, state.cmn_sum,
+                                                                         state.cmn_count, state.caches)
+        return log_probs, out_lengths, StreamState(cmn_sum, cmn_count, tuple(caches))

@@ -22,8 +22,8 @@ import torch
 from engine.bundle import ModelBundle
 from engine.decoding import Token, Word, greedy_batch, last_ids, tokens_to_words
 from engine.endpoint import EndpointConfig, should_close
-from engine.features import FeatureStream, log_mel
-from engine.model import StreamState, split_states, stack_states
+from engine.features import FeatureStream, log_mel, pull_batch
+from engine.model import StreamState, TracedStep, split_states, stack_states
 from engine.tokenizer import BLANK_ID
 
 DEFAULT_CHUNK_FRAMES = 16  # 160 ms of features per step; the model adds no right context
@@ -92,6 +92,7 @@ class Stream:
     recognizer: Recognizer
     endpoint: EndpointConfig
     chunk_frames: int = DEFAULT_CHUNK_FRAMES
+    max_chunks: int = 1
     state: StreamState = field(init=False)
     frames_done: int = field(default=0, init=False)
     audio_seconds: float = field(default=0.0, init=False)
@@ -101,10 +102,16 @@ class Stream:
         k = bundle.model.config.frames_per_output
         if self.chunk_frames <= 0 or self.chunk_frames % k:
             raise ValueError(f"chunk_frames must be a positive multiple of {k}, got {self.chunk_frames}")
+        if self.max_chunks < 1:
+            raise ValueError(f"max_chunks must be at least 1, got {self.max_chunks}")
         self.state = bundle.model.initial_state(1)
         self._features = FeatureStream(bundle.features)
         self._pending = torch.zeros(0, bundle.features.n_mels)
         self._tokens: list[Token] = []
+        # The utterance's words so far, built as tokens arrive: the finished words, and the pieces of
+        # the last one (a later piece may still extend it). Interims then cost O(new tokens).
+        self._done_words: list[Word] = []
+        self._open_word: list[Token] = []
         self._utterance_log_probs: list[torch.Tensor] = []
         self._utterance_start = 0
         self._previous_id = BLANK_ID
@@ -124,14 +131,20 @@ class Stream:
         if self.phase is not StreamPhase.OPEN:
             raise RuntimeError(f"audio after the end of the stream (stream is {self.phase.value})")
         self.audio_seconds += samples.numel() / self.recognizer.bundle.sample_rate_hz
-        self._pending = torch.cat([self._pending, self._features.accept(samples)])
+        # Features are computed at the next step (batched across streams), not here.
+        self._features.push(samples)
 
     @property
     def has_chunk(self) -> bool:
         """True when :meth:`take_chunk` would return a chunk."""
         if self.phase is StreamPhase.FINISHED:
             return False
-        return self.phase is StreamPhase.ENDING or self._pending.shape[0] >= self.chunk_frames
+        return (self.phase is StreamPhase.ENDING
+                or self._pending.shape[0] + self._features.frames_ready >= self.chunk_frames)
+
+    def _add_features(self, frames: torch.Tensor) -> None:
+        if frames.shape[0]:
+            self._pending = torch.cat([self._pending, frames]) if self._pending.shape[0] else frames
 
     def end_audio(self) -> None:
         """Mark the end of audio: the next chunk flushes what is left."""
@@ -146,11 +159,14 @@ class Stream:
         """
         if self.phase is StreamPhase.FINISHED:
             return None
+        self._add_features(self._features.pull())
         k = self.recognizer.bundle.model.config.frames_per_output
         n = self._pending.shape[0]
         if n >= self.chunk_frames:
-            chunk, self._pending = self._pending[: self.chunk_frames], self._pending[self.chunk_frames :]
-            return chunk, self.chunk_frames
+            # Every whole chunk that is waiting, up to max_chunks: a stream that fell behind catches up.
+            take = min(n // self.chunk_frames, self.max_chunks) * self.chunk_frames
+            chunk, self._pending = self._pending[:take], self._pending[take:]
+            return chunk, take
         if self.phase is StreamPhase.OPEN:
             return None
         chunk = pad_to_output_frames(self._pending, k)
@@ -177,6 +193,7 @@ class Stream:
         new, self._previous_id = greedy
         self.frames_done += length
         self._tokens += new
+        self._extend_words(new)
         self._utterance_log_probs.append(log_probs[:length])
         if not self._tokens:
             # Nothing heard yet: keep only the last second for the final pass, so hours of
@@ -202,9 +219,17 @@ class Stream:
         """What batched greedy decoding needs from this stream: the last arg-max id and the next frame index."""
         return self._previous_id, self.frames_done
 
+    def _extend_words(self, new: list[Token]) -> None:
+        b = self.recognizer.bundle
+        for token in new:
+            if self._open_word and b.tokenizer.starts_word(token.token_id):
+                self._done_words += tokens_to_words(self._open_word, b.tokenizer, b.frame_seconds)
+                self._open_word = []
+            self._open_word.append(token)
+
     def _words(self) -> list[Word]:
         b = self.recognizer.bundle
-        return tokens_to_words(self._tokens, b.tokenizer, b.frame_seconds)
+        return self._done_words + tokens_to_words(self._open_word, b.tokenizer, b.frame_seconds)
 
     def _close(self, reason: str) -> Result:
         """Finalise the open utterance: a second pass with the beam decoder when the bundle has one."""
@@ -215,6 +240,8 @@ class Stream:
         else:
             words = self._words()
         self._tokens = []
+        self._done_words = []
+        self._open_word = []
         self._utterance_log_probs = []
         self._utterance_start = self.frames_done
         return Result(tuple(words), final=True, end_of_utterance=reason)
@@ -226,10 +253,18 @@ class Recognizer:
     def __init__(self, bundle: ModelBundle) -> None:
         self.bundle = bundle
         self.device = next(bundle.model.parameters()).device
+        self._step = TracedStep(bundle.model.eval())
 
-    def new_stream(self, *, endpoint: EndpointConfig | None = None, chunk_frames: int = DEFAULT_CHUNK_FRAMES) -> Stream:
-        """A fresh stream with the given endpointing."""
-        return Stream(self, endpoint or EndpointConfig(), chunk_frames)
+    def new_stream(self, *, endpoint: EndpointConfig | None = None, chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+                   max_chunks: int = 1) -> Stream:
+        """A fresh stream.
+
+        Args:
+            endpoint: when utterances close.
+            chunk_frames: feature frames per chunk (a multiple of the model's frames per output).
+            max_chunks: most whole chunks one step may take when audio piled up.
+        """
+        return Stream(self, endpoint or EndpointConfig(), chunk_frames, max_chunks)
 
     @torch.inference_mode()
     def step(self, streams: list[Stream]) -> list[list[Result]]:
@@ -240,6 +275,9 @@ class Recognizer:
         Returns:
             Per stream, the results of this step.
         """
+        live = [s for s in streams if not s.finished]
+        for s, frames in zip(live, pull_batch([s._features for s in live])):
+            s._add_features(frames)
         ready = [(i, s, s.take_chunk()) for i, s in enumerate(streams)]
         ready = [(i, s, c) for i, s, c in ready if c is not None]
         out: list[list[Result]] = [[] for _ in streams]
@@ -259,7 +297,7 @@ class Recognizer:
             feats[row, : chunk.shape[0]] = chunk
         lengths = torch.tensor([c[1] for _, _, c in ready])
         state = stack_states([s.state for _, s, _ in ready]).to(self.device)
-        log_probs, out_lengths, new_state = self.bundle.model.step(feats.to(self.device), lengths.to(self.device), state)
+        log_probs, out_lengths, new_state = self._step(feats.to(self.device), lengths.to(self.device), state)
         log_probs, out_lengths = log_probs.cpu(), out_lengths.cpu()
         # Greedy decoding of the whole batch in one go; each stream then only files its tokens.
         previous, offsets = zip(*(s.greedy_inputs() for _, s, _ in ready))

@@ -36,14 +36,19 @@ class SchedulerConfig:
     Attributes:
         max_batch: most streams in one model step.
         max_wait_ms: how long to wait for more streams after the first one arrived.
+        workers: steps that may run at once, each on its own executor thread (on a CPU, one per
+            core lets the model use every core; the traced step runs without the GIL).
     """
 
     max_batch: int = 64
     max_wait_ms: float = 10.0
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {self.max_batch}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {self.workers}")
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must not be negative, got {self.max_wait_ms}")
 
@@ -91,7 +96,10 @@ class BatchScheduler:
         self.config = config or SchedulerConfig()
         self._on_step = on_step
         self._queue: asyncio.Queue[_Request] = asyncio.Queue()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"step-{recognizer.bundle.version}")
+        self._executor = ThreadPoolExecutor(max_workers=self.config.workers,
+                                            thread_name_prefix=f"step-{recognizer.bundle.version}")
+        self._free_workers = asyncio.Semaphore(self.config.workers)
+        self._running: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -117,10 +125,11 @@ class BatchScheduler:
     async def close(self) -> None:
         """Stop the loop; fail every request still queued; release the executor thread."""
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in [self._task, *self._running]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         while not self._queue.empty():
             request = self._queue.get_nowait()
             if not request.future.done():
@@ -144,32 +153,46 @@ class BatchScheduler:
         return batch
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            batch = await self._gather()
+            # Gather the next batch only once a worker is free, so it holds every stream that came meanwhile.
+            await self._free_workers.acquire()
+            try:
+                batch = await self._gather()
+            except asyncio.CancelledError:
+                self._free_workers.release()
+                raise
             # A session that went away while queued has cancelled its future: skip its stream.
             batch = [r for r in batch if not r.future.done()]
             if not batch:
+                self._free_workers.release()
                 continue
-            began = time.perf_counter()
-            waits = tuple(began - r.queued_at for r in batch)
-            try:
-                results = await loop.run_in_executor(self._executor, self.recognizer.step, [r.stream for r in batch])
-            except asyncio.CancelledError:
-                for r in batch:
-                    if not r.future.done():
-                        r.future.set_exception(SchedulerClosed("the recognizer is shutting down"))
-                raise
-            except Exception as exc:  # noqa: BLE001 - every waiter gets the step's exception
-                for r in batch:
-                    if not r.future.done():
-                        r.future.set_exception(exc)
-                self._report(StepStats(len(batch), waits, time.perf_counter() - began, failed=True))
-                continue
-            for r, res in zip(batch, results):
+            task = asyncio.get_running_loop().create_task(self._step(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _step(self, batch: list[_Request]) -> None:
+        loop = asyncio.get_running_loop()
+        began = time.perf_counter()
+        waits = tuple(began - r.queued_at for r in batch)
+        try:
+            results = await loop.run_in_executor(self._executor, self.recognizer.step, [r.stream for r in batch])
+        except asyncio.CancelledError:
+            for r in batch:
                 if not r.future.done():
-                    r.future.set_result(res)
-            self._report(StepStats(len(batch), waits, time.perf_counter() - began, failed=False))
+                    r.future.set_exception(SchedulerClosed("the recognizer is shutting down"))
+            raise
+        except Exception as exc:  # noqa: BLE001 - every waiter gets the step's exception
+            for r in batch:
+                if not r.future.done():
+                    r.future.set_exception(exc)
+            self._report(StepStats(len(batch), waits, time.perf_counter() - began, failed=True))
+            return
+        finally:
+            self._free_workers.release()
+        for r, res in zip(batch, results):
+            if not r.future.done():
+                r.future.set_result(res)
+        self._report(StepStats(len(batch), waits, time.perf_counter() - began, failed=False))
 
     def _report(self, stats: StepStats) -> None:
         if self._on_step is not None:

@@ -22,6 +22,8 @@ class Tokenizer:
     def __init__(self, model_file: Path) -> None:
         self.model_file = Path(model_file)
         self._sp = spm.SentencePieceProcessor(model_file=str(model_file))
+        # Pieces are looked up for every interim result of every live stream: keep them in a list.
+        self._pieces = [self._sp.id_to_piece(i) for i in range(self._sp.get_piece_size())]
 
     @property
     def vocab_size(self) -> int:
@@ -38,11 +40,11 @@ class Tokenizer:
 
     def piece(self, token_id: int) -> str:
         """The surface piece of one id (``▁`` marks a word start)."""
-        return self._sp.id_to_piece(token_id)
+        return self._pieces[token_id]
 
     def starts_word(self, token_id: int) -> bool:
         """True when the piece begins a new word."""
-        return self._sp.id_to_piece(token_id).startswith(WORD_BOUNDARY)
+        return self._pieces[token_id].startswith(WORD_BOUNDARY)
 
 
 def train_tokenizer(sentences: Iterable[str], model_prefix: Path, *, vocab_size: int = 256,

@@ -18,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import signal
 from pathlib import Path
 
+import torch
 import uvloop
 from aiohttp import web
 
@@ -134,8 +136,14 @@ def serve(*, host: str, port: int, models_dir: str | None, config_path: str | No
         log.error("no credentials are configured, so voxgate serves only on loopback; refusing %s "
                   "(add [[credentials]] to the --config file)", host)
         return 2
+    workers = config.scheduler.workers
+    if workers > 1 and not torch.cuda.is_available():
+        # Each concurrent step gets its share of the cores; more torch threads would only fight.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
     app = make_app(Path(models_dir) if models_dir else None, config)
-    log.info("loaded %s", ", ".join(sorted(app[STATE].models.versions)))
+    log.info("loaded %s; %d concurrent model step(s) of up to %d streams, %d torch thread(s) each",
+             ", ".join(sorted(app[STATE].models.versions)), workers, config.scheduler.max_batch,
+             torch.get_num_threads())
     if not config.credentials:
         log.warning("no credentials configured: serving WITHOUT authentication, on loopback only")
     else:

@@ -11,6 +11,7 @@
     [scheduler]
     max_batch = 64                # streams per model step
     max_wait_ms = 10              # deadline to gather a batch after its first stream
+    workers = 2                   # model steps at once (default: one per CPU core up to 4; 1 on a GPU)
 
     [[credentials]]               # one table per credential; no credentials = open, loopback only
     instance = "acme"             # the service instance (owner of custom models)
@@ -23,10 +24,13 @@ Unknown tables or keys are errors, so a typo never silently falls back to a defa
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from engine.scheduler import SchedulerConfig
 
@@ -60,8 +64,15 @@ class Config:
     """Everything ``voxgate serve`` reads from its config file."""
 
     limits: Limits = field(default_factory=Limits)
-    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    scheduler: SchedulerConfig = field(default_factory=lambda: SchedulerConfig(workers=default_workers()))
     credentials: tuple[Credential, ...] = ()
+
+
+def default_workers() -> int:
+    """Concurrent model steps when the config does not say: one per CPU core (up to 4), one on a GPU."""
+    if torch.cuda.is_available():
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def _table(cls: type, values: Any, where: str) -> Any:
@@ -94,7 +105,8 @@ def parse_config(data: dict[str, Any], source: str = "config") -> Config:
     if limits.max_sessions < 1 or limits.session_timeout_s <= 0 or limits.max_frame_bytes < 1 \
             or limits.max_request_bytes < 1:
         raise ConfigError(f"{source}: [server] limits must be positive")
-    scheduler = _table(SchedulerConfig, data.get("scheduler", {}), f"{source}: [scheduler]")
+    scheduler = _table(SchedulerConfig, {"workers": default_workers(), **data.get("scheduler", {})},
+                       f"{source}: [scheduler]")
     raw = data.get("credentials", [])
     if not isinstance(raw, list):
         raise ConfigError(f"{source}: credentials must be an array of tables ([[credentials]])")

@@ -12,8 +12,11 @@ drives it from the one task that reads its connection (shutdown included).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 from engine.audio import AudioError, UnsupportedAudioType
 from engine.audiostream import StreamDecoder
@@ -24,6 +27,9 @@ from engine.scheduler import BatchScheduler, SchedulerConfig
 from protocol.errors import InvalidParameter, NotFoundError, UnsupportedMedia
 from protocol.watson import Hypothesis, WordHypothesis
 from server.metrics import Metrics
+
+#: Most whole chunks one stream sends through one model step (a stream that fell behind catches up).
+MAX_CHUNKS_PER_STEP = 4
 
 
 @dataclass
@@ -115,51 +121,58 @@ def hypothesis(result: Result) -> Hypothesis:
     return Hypothesis(words, result.final, result.end_of_utterance)
 
 
+ResultsHandler = Callable[[list[Result]], Awaitable[None]]
+
+
 class Recognition:
-    """One request: encoded audio bytes in, results out.
+    """One request: encoded audio bytes in, results out as they form.
+
+    Reading and recognising are decoupled: :meth:`feed` (called by the
+    route as frames arrive) only decodes and queues samples; a stepper task
+    moves the queued samples into the stream and runs its chunks through the
+    scheduler, taking every whole chunk that piled up during the previous
+    step at once, so a stream that fell behind catches up instead of
+    drifting. Results go to ``on_results`` in order.
 
     Args:
         model: the model version.
         content_type: the audio's MIME type (None: auto-detect a container).
         endpoint: utterance endpointing.
         metrics: where audio seconds are counted.
+        on_results: awaited with each step's results.
 
     Raises:
         UnsupportedMedia, InvalidParameter: an audio type or rate the model cannot take.
+
+    Attributes:
+        failed: set when the stepper failed; :attr:`error` holds why.
     """
 
     def __init__(self, model: LoadedModel, content_type: str | None, *, endpoint: EndpointConfig,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, on_results: ResultsHandler) -> None:
         self.model = model
         try:
             self.decoder = StreamDecoder(content_type, target_rate_hz=model.bundle.sample_rate_hz)
         except AudioError as exc:
             raise _audio_error(exc) from exc
-        self.stream = model.recognizer.new_stream(endpoint=endpoint)
+        self.stream = model.recognizer.new_stream(endpoint=endpoint, max_chunks=MAX_CHUNKS_PER_STEP)
         self._metrics = metrics
+        self._on_results = on_results
         self._speech_until_s = 0.0
+        self._incoming: list[torch.Tensor] = []
+        self._ended = False
+        self._wake = asyncio.Event()
+        self.failed = asyncio.Event()
+        self.error: BaseException | None = None
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="recognition-stepper")
 
     @property
     def seconds_without_speech(self) -> float:
-        """Seconds of audio since the last recognised word (or the start)."""
+        """Seconds of recognised audio since the last recognised word (or the start)."""
         return self.stream.audio_seconds - self._speech_until_s
 
-    async def _steps(self) -> list[Result]:
-        results: list[Result] = []
-        while self.stream.has_chunk:
-            results += await self.model.scheduler.step(self.stream)
-        if any(r.words for r in results):
-            self._speech_until_s = self.stream.audio_seconds
-        return results
-
-    def _accept_samples(self, samples) -> None:
-        if samples.numel():
-            self.stream.accept_audio(samples)
-            self._metrics.audio_seconds.labels(self.model.bundle.version).inc(
-                samples.numel() / self.model.bundle.sample_rate_hz)
-
-    async def accept(self, data: bytes) -> list[Result]:
-        """Decode bytes and run every chunk they complete; return the results.
+    def feed(self, data: bytes) -> None:
+        """Decode bytes and queue their samples for the stepper.
 
         Raises:
             InvalidParameter, UnsupportedMedia: undecodable audio or a rate below the model's.
@@ -168,27 +181,64 @@ class Recognition:
             samples = self.decoder.feed(data)
         except AudioError as exc:
             raise _audio_error(exc) from exc
-        self._accept_samples(samples)
-        return await self._steps()
+        self._queue(samples)
 
-    async def finish(self) -> list[Result]:
-        """End of audio: decode the rest, flush the stream; return the last results.
+    def _queue(self, samples: torch.Tensor) -> None:
+        if samples.numel():
+            self._incoming.append(samples)
+            self._metrics.audio_seconds.labels(self.model.bundle.version).inc(
+                samples.numel() / self.model.bundle.sample_rate_hz)
+            self._wake.set()
+
+    async def finish(self) -> None:
+        """End of audio: decode the rest and wait until every result has been handed to ``on_results``.
 
         Raises:
             InvalidParameter, UnsupportedMedia: undecodable or empty audio.
+            Exception: what the stepper failed with.
         """
         try:
             # A container decoder may still be working in its thread: wait for it off the event loop.
             samples = await asyncio.to_thread(self.decoder.finish)
         except AudioError as exc:
             raise _audio_error(exc) from exc
-        self._accept_samples(samples)
-        self.stream.end_audio()
-        results: list[Result] = []
-        while not self.stream.finished:
-            results += await self.model.scheduler.step(self.stream)
-        return results
+        self._queue(samples)
+        self._ended = True
+        self._wake.set()
+        await asyncio.shield(self._task)
+        if self.error is not None:
+            raise self.error
+
+    def _drain(self) -> None:
+        """Move queued samples into the stream (only while no step of it is in flight)."""
+        if self._incoming:
+            samples = torch.cat(self._incoming) if len(self._incoming) > 1 else self._incoming[0]
+            self._incoming = []
+            self.stream.accept_audio(samples)
+        if self._ended:
+            self.stream.end_audio()
+
+    async def _run(self) -> None:
+        try:
+            while not self.stream.finished:
+                await self._wake.wait()
+                self._wake.clear()
+                self._drain()
+                while self.stream.has_chunk:
+                    results = await self.model.scheduler.step(self.stream)
+                    self._drain()
+                    if any(r.words for r in results):
+                        self._speech_until_s = self.stream.audio_seconds
+                    if results:
+                        await self._on_results(results)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - handed to the route, which reports it to the client
+            self.error = exc
+            self.failed.set()
 
     def close(self) -> None:
-        """Abandon the request (client gone): free the decoder."""
+        """Abandon the request (client gone, or done): stop the stepper, free the decoder."""
+        if not self._task.done():
+            self._task.cancel()
         self.decoder.close()

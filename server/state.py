@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from aiohttp import WSMessage, web
 
@@ -37,26 +38,30 @@ class Admission:
         self.closed.set()
         self._state._release(self)
 
-    async def receive(self, ws: web.WebSocketResponse, timeout_s: float) -> WSMessage | None:
-        """The next message, or None when the server began shutting down first.
+    async def receive(self, ws: web.WebSocketResponse, timeout_s: float,
+                      interrupt: asyncio.Event | None = None) -> WSMessage | None:
+        """The next message, or None when the server began shutting down (or ``interrupt`` was set) first.
 
         Raises:
             TimeoutError: no message within ``timeout_s``.
         """
-        if self.stopping.is_set():
+        events = [self.stopping] + ([interrupt] if interrupt is not None else [])
+        if any(e.is_set() for e in events):
             return None
         receiving = asyncio.ensure_future(ws.receive(timeout=timeout_s))
-        stopping = asyncio.ensure_future(self.stopping.wait())
+        waiters = [asyncio.ensure_future(e.wait()) for e in events]
         try:
-            await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({receiving, *waiters}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            stopping.cancel()
-            if not receiving.done():
-                receiving.cancel()  # aiohttp's receive() may be cancelled; the socket stays usable for close()
-        if receiving.cancelled():
-            return None
-        return receiving.result()
-
+            for w in waiters:
+                w.cancel()
+        if receiving.done():
+            return receiving.result()
+        # aiohttp's receive() may be cancelled; let it unwind so the socket is usable for close().
+        receiving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await receiving
+        return None
 
 class ServerState:
     """The shared state of one server."""

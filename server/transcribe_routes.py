@@ -49,7 +49,8 @@ class TranscriptStream:
         self.state = state
         self.params = params
         self.session = TranscribeSession(max_request_bytes=state.config.limits.max_request_bytes)
-        self.recognition = Recognition(model, params.content_type, endpoint=EndpointConfig(), metrics=state.metrics)
+        self.recognition = Recognition(model, params.content_type, endpoint=EndpointConfig(), metrics=state.metrics,
+                                       on_results=self._emit)
         self._send = send
         self._result_id = str(uuid.uuid4())
         self.ended = False
@@ -67,14 +68,14 @@ class TranscriptStream:
         """Bytes of the event stream; results are sent as they form."""
         for event in self.session.receive_bytes(data):
             if isinstance(event, AudioReceived):
-                await self._emit(await self.recognition.accept(event.data))
+                self.recognition.feed(event.data)
             elif isinstance(event, AudioEnded):
                 await self._finish()
 
     async def _finish(self) -> None:
         self.ended = True
         try:
-            await self._emit(await self.recognition.finish())
+            await self.recognition.finish()
         finally:
             self.recognition.close()
 
@@ -127,9 +128,11 @@ async def _pump_websocket(state: ServerState, ws: web.WebSocketResponse, stream:
     try:
         while not ws.closed and not stream.ended:
             try:
-                msg = await admission.receive(ws, timeout_s)
+                msg = await admission.receive(ws, timeout_s, stream.recognition.failed)
             except TimeoutError:
                 raise Timeout(f"Session timed out: no audio for {timeout_s:g} seconds.") from None
+            if msg is None and stream.recognition.error is not None:
+                raise stream.recognition.error
             if msg is None:  # server shutdown: the finals of what arrived, then 1012
                 await stream.flush()
                 await ws.close(code=CloseCode.SERVICE_RESTART, message=b"server restarting")
@@ -184,7 +187,7 @@ async def transcribe_http(request: web.Request) -> web.StreamResponse:
         try:
             async for chunk in request.content.iter_any():
                 await stream.receive(chunk)
-                if stream.ended:
+                if stream.ended or stream.recognition.failed.is_set():
                     break
             if not stream.ended:
                 await stream.receive_eof()

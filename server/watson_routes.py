@@ -116,11 +116,14 @@ class WatsonSocket:
         timeout_s = self.state.config.limits.session_timeout_s
         try:
             while not self.ws.closed:
+                failed = self.recognition.failed if self.recognition is not None else None
                 try:
-                    msg = await self.admission.receive(self.ws, timeout_s)
+                    msg = await self.admission.receive(self.ws, timeout_s, failed)
                 except TimeoutError:
                     raise Timeout(f"Session timed out: no message for {timeout_s:g} seconds.") from None
                 if msg is None:
+                    if self.recognition is not None and self.recognition.error is not None:
+                        raise self.recognition.error
                     await self._shutdown()
                     return
                 if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
@@ -147,26 +150,32 @@ class WatsonSocket:
 
     async def _handle(self, event) -> None:
         if isinstance(event, RequestStarted):
-            self.recognition = Recognition(self.model, event.options.content_type, endpoint=_endpoint(event.options),
-                                           metrics=self.state.metrics)
             self.request = _Request(event.options)
+            self.recognition = Recognition(self.model, event.options.content_type, endpoint=_endpoint(event.options),
+                                           metrics=self.state.metrics, on_results=self._on_results)
             await self.ws.send_str(listening_message())
             return
         assert self.recognition is not None and self.request is not None
         if isinstance(event, AudioReceived):
-            await self._send(self.request.messages(await self.recognition.accept(event.data)))
+            self.recognition.feed(event.data)
             limit = self.request.options.inactivity_timeout_s
             if limit >= 0 and self.recognition.seconds_without_speech >= limit:
                 raise Timeout(f"No speech detected for {limit}s.")
         elif isinstance(event, AudioEnded):
             await self._finish_request()
 
+    async def _on_results(self, results: list[Result]) -> None:
+        assert self.request is not None
+        await self._send(self.request.messages(results))
+
     async def _finish_request(self) -> None:
         assert self.recognition is not None and self.request is not None
-        await self._send(self.request.messages(await self.recognition.finish()))
-        await self._send(self.request.closing_messages())
-        self.recognition.close()
+        try:
+            await self.recognition.finish()
+        finally:
+            self.recognition.close()
         self.recognition = None
+        await self._send(self.request.closing_messages())
         await self.ws.send_str(self.session.request_done())
 
     async def _send(self, messages: list[str]) -> None:
@@ -188,7 +197,7 @@ class WatsonSocket:
         if self.recognition is not None and self.request is not None:
             recognition, self.recognition = self.recognition, None
             try:
-                await self._send(self.request.messages(await recognition.finish()))
+                await recognition.finish()
                 await self._send(self.request.closing_messages())
             except VoxgateError:
                 pass  # nothing decodable was left; the close below still tells the client why
@@ -209,18 +218,26 @@ async def recognize_http(request: web.Request) -> web.Response:
                                    "Content-Type and the options as query parameters")
         options = parse_query_options(request.query, content_type)
         with state.admit("watson-http"):
-            recognition = Recognition(model, options.content_type, endpoint=_endpoint(options), metrics=state.metrics)
+            finals: list[Result] = []
+
+            async def keep_finals(results: list[Result]) -> None:
+                finals.extend(r for r in results if r.final)
+
+            recognition = Recognition(model, options.content_type, endpoint=_endpoint(options), metrics=state.metrics,
+                                      on_results=keep_finals)
             try:
-                finals, received = [], 0
+                received = 0
                 async for chunk in request.content.iter_chunked(64 * 1024):
                     received += len(chunk)
                     if received > state.config.limits.max_request_bytes:
                         raise TooLarge(f"the request's audio exceeds the limit of "
                                        f"{state.config.limits.max_request_bytes} bytes")
-                    finals += [r for r in await recognition.accept(chunk) if r.final]
+                    if recognition.failed.is_set():
+                        break
+                    recognition.feed(chunk)
                 if received == 0:
                     raise InvalidParameter("the request body holds no audio")
-                finals += [r for r in await recognition.finish() if r.final]
+                await recognition.finish()
             finally:
                 recognition.close()
     except VoxgateError as exc:

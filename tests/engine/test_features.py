@@ -47,3 +47,18 @@ def test_narrowband_features_match_broadband_levels_on_band_limited_audio() -> N
     peak = int(wide[10].argmax())
     assert int(narrow[10].argmax()) == peak
     assert abs(float(wide[10, peak] - narrow[10, peak])) < 0.5
+
+
+def test_batched_pull_equals_one_by_one() -> None:
+    from engine.features import pull_batch
+
+    signals = [signal(0.05 * (i + 1) + 0.013 * i, 16000, seed=i) for i in range(5)] + [torch.zeros(100)]
+    singles, batched = [FeatureStream(WIDE) for _ in signals], [FeatureStream(WIDE) for _ in signals]
+    for a, b, x in zip(singles, batched, signals):
+        a.push(x)
+        b.push(x)
+    expected = [s.pull() for s in singles]
+    got = pull_batch(batched)
+    assert [g.shape for g in got] == [e.shape for e in expected]
+    assert all(torch.allclose(g, e, atol=1e-5) for g, e in zip(got, expected))
+    assert got[-1].shape == (0, 80) and batched[-1].frames_ready == 0

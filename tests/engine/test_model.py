@@ -109,3 +109,26 @@ def test_no_right_context_future_frames_do_not_change_the_past() -> None:
         b, _ = model(y, torch.tensor([64]))
     assert torch.allclose(a[:, :8], b[:, :8], atol=1e-6)
     assert not torch.allclose(a[:, 8:], b[:, 8:])
+
+
+@pytest.mark.parametrize("batch,width", [(1, 8), (5, 16), (3, 32)])
+def test_traced_step_equals_the_eager_step(batch: int, width: int) -> None:
+    from engine.model import StreamState, TracedStep
+
+    model = tiny_model()
+    traced = TracedStep(model)
+    torch.manual_seed(batch)
+    fresh = model.initial_state(batch)
+    state = StreamState(torch.randn(batch, 80), torch.rand(batch) * 50, tuple(torch.randn_like(c) for c in fresh.caches))
+    features = torch.randn(batch, width, 80)
+    lengths = torch.full((batch,), width)
+    lengths[0] = width - 4
+    with torch.no_grad():
+        eager = model.step(features, lengths, state)
+        graph = traced(features, lengths, state)
+    assert torch.allclose(eager[0], graph[0], atol=1e-5) and torch.equal(eager[1], graph[1])
+    for a, b in zip((eager[2].cmn_sum, eager[2].cmn_count, *eager[2].caches),
+                    (graph[2].cmn_sum, graph[2].cmn_count, *graph[2].caches)):
+        assert torch.allclose(a, b, atol=1e-5)
+    with pytest.raises(ValueError, match="multiples of 4"):
+        traced(features[:, :6], torch.full((batch,), 6), state)
