@@ -93,6 +93,7 @@ class Stream:
     endpoint: EndpointConfig
     chunk_frames: int = DEFAULT_CHUNK_FRAMES
     max_chunks: int = 1
+    beam_finals: bool = True
     state: StreamState = field(init=False)
     frames_done: int = field(default=0, init=False)
     audio_seconds: float = field(default=0.0, init=False)
@@ -234,7 +235,7 @@ class Stream:
     def _close(self, reason: str) -> Result:
         """Finalise the open utterance: a second pass with the beam decoder when the bundle has one."""
         b = self.recognizer.bundle
-        if b.beam is not None:
+        if b.beam is not None and self.beam_finals:
             tokens = b.beam.decode(torch.cat(self._utterance_log_probs), frame_offset=self._utterance_start)
             words = tokens_to_words(tokens, b.tokenizer, b.frame_seconds)
         else:
@@ -256,15 +257,16 @@ class Recognizer:
         self._step = TracedStep(bundle.model.eval())
 
     def new_stream(self, *, endpoint: EndpointConfig | None = None, chunk_frames: int = DEFAULT_CHUNK_FRAMES,
-                   max_chunks: int = 1) -> Stream:
+                   max_chunks: int = 1, beam_finals: bool = True) -> Stream:
         """A fresh stream.
 
         Args:
             endpoint: when utterances close.
             chunk_frames: feature frames per chunk (a multiple of the model's frames per output).
             max_chunks: most whole chunks one step may take when audio piled up.
+            beam_finals: finals from the bundle's beam search (when it has one); otherwise greedy.
         """
-        return Stream(self, endpoint or EndpointConfig(), chunk_frames, max_chunks)
+        return Stream(self, endpoint or EndpointConfig(), chunk_frames, max_chunks, beam_finals)
 
     @torch.inference_mode()
     def step(self, streams: list[Stream]) -> list[list[Result]]:

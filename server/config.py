@@ -11,7 +11,11 @@
     [scheduler]
     max_batch = 64                # streams per model step
     max_wait_ms = 10              # deadline to gather a batch after its first stream
-    workers = 2                   # model steps at once (default: one per CPU core up to 4; 1 on a GPU)
+    workers = 1                   # model steps that may run at once, each on its own thread
+
+    [recognition]
+    chunk_ms = 160                # audio per model step and stream (multiple of 40)
+    final_pass = "beam"           # "beam": word-LM beam search for finals; "greedy": cheaper, less accurate
 
     [[credentials]]               # one table per credential; no credentials = open, loopback only
     instance = "acme"             # the service instance (owner of custom models)
@@ -24,13 +28,10 @@ Unknown tables or keys are errors, so a typo never silently falls back to a defa
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from engine.scheduler import SchedulerConfig
 
@@ -60,19 +61,34 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class RecognitionConfig:
+    """How live streams are recognised.
+
+    Attributes:
+        chunk_ms: audio per model step and stream (a multiple of 40 ms); longer chunks cost less
+            per second of audio and delay interim results by as much.
+        final_pass: ``beam`` (beam search with the model's word LM over each closed utterance) or
+            ``greedy`` (the interim hypothesis becomes the final: cheaper, less accurate).
+    """
+
+    chunk_ms: int = 160
+    final_pass: str = "beam"
+
+    def __post_init__(self) -> None:
+        if self.chunk_ms % 40 or not 40 <= self.chunk_ms <= 2000:
+            raise ValueError(f"chunk_ms must be a multiple of 40 between 40 and 2000, got {self.chunk_ms}")
+        if self.final_pass not in ("beam", "greedy"):
+            raise ValueError(f"final_pass must be 'beam' or 'greedy', got {self.final_pass!r}")
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything ``voxgate serve`` reads from its config file."""
 
     limits: Limits = field(default_factory=Limits)
-    scheduler: SchedulerConfig = field(default_factory=lambda: SchedulerConfig(workers=default_workers()))
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     credentials: tuple[Credential, ...] = ()
-
-
-def default_workers() -> int:
-    """Concurrent model steps when the config does not say: one per CPU core (up to 4), one on a GPU."""
-    if torch.cuda.is_available():
-        return 1
-    return max(1, min(4, os.cpu_count() or 1))
+    recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
 
 
 def _table(cls: type, values: Any, where: str) -> Any:
@@ -98,15 +114,16 @@ def parse_config(data: dict[str, Any], source: str = "config") -> Config:
     Raises:
         ConfigError: unknown tables or keys, wrong types, duplicate or incomplete credentials.
     """
-    unknown = sorted(set(data) - {"server", "scheduler", "credentials"})
+    unknown = sorted(set(data) - {"server", "scheduler", "recognition", "credentials"})
     if unknown:
-        raise ConfigError(f"{source}: unknown table(s) {', '.join(unknown)}; expected server, scheduler, credentials")
+        raise ConfigError(f"{source}: unknown table(s) {', '.join(unknown)}; "
+                          "expected server, scheduler, recognition, credentials")
     limits = _table(Limits, data.get("server", {}), f"{source}: [server]")
     if limits.max_sessions < 1 or limits.session_timeout_s <= 0 or limits.max_frame_bytes < 1 \
             or limits.max_request_bytes < 1:
         raise ConfigError(f"{source}: [server] limits must be positive")
-    scheduler = _table(SchedulerConfig, {"workers": default_workers(), **data.get("scheduler", {})},
-                       f"{source}: [scheduler]")
+    scheduler = _table(SchedulerConfig, data.get("scheduler", {}), f"{source}: [scheduler]")
+    recognition = _table(RecognitionConfig, data.get("recognition", {}), f"{source}: [recognition]")
     raw = data.get("credentials", [])
     if not isinstance(raw, list):
         raise ConfigError(f"{source}: credentials must be an array of tables ([[credentials]])")
@@ -125,7 +142,7 @@ def parse_config(data: dict[str, Any], source: str = "config") -> Config:
                 raise ConfigError(f"{source}: [[credentials]] #{i} ({c.instance}) repeats a key of another credential")
             if secret:
                 seen.add(secret)
-    return Config(limits, scheduler, credentials)
+    return Config(limits, scheduler, credentials, recognition)
 
 
 def load_config(path: Path | None) -> Config:

@@ -26,6 +26,7 @@ from engine.recognizer import Recognizer, Result
 from engine.scheduler import BatchScheduler, SchedulerConfig
 from protocol.errors import InvalidParameter, NotFoundError, UnsupportedMedia
 from protocol.watson import Hypothesis, WordHypothesis
+from server.config import RecognitionConfig
 from server.metrics import Metrics
 
 #: Most whole chunks one stream sends through one model step (a stream that fell behind catches up).
@@ -140,6 +141,7 @@ class Recognition:
         endpoint: utterance endpointing.
         metrics: where audio seconds are counted.
         on_results: awaited with each step's results.
+        settings: chunk length and final pass.
 
     Raises:
         UnsupportedMedia, InvalidParameter: an audio type or rate the model cannot take.
@@ -149,13 +151,16 @@ class Recognition:
     """
 
     def __init__(self, model: LoadedModel, content_type: str | None, *, endpoint: EndpointConfig,
-                 metrics: Metrics, on_results: ResultsHandler) -> None:
+                 metrics: Metrics, on_results: ResultsHandler, settings: RecognitionConfig) -> None:
         self.model = model
         try:
             self.decoder = StreamDecoder(content_type, target_rate_hz=model.bundle.sample_rate_hz)
         except AudioError as exc:
             raise _audio_error(exc) from exc
-        self.stream = model.recognizer.new_stream(endpoint=endpoint, max_chunks=MAX_CHUNKS_PER_STEP)
+        chunk_frames = round(settings.chunk_ms / model.bundle.features.hop_ms)
+        self.stream = model.recognizer.new_stream(endpoint=endpoint, chunk_frames=chunk_frames,
+                                                  max_chunks=MAX_CHUNKS_PER_STEP,
+                                                  beam_finals=settings.final_pass == "beam")
         self._metrics = metrics
         self._on_results = on_results
         self._speech_until_s = 0.0

@@ -50,7 +50,7 @@ class TranscriptStream:
         self.params = params
         self.session = TranscribeSession(max_request_bytes=state.config.limits.max_request_bytes)
         self.recognition = Recognition(model, params.content_type, endpoint=EndpointConfig(), metrics=state.metrics,
-                                       on_results=self._emit)
+                                       on_results=self._emit, settings=state.config.recognition)
         self._send = send
         self._result_id = str(uuid.uuid4())
         self.ended = False

@@ -152,7 +152,8 @@ class WatsonSocket:
         if isinstance(event, RequestStarted):
             self.request = _Request(event.options)
             self.recognition = Recognition(self.model, event.options.content_type, endpoint=_endpoint(event.options),
-                                           metrics=self.state.metrics, on_results=self._on_results)
+                                           metrics=self.state.metrics, on_results=self._on_results,
+                                           settings=self.state.config.recognition)
             await self.ws.send_str(listening_message())
             return
         assert self.recognition is not None and self.request is not None
@@ -224,7 +225,7 @@ async def recognize_http(request: web.Request) -> web.Response:
                 finals.extend(r for r in results if r.final)
 
             recognition = Recognition(model, options.content_type, endpoint=_endpoint(options), metrics=state.metrics,
-                                      on_results=keep_finals)
+                                      on_results=keep_finals, settings=state.config.recognition)
             try:
                 received = 0
                 async for chunk in request.content.iter_chunked(64 * 1024):
