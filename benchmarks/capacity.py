@@ -52,15 +52,24 @@ from clients.loadtest import LoadReport, LoadTestConfig, run_load  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_AUDIO = REPO / "tests" / "fixtures" / "hello.wav"
-#: Scheduler settings per configuration: the shipped defaults, and one stream per model step.
-CONFIGS = {"batched": {"max_batch": 64, "max_wait_ms": 10}, "unbatched": {"max_batch": 1, "max_wait_ms": 10}}
+#: Server settings per configuration: the shipped defaults (batched steps, beam-search finals), one
+#: stream per model step, and both again with greedy finals (the final beam search is the costly part).
+CONFIGS = {
+    "batched": {"scheduler": {"max_batch": 64, "max_wait_ms": 10}, "recognition": {"final_pass": "beam"}},
+    "unbatched": {"scheduler": {"max_batch": 1, "max_wait_ms": 10}, "recognition": {"final_pass": "beam"}},
+    "batched-greedy": {"scheduler": {"max_batch": 64, "max_wait_ms": 10}, "recognition": {"final_pass": "greedy"}},
+    "unbatched-greedy": {"scheduler": {"max_batch": 1, "max_wait_ms": 10}, "recognition": {"final_pass": "greedy"}},
+}
 MAX_SESSIONS = 400
 
 
-def server_config_toml(*, max_sessions: int, max_batch: int, max_wait_ms: int) -> str:
+def server_config_toml(*, max_sessions: int, scheduler: dict, recognition: dict | None = None) -> str:
     """The ``voxgate serve --config`` file of one configuration."""
-    return (f"[server]\nmax_sessions = {max_sessions}\n\n"
-            f"[scheduler]\nmax_batch = {max_batch}\nmax_wait_ms = {max_wait_ms}\n")
+    text = (f"[server]\nmax_sessions = {max_sessions}\n\n"
+            f"[scheduler]\nmax_batch = {scheduler['max_batch']}\nmax_wait_ms = {scheduler['max_wait_ms']}\n")
+    if recognition:
+        text += "\n[recognition]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in recognition.items())
+    return text
 
 
 def free_port() -> int:
@@ -218,10 +227,11 @@ def probe(url: str, streams: int, pcm: bytes, rate: int, *, duration_s: float, s
     return transport.run_event_loop(run_load(config, pcm, rate))
 
 
-def measure(name: str, scheduler: dict, pcm: bytes, rate: int, args: argparse.Namespace, tmp: Path) -> dict:
-    """Start a server with `scheduler` settings, find its capacity, stop it; return the configuration's results."""
+def measure(name: str, settings: dict, pcm: bytes, rate: int, args: argparse.Namespace, tmp: Path) -> dict:
+    """Start a server with `settings`, find its capacity, stop it; return the configuration's results."""
     config_path = tmp / f"{name}.toml"
-    config_path.write_text(server_config_toml(max_sessions=max(MAX_SESSIONS, args.max_streams), **scheduler))
+    config_path.write_text(server_config_toml(max_sessions=max(MAX_SESSIONS, args.max_streams), **settings))
+    scheduler = settings["scheduler"]
     probes: list[Probe] = []
     server = ServerProcess(config_path, args.port or free_port(), tmp / f"{name}.log", args.models_dir)
     with server:
@@ -239,7 +249,7 @@ def measure(name: str, scheduler: dict, pcm: bytes, rate: int, args: argparse.Na
 
         capacity = find_capacity(passes, max_streams=args.max_streams, start=args.start_streams)
         status = server.stop()
-    return {"scheduler": scheduler, "capacity": capacity, "capped": capacity >= args.max_streams,
+    return {"scheduler": scheduler, "recognition": settings.get("recognition", {}), "capacity": capacity, "capped": capacity >= args.max_streams,
             "server_exit_status": status, "probes": [p.to_json() for p in sorted(probes, key=lambda p: p.streams)]}
 
 
@@ -311,11 +321,13 @@ def write_report(report: dict, out: Path, *, command: str) -> None:
              f"final) ≤ {threshold:g} ms and no errors. Revision {report['revision']}. Machine: {m['cpus']} CPUs, "
              f"{m['platform']}, GPU: {m['gpu'] or 'none'}; the load generator shares it with the server (its send "
              "lag is in the table).", "",
-             "| configuration | scheduler | capacity (streams) |", "|---|---|---|"]
+             "| configuration | scheduler | finals | capacity (streams) |", "|---|---|---|---|"]
     for name, r in report["configs"].items():
         s = r["scheduler"]
         capacity = f"≥ {r['capacity']} (limit of the search)" if r["capped"] else str(r["capacity"])
-        lines.append(f"| {name} | max_batch = {s['max_batch']}, max_wait_ms = {s['max_wait_ms']} | {capacity} |")
+        finals = r.get("recognition", {}).get("final_pass", "beam")
+        lines.append(f"| {name} | max_batch = {s['max_batch']}, max_wait_ms = {s['max_wait_ms']} | {finals} | "
+                     f"{capacity} |")
     for name, r in report["configs"].items():
         lines += ["", f"## {name}", "",
                   "| streams | completed | errors | first partial p50 / p95 (ms) | final p50 / p95 / p99 (ms) | RTF "

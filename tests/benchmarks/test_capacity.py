@@ -40,8 +40,14 @@ def test_find_capacity_from_a_higher_start() -> None:
 
 
 def test_server_config_is_what_the_server_reads() -> None:
-    text = capacity.server_config_toml(max_sessions=400, max_batch=1, max_wait_ms=10)
-    assert tomllib.loads(text) == {"server": {"max_sessions": 400}, "scheduler": {"max_batch": 1, "max_wait_ms": 10}}
+    text = capacity.server_config_toml(max_sessions=400, scheduler={"max_batch": 1, "max_wait_ms": 10},
+                                       recognition={"final_pass": "greedy"})
+    data = tomllib.loads(text)
+    assert data == {"server": {"max_sessions": 400}, "scheduler": {"max_batch": 1, "max_wait_ms": 10},
+                    "recognition": {"final_pass": "greedy"}}
+    from server.config import parse_config
+
+    assert parse_config(data).recognition.final_pass == "greedy"  # the server accepts it
 
 
 def _report(streams: int, p95: float | None, errors: int = 0) -> LoadReport:
@@ -62,14 +68,14 @@ def test_target() -> None:
 def test_report_files(tmp_path: Path) -> None:
     probes = [capacity.Probe(n, _report(n, p95, errors), ok) for n, p95, errors, ok in
               [(1, 40.0, 0, True), (2, 80.0, 0, True), (4, 900.0, 0, False), (3, 300.0, 1, False)]]
-    configs = {name: {"scheduler": capacity.CONFIGS[name], "capacity": 2, "capped": False,
+    configs = {name: {**capacity.CONFIGS[name], "capacity": 2, "capped": False,
                       "server_exit_status": 0, "probes": [p.to_json() for p in probes]} for name in capacity.CONFIGS}
     report = {"threshold_ms": 500.0, "duration_s": 8.0, "audio": "a.wav", "sample_rate_hz": 16000, "max_streams": 8,
               "stagger_s": 1.0, "revision": "abc", "machine": capacity.machine(), "configs": configs}
     capacity.write_report(report, tmp_path, command="python -m benchmarks.capacity")
     text = (tmp_path / "capacity.md").read_text()
-    assert "| batched | max_batch = 64, max_wait_ms = 10 | 2 |" in text
-    assert "| unbatched | max_batch = 1, max_wait_ms = 10 | 2 |" in text
+    assert "| batched | max_batch = 64, max_wait_ms = 10 | beam | 2 |" in text
+    assert "| unbatched-greedy | max_batch = 1, max_wait_ms = 10 | greedy | 2 |" in text
     assert "1 (http 503 ×1)" in text
     assert (tmp_path / "capacity.png").read_bytes()[:4] == b"\x89PNG"
     json.dumps(report)  # the JSON file holds the same object

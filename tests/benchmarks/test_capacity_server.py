@@ -13,7 +13,7 @@ from tests.conftest import FIXTURES
 
 def test_server_subprocess_starts_serves_and_stops(tmp_path: Path, tiny_bundle) -> None:
     config = tmp_path / "server.toml"
-    config.write_text(capacity.server_config_toml(max_sessions=4, max_batch=1, max_wait_ms=10))
+    config.write_text(capacity.server_config_toml(max_sessions=4, scheduler={"max_batch": 1, "max_wait_ms": 10}))
     pcm, rate = read_audio(FIXTURES / "hello.wav").require_pcm("the test")
     with capacity.ServerProcess(config, capacity.free_port(), tmp_path / "server.log",
                                 tiny_bundle.path.parents[1]) as server:
