@@ -51,13 +51,11 @@ def test_l16_two_channels() -> None:
     assert np.allclose(samples * 32768, [2000, -2000])
 
 
-@pytest.mark.parametrize("mime", ["audio/mulaw;rate=8000", "audio/basic"])
-def test_mulaw_matches_ffmpeg(mime: str) -> None:
-    # Real G.711 mu-law bytes (as telephony sends them), encoded and decoded by FFmpeg for reference.
-    x = tone(8000)
+def ffmpeg_g711(x: np.ndarray, kind: str) -> tuple[bytes, np.ndarray]:
+    """``x`` encoded by FFmpeg's G.711 ``kind`` (``mulaw``/``alaw``), and FFmpeg's own decoding of those bytes."""
     buf = io.BytesIO()
-    with av.open(buf, "w", format="mulaw") as out:
-        stream = out.add_stream("pcm_mulaw", rate=8000, layout="mono")
+    with av.open(buf, "w", format=kind) as out:
+        stream = out.add_stream(f"pcm_{kind}", rate=8000, layout="mono")
         frame = av.AudioFrame.from_ndarray((x * 32767).astype(np.int16)[None], format="s16", layout="mono")
         frame.sample_rate = 8000
         for packet in stream.encode(frame):
@@ -65,8 +63,16 @@ def test_mulaw_matches_ffmpeg(mime: str) -> None:
         for packet in stream.encode(None):
             out.mux(packet)
     codes = buf.getvalue()
-    with av.open(io.BytesIO(codes), format="mulaw", options={"sample_rate": "8000"}) as src:
+    with av.open(io.BytesIO(codes), format=kind, options={"sample_rate": "8000"}) as src:
         reference = np.concatenate([f.to_ndarray()[0] for f in src.decode(audio=0)]).astype(np.float32) / 32768
+    return codes, reference
+
+
+@pytest.mark.parametrize("mime", ["audio/mulaw;rate=8000", "audio/basic"])
+def test_mulaw_matches_ffmpeg(mime: str) -> None:
+    # Real G.711 mu-law bytes (as telephony sends them), encoded and decoded by FFmpeg for reference.
+    x = tone(8000)
+    codes, reference = ffmpeg_g711(x, "mulaw")
     samples, rate = decode_bytes(codes, mime)
     assert rate == 8000
     np.testing.assert_allclose(samples, reference, atol=1e-6)
@@ -80,22 +86,10 @@ def test_basic_is_8khz_mulaw() -> None:
 
 def test_alaw_matches_ffmpeg() -> None:
     # Encode with FFmpeg's G.711 A-law, then compare our table with FFmpeg's own decoding.
-    x = tone(8000)
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="alaw") as out:
-        stream = out.add_stream("pcm_alaw", rate=8000, layout="mono")
-        frame = av.AudioFrame.from_ndarray((x * 32767).astype(np.int16)[None], format="s16", layout="mono")
-        frame.sample_rate = 8000
-        for packet in stream.encode(frame):
-            out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    raw = buf.getvalue()
+    raw, reference = ffmpeg_g711(tone(8000), "alaw")
     ours, _ = decode_bytes(raw, "audio/alaw;rate=8000")
-    with av.open(io.BytesIO(raw), format="alaw", options={"sample_rate": "8000"}) as src:
-        ref = np.concatenate([f.to_ndarray().reshape(-1) for f in src.decode(audio=0)]) / 32768.0
-    assert ours.shape == ref.shape
-    assert np.abs(ours - ref).max() < 1e-6
+    assert ours.shape == reference.shape
+    assert np.abs(ours - reference).max() < 1e-6
 
 
 @pytest.mark.parametrize(
