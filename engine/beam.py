@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from flashlight.lib.text.decoder import CriterionType, LexiconDecoder, LexiconDecoderOptions, SmearingMode, Trie
+from flashlight.lib.text.dictionary import load_words
 from torchaudio.models.decoder import ctc_decoder
 
 from engine.decoding import Token
@@ -80,6 +82,38 @@ class BeamDecoder:
         with _native_stderr_silenced():
             self._decoder = self._build(tokens, lexicon, lm, config)
         self.config = config
+        self._lexicon = lexicon
+        self._online: tuple | None = None
+
+    def online(self) -> OnlineSearch:
+        """A search that takes an utterance chunk by chunk (one per live stream).
+
+        It shares this decoder's LM and lexicon trie; the trie is built at the first call.
+        """
+        if self._online is None:
+            self._online = self._online_parts()
+        return OnlineSearch(LexiconDecoder(*self._online), self._decoder.blank)
+
+    def _online_parts(self) -> tuple:
+        # The arguments torchaudio's ctc_decoder gives flashlight's LexiconDecoder, built once so
+        # every live stream's search shares the trie and the KenLM model (torchaudio keeps neither
+        # in reach for a second decoder, so the trie is built here the way it builds its own).
+        ctc, c = self._decoder, self.config
+        tokens_dict, word_dict, lm = ctc.tokens_dict, ctc.word_dict, ctc.lm
+        blank = ctc.blank
+        trie = Trie(tokens_dict.index_size(), blank)
+        start = lm.start(False)
+        for word, spellings in load_words(str(self._lexicon)).items():
+            word_idx = word_dict.get_index(word)
+            _, score = lm.score(start, word_idx)
+            for spelling in spellings:
+                trie.insert([tokens_dict.get_index(t) for t in spelling], word_idx, score)
+        trie.smear(SmearingMode.MAX)
+        options = LexiconDecoderOptions(beam_size=c.beam_size, beam_size_token=tokens_dict.index_size(),
+                                        beam_threshold=c.beam_threshold, lm_weight=c.lm_weight,
+                                        word_score=c.word_score, unk_score=float("-inf"), sil_score=0.0,
+                                        log_add=False, criterion_type=CriterionType.CTC)
+        return options, trie, lm, blank, blank, word_dict.get_index("<unk>"), [], False
 
     @staticmethod
     def _build(tokens: list[str], lexicon: Path, lm: Path, config: BeamConfig):
@@ -106,11 +140,52 @@ class BeamDecoder:
         if not hyps or not hyps[0]:
             return []
         best = hyps[0][0]
-        out = []
-        last = log_probs.shape[0] - 1
-        for token_id, step in zip(best.tokens.tolist(), best.timesteps.tolist()):
-            # flashlight's paths carry a leading sentinel step, so a timestep may sit one frame
-            # late: take whichever of the two frames gives the token its higher posterior.
-            frame = max((min(max(f, 0), last) for f in (step - 1, step)), key=lambda f: float(log_probs[f, token_id]))
-            out.append(Token(int(token_id), frame_offset + frame, float(log_probs[frame, token_id].exp())))
-        return out
+        return _tokens(best.tokens.tolist(), best.timesteps.tolist(), log_probs, frame_offset)
+
+
+def _tokens(token_ids: list[int], steps: list[int], log_probs: torch.Tensor, frame_offset: int) -> list[Token]:
+    """voxgate tokens (frame, posterior) of a decoded path."""
+    out = []
+    last = log_probs.shape[0] - 1
+    for token_id, step in zip(token_ids, steps):
+        # flashlight's paths carry a leading sentinel step, so a timestep may sit one frame
+        # late: take whichever of the two frames gives the token its higher posterior.
+        frame = max((min(max(f, 0), last) for f in (step - 1, step)), key=lambda f: float(log_probs[f, token_id]))
+        out.append(Token(int(token_id), frame_offset + frame, float(log_probs[frame, token_id].exp())))
+    return out
+
+
+class OnlineSearch:
+    """One utterance's beam search fed chunk by chunk: the cost is spread over the utterance,
+    and closing it costs little (see :meth:`BeamDecoder.online`)."""
+
+    def __init__(self, decoder: LexiconDecoder, blank: int) -> None:
+        self._decoder = decoder
+        self._blank = blank
+        self._decoder.decode_begin()
+
+    def step(self, log_probs: torch.Tensor) -> None:
+        """Advance over ``(U, V)`` log posteriors."""
+        if log_probs.shape[0]:
+            emissions = log_probs.float().contiguous().cpu()
+            self._decoder.decode_step(emissions.data_ptr(), emissions.shape[0], emissions.shape[1])
+
+    def end(self, log_probs: torch.Tensor, *, frame_offset: int = 0) -> list[Token]:
+        """Finish; return the best path's tokens.
+
+        Args:
+            log_probs: every ``(U, V)`` frame the search was fed (for token frames and posteriors).
+            frame_offset: absolute index of the first frame.
+        """
+        self._decoder.decode_end()
+        hyps = self._decoder.get_all_final_hypothesis()
+        if not hyps or log_probs.shape[0] == 0:
+            return []
+        path = list(hyps[0].tokens)
+        # As torchaudio reads a path: a token starts where it differs from the step before, blanks dropped.
+        ids, steps = [], []
+        for i, t in enumerate(path):
+            if t != self._blank and (i == 0 or t != path[i - 1]):
+                ids.append(t)
+                steps.append(i)
+        return _tokens(ids, steps, log_probs, frame_offset)

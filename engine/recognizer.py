@@ -19,6 +19,7 @@ from enum import Enum
 
 import torch
 
+from engine.beam import OnlineSearch
 from engine.bundle import ModelBundle
 from engine.decoding import Token, Word, greedy_batch, last_ids, tokens_to_words
 from engine.endpoint import EndpointConfig, should_close
@@ -94,6 +95,7 @@ class Stream:
     chunk_frames: int = DEFAULT_CHUNK_FRAMES
     max_chunks: int = 1
     beam_finals: bool = True
+    online_beam: bool = False
     state: StreamState = field(init=False)
     frames_done: int = field(default=0, init=False)
     audio_seconds: float = field(default=0.0, init=False)
@@ -117,6 +119,9 @@ class Stream:
         self._utterance_start = 0
         self._previous_id = BLANK_ID
         self.phase = StreamPhase.OPEN
+        # Finals' beam search runs along the utterance (see engine.beam.OnlineSearch) when live.
+        self._beam_online = self.online_beam and self.beam_finals and bundle.beam is not None
+        self._search: OnlineSearch | None = None
 
     @property
     def finished(self) -> bool:
@@ -202,6 +207,12 @@ class Stream:
             kept = torch.cat(self._utterance_log_probs)[-SILENCE_KEPT_FRAMES:]
             self._utterance_log_probs = [kept]
             self._utterance_start = self.frames_done - kept.shape[0]
+        elif self._search is not None:
+            self._search.step(log_probs[:length])
+        elif self._beam_online:
+            # The utterance's first token: its search starts over the frames kept so far.
+            self._search = self.recognizer.bundle.beam.online()
+            self._search.step(torch.cat(self._utterance_log_probs))
         results: list[Result] = []
         at_end = self.phase is StreamPhase.ENDING and self._pending.shape[0] == 0
         close = should_close(self.endpoint, frames_done=self.frames_done,
@@ -235,11 +246,15 @@ class Stream:
     def _close(self, reason: str) -> Result:
         """Finalise the open utterance: a second pass with the beam decoder when the bundle has one."""
         b = self.recognizer.bundle
-        if b.beam is not None and self.beam_finals:
+        if self._search is not None:
+            tokens = self._search.end(torch.cat(self._utterance_log_probs), frame_offset=self._utterance_start)
+            words = tokens_to_words(tokens, b.tokenizer, b.frame_seconds)
+        elif b.beam is not None and self.beam_finals:
             tokens = b.beam.decode(torch.cat(self._utterance_log_probs), frame_offset=self._utterance_start)
             words = tokens_to_words(tokens, b.tokenizer, b.frame_seconds)
         else:
             words = self._words()
+        self._search = None
         self._tokens = []
         self._done_words = []
         self._open_word = []
@@ -257,7 +272,7 @@ class Recognizer:
         self._step = TracedStep(bundle.model.eval())
 
     def new_stream(self, *, endpoint: EndpointConfig | None = None, chunk_frames: int = DEFAULT_CHUNK_FRAMES,
-                   max_chunks: int = 1, beam_finals: bool = True) -> Stream:
+                   max_chunks: int = 1, beam_finals: bool = True, online_beam: bool = False) -> Stream:
         """A fresh stream.
 
         Args:
@@ -265,8 +280,10 @@ class Recognizer:
             chunk_frames: feature frames per chunk (a multiple of the model's frames per output).
             max_chunks: most whole chunks one step may take when audio piled up.
             beam_finals: finals from the bundle's beam search (when it has one); otherwise greedy.
+            online_beam: run that search chunk by chunk along the utterance rather than all at its
+                end (same result; for live streams, so that a final costs little when it comes).
         """
-        return Stream(self, endpoint or EndpointConfig(), chunk_frames, max_chunks, beam_finals)
+        return Stream(self, endpoint or EndpointConfig(), chunk_frames, max_chunks, beam_finals, online_beam)
 
     @torch.inference_mode()
     def step(self, streams: list[Stream]) -> list[list[Result]]:

@@ -160,7 +160,7 @@ class Recognition:
         chunk_frames = round(settings.chunk_ms / model.bundle.features.hop_ms)
         self.stream = model.recognizer.new_stream(endpoint=endpoint, chunk_frames=chunk_frames,
                                                   max_chunks=MAX_CHUNKS_PER_STEP,
-                                                  beam_finals=settings.final_pass == "beam")
+                                                  beam_finals=settings.final_pass == "beam", online_beam=True)
         self._metrics = metrics
         self._on_results = on_results
         self._speech_until_s = 0.0

@@ -26,8 +26,9 @@ KEY = "e2e-key"
 
 @pytest.fixture(scope="module")
 def real_server():
-    """The server on the shipped models, with one API key."""
-    server = ServerThread(default_models_dir(), parse_config({"credentials": [{"instance": "e2e", "api_key": KEY}]}))
+    """The server on the shipped models, with one credential (an API key and an access key pair)."""
+    server = ServerThread(default_models_dir(), parse_config({"credentials": [
+        {"instance": "e2e", "api_key": KEY, "access_key_id": "AKIDE2E", "secret_access_key": "e2e/secret"}]}))
     server.start()
     yield server
     server.stop()
@@ -143,3 +144,41 @@ def test_base_model_version_selects_the_older_model(real_server) -> None:
         result = stt.recognize(audio=audio, content_type="audio/wav", base_model_version=versions[0]).get_result()
     assert json.dumps(result)  # the older version answers; its accuracy is the README's business
     assert isinstance(result["results"], list)
+
+
+def test_transcribe_presigned_stream_with_botocore(real_server) -> None:
+    """botocore signs the URL (with the server's access key) and parses our TranscriptEvents of real audio."""
+    import wave
+
+    from botocore.auth import SigV4QueryAuth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    from botocore.eventstream import EventStreamBuffer
+
+    from protocol.eventstream import Message
+
+    with wave.open(str(FIXTURES / "hello.wav"), "rb") as w:
+        pcm, rate = w.readframes(w.getnframes()), w.getframerate()
+    url = (f"{real_server.ws}/stream-transcription-websocket?language-code=en-US&media-encoding=pcm"
+           f"&sample-rate={rate}")
+    request = AWSRequest(method="GET", url=url)
+    SigV4QueryAuth(Credentials("AKIDE2E", "e2e/secret"), "transcribe", "us-east-1", expires=60).add_auth(request)
+
+    def event(payload: bytes) -> bytes:
+        return Message.build({":message-type": "event", ":event-type": "AudioEvent",
+                              ":content-type": "application/octet-stream"}, payload).encode()
+
+    async def main():
+        buffer = EventStreamBuffer()
+        async with aiohttp.ClientSession() as http, http.ws_connect(request.url) as ws:
+            for i in range(0, len(pcm), 3200):
+                await ws.send_bytes(event(pcm[i : i + 3200]))
+            await ws.send_bytes(event(b""))
+            async for msg in ws:
+                buffer.add_data(msg.data)
+            return [json.loads(m.payload)["Transcript"]["Results"][0] for m in buffer], ws.close_code
+
+    results, code = asyncio.run(main())
+    assert code == 1000
+    finals = [r["Alternatives"][0]["Transcript"] for r in results if not r["IsPartial"]]
+    assert " ".join(finals) == EXPECTED["hello.wav"]

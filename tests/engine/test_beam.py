@@ -40,3 +40,15 @@ def test_clear_emissions_decode_to_their_words(tmp_path: Path, tokenizer) -> Non
 
 def test_empty_input_gives_nothing(tmp_path: Path, tokenizer) -> None:
     assert decoder(tmp_path, tokenizer, 0.5).decode(torch.zeros(0, tokenizer.vocab_size)) == []
+
+
+def test_online_search_equals_the_whole_utterance_search(tmp_path: Path, tokenizer) -> None:
+    beam = decoder(tmp_path, tokenizer, 0.5)
+    lp = emissions_for(tokenizer, "please enter your account number followed by the pound key", blur={6: 3, 11: 5})
+    whole = beam.decode(lp, frame_offset=7)
+    for chunk in (1, 4, 5, lp.shape[0]):
+        search = beam.online()
+        for i in range(0, lp.shape[0], chunk):
+            search.step(lp[i : i + chunk])
+        assert search.end(lp, frame_offset=7) == whole
+    assert tokenizer.decode([t.token_id for t in whole]).startswith("please enter")

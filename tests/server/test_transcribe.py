@@ -170,3 +170,24 @@ def test_http_stream_with_a_sigv4_signed_request(server_factory) -> None:
     status, headers, [body] = asyncio.run(_http_stream(server, [], _signed_headers(server, secret="nope")))
     assert status == 401 and headers["x-amzn-errortype"] == "UnrecognizedClientException"
     assert "signature does not match" in body["Message"]
+
+
+def test_shutdown_sends_the_finals_then_closes_with_1012(server_factory) -> None:
+    server = server_factory()
+    url = f"{server.ws}/stream-transcription-websocket?{PARAMS}"
+
+    async def main():
+        buffer = EventStreamBuffer()
+        async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+            for frame in audio_events(l16(2.0, 7))[:-1]:  # no end-of-stream event: the server ends it
+                await ws.send_bytes(frame)
+            stopped = asyncio.get_running_loop().run_in_executor(None, server.stop)
+            async for msg in ws:
+                buffer.add_data(msg.data)
+            await stopped
+            return list(buffer), ws.close_code
+
+    messages, code = asyncio.run(main())
+    assert code == 1012
+    results = [json.loads(m.payload)["Transcript"]["Results"][0] for m in messages]
+    assert results and not results[-1]["IsPartial"]
