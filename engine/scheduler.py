@@ -6,11 +6,12 @@ has a chunk ready; the scheduler's loop waits for the first such request,
 gathers more until ``max_batch`` streams or the ``max_wait_ms`` deadline,
 runs :meth:`~engine.recognizer.Recognizer.step` (which stacks the states,
 steps the model on its device and splits the states back) in its own
-single-thread executor, and resolves every waiting future — with the
-exception when the step failed, so no session ever hangs.
+executor, and resolves every waiting future — with the exception when the
+step failed, so no session ever hangs. With ``workers = 1`` (the default)
+one step runs at a time; more let steps overlap, each on its own thread.
 
-Nothing here polls: the loop sleeps in ``Queue.get`` (first item) and in
-``asyncio.wait_for`` (the gathering deadline).
+Nothing here polls: the loop sleeps in ``Queue.get`` (first item), in
+``asyncio.wait_for`` (the gathering deadline) and on a free worker.
 
 A stream must not be touched by its session while its step is in flight
 (the step mutates it in the executor thread): sessions await :meth:`step`
