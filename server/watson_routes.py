@@ -129,9 +129,10 @@ class WatsonSocket:
                 if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
                     return
                 if msg.type is WSMsgType.ERROR:
-                    raise TooLarge(f"frame exceeds the limit of {self.state.config.limits.max_frame_bytes} bytes") \
-                        if "too big" in str(msg.data).lower() or "size" in str(msg.data).lower() else \
-                        InvalidParameter(f"bad WebSocket frame: {msg.data}")
+                    # aiohttp refuses a frame over max_msg_size with a WebSocketError carrying 1009.
+                    if getattr(msg.data, "code", None) == CloseCode.MESSAGE_TOO_BIG:
+                        raise TooLarge(f"frame exceeds the limit of {self.state.config.limits.max_frame_bytes} bytes")
+                    raise InvalidParameter(f"bad WebSocket frame: {msg.data}")
                 if msg.type is WSMsgType.TEXT:
                     events = self.session.receive_text(msg.data)
                 else:
