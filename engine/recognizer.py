@@ -14,6 +14,7 @@ once (stacking their states), which is what the batch scheduler calls.
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -25,6 +26,7 @@ from engine.decoding import Token, Word, greedy_batch, last_ids, tokens_to_words
 from engine.endpoint import EndpointConfig, should_close
 from engine.features import FeatureStream, log_mel, pull_batch
 from engine.model import StreamState, TracedStep, split_states, stack_states
+from engine.searchpool import RemoteSearch, SearchPool
 from engine.tokenizer import BLANK_ID
 
 DEFAULT_CHUNK_FRAMES = 16  # 160 ms of features per step; the model adds no right context
@@ -47,11 +49,14 @@ class Result:
         words: the words with times (seconds from the stream start) and confidences.
         final: True once the utterance is closed.
         end_of_utterance: why it closed (``silence``, ``end_of_data``, ``full_stop``) or None.
+        rescore: on a final whose beam search runs in a :class:`~engine.searchpool.SearchPool`, the
+            future of its tokens; its words are greedy until :meth:`Recognizer.rescored` replaces them.
     """
 
     words: tuple[Word, ...]
     final: bool
     end_of_utterance: str | None = None
+    rescore: Future | None = field(default=None, compare=False, repr=False)
 
     @property
     def transcript(self) -> str:
@@ -121,7 +126,7 @@ class Stream:
         self.phase = StreamPhase.OPEN
         # Finals' beam search runs along the utterance (see engine.beam.OnlineSearch) when live.
         self._beam_online = self.online_beam and self.beam_finals and bundle.beam is not None
-        self._search: OnlineSearch | None = None
+        self._search: OnlineSearch | RemoteSearch | None = None
 
     @property
     def finished(self) -> bool:
@@ -211,7 +216,7 @@ class Stream:
             self._search.step(log_probs[:length])
         elif self._beam_online:
             # The utterance's first token: its search starts over the frames kept so far.
-            self._search = self.recognizer.bundle.beam.online()
+            self._search = self.recognizer.online_search()
             self._search.step(torch.cat(self._utterance_log_probs))
         results: list[Result] = []
         at_end = self.phase is StreamPhase.ENDING and self._pending.shape[0] == 0
@@ -226,6 +231,16 @@ class Stream:
         if at_end:
             self.phase = StreamPhase.FINISHED
         return results
+
+    def discard(self) -> None:
+        """The stream is abandoned: release its search in the pool.
+
+        Safe while a step of the stream is in flight: the stream is not changed, and the pool
+        ignores whatever that step still sends for the dropped search.
+        """
+        search = self._search
+        if isinstance(search, RemoteSearch):
+            search.drop()
 
     def greedy_inputs(self) -> tuple[int, int]:
         """What batched greedy decoding needs from this stream: the last arg-max id and the next frame index."""
@@ -246,9 +261,14 @@ class Stream:
     def _close(self, reason: str) -> Result:
         """Finalise the open utterance: a second pass with the beam decoder when the bundle has one."""
         b = self.recognizer.bundle
+        rescore = None
         if self._search is not None:
             tokens = self._search.end(torch.cat(self._utterance_log_probs), frame_offset=self._utterance_start)
-            words = tokens_to_words(tokens, b.tokenizer, b.frame_seconds)
+            if isinstance(tokens, Future):
+                # The search runs in a worker process: the final's words come when it answers.
+                words, rescore = self._words(), tokens
+            else:
+                words = tokens_to_words(tokens, b.tokenizer, b.frame_seconds)
         elif b.beam is not None and self.beam_finals:
             tokens = b.beam.decode(torch.cat(self._utterance_log_probs), frame_offset=self._utterance_start)
             words = tokens_to_words(tokens, b.tokenizer, b.frame_seconds)
@@ -260,14 +280,15 @@ class Stream:
         self._open_word = []
         self._utterance_log_probs = []
         self._utterance_start = self.frames_done
-        return Result(tuple(words), final=True, end_of_utterance=reason)
+        return Result(tuple(words), final=True, end_of_utterance=reason, rescore=rescore)
 
 
 class Recognizer:
     """Runs a :class:`~engine.bundle.ModelBundle` over files and streams."""
 
-    def __init__(self, bundle: ModelBundle) -> None:
+    def __init__(self, bundle: ModelBundle, *, search_pool: SearchPool | None = None) -> None:
         self.bundle = bundle
+        self.search_pool = search_pool
         self.device = next(bundle.model.parameters()).device
         self._step = TracedStep(bundle.model.eval())
 
@@ -285,7 +306,19 @@ class Recognizer:
         """
         return Stream(self, endpoint or EndpointConfig(), chunk_frames, max_chunks, beam_finals, online_beam)
 
-    @torch.inference_mode()
+    def online_search(self) -> OnlineSearch | RemoteSearch:
+        """A new utterance search: in the search pool when there is one, here otherwise."""
+        if self.search_pool is not None:
+            return self.search_pool.search()
+        assert self.bundle.beam is not None
+        return self.bundle.beam.online()
+
+    def rescored(self, result: Result, tokens: list[Token]) -> Result:
+        """A final whose search ran in the pool, with the words of its tokens."""
+        b = self.bundle
+        return Result(tuple(tokens_to_words(tokens, b.tokenizer, b.frame_seconds)), final=True,
+                      end_of_utterance=result.end_of_utterance)
+
     def step(self, streams: list[Stream]) -> list[list[Result]]:
         """One batched model step for every stream that has a chunk ready.
 
@@ -294,6 +327,14 @@ class Recognizer:
         Returns:
             Per stream, the results of this step.
         """
+        try:
+            return self._step_batch(streams)
+        finally:
+            if self.search_pool is not None:
+                self.search_pool.flush()  # the batch's search work, in one round trip
+
+    @torch.inference_mode()
+    def _step_batch(self, streams: list[Stream]) -> list[list[Result]]:
         live = [s for s in streams if not s.finished]
         for s, frames in zip(live, pull_batch([s._features for s in live])):
             s._add_features(frames)

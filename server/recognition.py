@@ -24,6 +24,7 @@ from engine.bundle import ModelBundle, find_models, load_bundle
 from engine.endpoint import EndpointConfig
 from engine.recognizer import Recognizer, Result
 from engine.scheduler import BatchScheduler, SchedulerConfig
+from engine.searchpool import SearchPool
 from protocol.errors import InvalidParameter, NotFoundError, UnsupportedMedia
 from protocol.watson import Hypothesis, WordHypothesis
 from server.config import RecognitionConfig
@@ -35,11 +36,12 @@ MAX_CHUNKS_PER_STEP = 4
 
 @dataclass
 class LoadedModel:
-    """One base-model version, ready to recognise."""
+    """One base-model version, ready to recognise (``search_pool``: its live beam searches, if it has a beam)."""
 
     bundle: ModelBundle
     recognizer: Recognizer
     scheduler: BatchScheduler
+    search_pool: SearchPool | None = None
 
 
 class LoadedModels:
@@ -61,9 +63,14 @@ class LoadedModels:
         self.versions: dict[str, LoadedModel] = {}
         for m in installed:
             bundle = load_bundle(m.path)
-            recognizer = Recognizer(bundle)
+            pool = SearchPool(m.path) if bundle.beam is not None else None
+            recognizer = Recognizer(bundle, search_pool=pool)
             self.versions[m.version] = LoadedModel(bundle, recognizer, BatchScheduler(
-                recognizer, scheduler, on_step=metrics.step_observer(m.version)))
+                recognizer, scheduler, on_step=metrics.step_observer(m.version)), pool)
+        # Serve only once every search worker has loaded its bundle (seconds), not while they load.
+        for loaded in self.versions.values():
+            if loaded.search_pool is not None:
+                loaded.search_pool.wait_ready()
 
     def newest(self) -> dict[str, ModelBundle]:
         """Model name -> the bundle of its newest version."""
@@ -107,9 +114,11 @@ class LoadedModels:
         return max(fits, key=lambda m: (m.bundle.sample_rate_hz, m.bundle.version))
 
     async def close(self) -> None:
-        """Stop every scheduler."""
+        """Stop every scheduler and search worker."""
         for loaded in self.versions.values():
             await loaded.scheduler.close()
+        await asyncio.gather(*(asyncio.to_thread(v.search_pool.close) for v in self.versions.values()
+                               if v.search_pool is not None))
 
 
 def _audio_error(exc: AudioError) -> InvalidParameter | UnsupportedMedia:
@@ -235,15 +244,23 @@ class Recognition:
                     if any(r.words for r in results):
                         self._speech_until_s = self.stream.audio_seconds
                     if results:
-                        await self._on_results(results)
+                        await self._on_results([await self._rescored(r) for r in results])
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - handed to the route, which reports it to the client
             self.error = exc
             self.failed.set()
 
+    async def _rescored(self, result: Result) -> Result:
+        """A final whose beam search ran in the search pool, with its words (other results as they are)."""
+        if result.rescore is None:
+            return result
+        tokens = await asyncio.wrap_future(result.rescore)
+        return self.model.recognizer.rescored(result, tokens)
+
     def close(self) -> None:
-        """Abandon the request (client gone, or done): stop the stepper, free the decoder."""
+        """Abandon the request (client gone, or done): stop the stepper, free the decoder and the search."""
         if not self._task.done():
             self._task.cancel()
+            self.stream.discard()
         self.decoder.close()
