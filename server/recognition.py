@@ -262,5 +262,5 @@ class Recognition:
         """Abandon the request (client gone, or done): stop the stepper, free the decoder and the search."""
         if not self._task.done():
             self._task.cancel()
-            self.stream.discard()
+        self.stream.discard()
         self.decoder.close()
