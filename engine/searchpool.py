@@ -135,7 +135,8 @@ class SearchPool:
         task = self._executor.submit(_run, ops)
 
         def distribute(done: Future) -> None:
-            error = done.exception()
+            # Every end's future is resolved, also when the worker died or the pool was shut down.
+            error = RuntimeError("the search worker stopped") if done.cancelled() else done.exception()
             results = None if error is not None else done.result()
             for i, future in enumerate(ends):
                 if error is not None:
