@@ -7,6 +7,7 @@ Subcommands:
     stream      stream a file to a server in real time and print the results (clients.cli)
     presign     print a presigned Transcribe WebSocket URL (clients.cli)
     loadtest    concurrent real-time streams against a server: latencies and errors (clients.cli)
+    models      the installed models: ``models lifecycle`` prints deadlines and states
 """
 
 from __future__ import annotations
@@ -45,7 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="TOML file with credentials, limits and batching (see README)")
 
     client_commands.add_parsers(sub)
+
+    m = sub.add_parser("models", help="installed models and their lifecycle")
+    msub = m.add_subparsers(dest="models_command", required=True)
+    lc = msub.add_parser("lifecycle", help="every model version with its deadlines and its state on a date")
+    lc.add_argument("--at", type=_date, help="the date to judge, YYYY-MM-DD (default: today)")
+    lc.add_argument("--json", action="store_true", help="print a JSON list")
+    lc.add_argument("--models-dir", help="folder of model artifacts (default: the shipped models/)")
     return parser
+
+
+def _date(text: str):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in client_commands.COMMANDS:
         return client_commands.run(args)
+    if args.command == "models":
+        from voxgate import lifecycle
+
+        return lifecycle.lifecycle_command(args)
     if args.command in ("transcribe", "eval"):
         from voxgate import offline
 

@@ -110,3 +110,23 @@ def test_eval_bad_manifest(models, tmp_path, capsys, content, message) -> None:
     (tmp_path / "m.tsv").write_text(content)
     code, _, err = run(capsys, "eval", "--manifest", str(tmp_path / "m.tsv"))
     assert code == 1 and message in err
+
+
+def test_models_lifecycle_json(capsys) -> None:
+    assert main(["models", "lifecycle", "--at", "2029-02-01", "--json"]) == 0
+    entries = {e["version"]: e for e in json.loads(capsys.readouterr().out)}
+    old, new = entries["en-US_BroadbandModel.v2026-05-01"], entries["en-US_BroadbandModel.v2026-11-01"]
+    assert set(old) == {"model", "version", "kind", "created", "adaptation_deadline", "transcription_deadline", "state"}
+    assert (old["kind"], old["created"], old["adaptation_deadline"], old["transcription_deadline"]) == (
+        "base", "2026-05-01", "2027-07-15", "2028-07-15")
+    assert old["state"] == "expired: falls back to the newest base version"
+    assert new["state"] == "past its deadline: still serving as the newest base version"
+
+
+def test_models_lifecycle_table_and_bad_date(capsys, tmp_path) -> None:
+    assert main(["models", "lifecycle", "--at", "2026-11-23"]) == 0
+    assert "en-US_NarrowbandModel.v2026-11-01" in capsys.readouterr().out
+    assert main(["models", "lifecycle", "--models-dir", str(tmp_path)]) == 1
+    assert "no model artifacts" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["models", "lifecycle", "--at", "tomorrow"])
