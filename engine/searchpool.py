@@ -22,7 +22,6 @@ import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from engine.decoding import Token

@@ -5,8 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from engine.bundle import find_models, load_bundle
 from engine.catalog import default_models_dir
 from engine.recognizer import Recognizer

@@ -4,8 +4,6 @@ import av
 import numpy as np
 import pytest
 import soundfile
-import torch
-import torchaudio.functional as AF
 
 from engine.audio import AudioError, AudioFormat, decode_bytes, load_audio, resample
 
