@@ -53,16 +53,21 @@ class TranscriptStream:
                                        on_results=self._emit, settings=state.config.recognition)
         self._send = send
         self._result_id = str(uuid.uuid4())
+        self._span: tuple[float, float] | None = None  # start and end of the open result, once it has words
         self.ended = False
 
     async def _emit(self, results: list[Result]) -> None:
         for r in results:
-            if r.words:
-                h = hypothesis(r)
-                await self._send(transcript_event(result_id=self._result_id, start_s=h.words[0].start_s,
-                                                  end_s=h.words[-1].end_s, partial=not r.final, words=h.words))
+            h = hypothesis(r)
+            if h.words:
+                self._span = (h.words[0].start_s, h.words[-1].end_s)
+            if h.words or (r.final and self._span is not None):
+                # A final that lost every word in the beam search still closes its partials' ResultId.
+                await self._send(transcript_event(result_id=self._result_id, start_s=self._span[0],
+                                                  end_s=self._span[1], partial=not r.final, words=h.words))
             if r.final:
                 self._result_id = str(uuid.uuid4())
+                self._span = None
 
     async def receive(self, data: bytes) -> None:
         """Bytes of the event stream; results are sent as they form."""
