@@ -7,12 +7,22 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from server.app import make_app
 from server.config import Config, parse_config
 from server.state import STATE
+
+
+async def handshake_status(http: aiohttp.ClientSession, url: str, headers: dict | None = None) -> int:
+    """The HTTP status a WebSocket handshake gets: 101 when it upgrades, the refusal's status otherwise."""
+    try:
+        async with http.ws_connect(url, headers=headers):
+            return 101
+    except aiohttp.WSServerHandshakeError as exc:
+        return exc.status
 
 
 class ServerThread:

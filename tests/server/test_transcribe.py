@@ -12,6 +12,7 @@ from botocore.credentials import Credentials
 from botocore.eventstream import EventStreamBuffer
 
 from protocol.eventstream import Message
+from tests.server.conftest import handshake_status
 from tests.server.test_watson_ws import l16
 
 CREDS = {"credentials": [{"instance": "acme", "access_key_id": "AKIDVOX", "secret_access_key": "wJalr/secret"}]}
@@ -44,11 +45,8 @@ async def _stream(url: str, frames: list[bytes]) -> tuple[list, int | None]:
 
 def _status(url: str) -> int:
     async def main():
-        try:
-            async with aiohttp.ClientSession() as http, http.ws_connect(url):
-                return 101
-        except aiohttp.WSServerHandshakeError as exc:
-            return exc.status
+        async with aiohttp.ClientSession() as http:
+            return await handshake_status(http, url)
 
     return asyncio.run(main())
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from tests.engine.test_recognizer import noise
+from tests.server.conftest import handshake_status
 
 START = {"action": "start", "content-type": "audio/l16;rate=16000;endianness=little-endian", "interim_results": True,
          "timestamps": True, "word_confidence": True}
@@ -133,20 +134,13 @@ def test_frame_over_the_limit_closes_with_1009(server_factory) -> None:
 def test_handshake_errors_are_http_statuses(server_factory) -> None:
     server = server_factory({"server": {"max_sessions": 1}})
 
-    async def status(http, url: str) -> int:
-        try:
-            async with http.ws_connect(url):
-                return 101
-        except aiohttp.WSServerHandshakeError as exc:
-            return exc.status
-
     async def main():
         async with aiohttp.ClientSession() as http:
-            unknown = await status(http, f"{server.ws}/v1/recognize?model=xx_NoModel")
-            version = await status(http, f"{server.ws}/v1/recognize?base_model_version=en-US_BroadbandModel.v1999-01-01")
-            custom = await status(http, f"{server.ws}/v1/recognize?language_customization_id=abc")
+            unknown = await handshake_status(http, f"{server.ws}/v1/recognize?model=xx_NoModel")
+            version = await handshake_status(http, f"{server.ws}/v1/recognize?base_model_version=en-US_BroadbandModel.v1999-01-01")
+            custom = await handshake_status(http, f"{server.ws}/v1/recognize?language_customization_id=abc")
             async with http.ws_connect(f"{server.ws}/v1/recognize"):
-                full = await status(http, f"{server.ws}/v1/recognize")
+                full = await handshake_status(http, f"{server.ws}/v1/recognize")
             return unknown, version, custom, full
 
     assert asyncio.run(main()) == (404, 404, 404, 503)
@@ -156,21 +150,14 @@ def test_api_keys(server_factory) -> None:
     server = server_factory({"credentials": [{"instance": "acme", "api_key": "s3cret"}]})
     basic = base64.b64encode(b"apikey:s3cret").decode()
 
-    async def status(http, url: str, headers: dict | None = None) -> int:
-        try:
-            async with http.ws_connect(url, headers=headers):
-                return 101
-        except aiohttp.WSServerHandshakeError as exc:
-            return exc.status
-
     async def main():
         url = f"{server.ws}/v1/recognize"
         async with aiohttp.ClientSession() as http:
-            return [await status(http, url), await status(http, url, {"Authorization": "Bearer wrong"}),
-                    await status(http, url, {"Authorization": "Bearer s3cret"}),
-                    await status(http, url, {"Authorization": f"Basic {basic}"}),
-                    await status(http, f"{url}?access_token=s3cret"),
-                    await status(http, url, {"Authorization": "Digest x"})]
+            return [await handshake_status(http, url), await handshake_status(http, url, {"Authorization": "Bearer wrong"}),
+                    await handshake_status(http, url, {"Authorization": "Bearer s3cret"}),
+                    await handshake_status(http, url, {"Authorization": f"Basic {basic}"}),
+                    await handshake_status(http, f"{url}?access_token=s3cret"),
+                    await handshake_status(http, url, {"Authorization": "Digest x"})]
 
     assert asyncio.run(main()) == [401, 401, 101, 101, 101, 401]
 
