@@ -170,7 +170,8 @@ class Stream:
         """
         if self.phase is StreamPhase.FINISHED:
             return None
-        self._add_features(self._features.pull())
+        if self._features.frames_ready:  # after a batched step's pull_batch there is nothing left here
+            self._add_features(self._features.pull())
         k = self.recognizer.bundle.model.config.frames_per_output
         n = self._pending.shape[0]
         if n >= self.chunk_frames:

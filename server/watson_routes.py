@@ -188,9 +188,9 @@ class WatsonSocket:
         self.state.metrics.errors.labels("watson-ws", type(exc).__name__).inc()
         if self.ws.closed:
             return
-        if self.request is not None:
+        if self.request is not None and self.request.held:
             # Finals already decided are not lost: send what is held before the error.
-            await self._send(self.request.closing_messages() if self.request.held else [])
+            await self._send(self.request.closing_messages())
         await self.ws.send_str(error_message(public_message(exc)))
         await self.ws.close(code=close_code_for(exc))
 
