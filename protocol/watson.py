@@ -228,7 +228,7 @@ def result_json(hypothesis: Hypothesis, options: Options) -> dict[str, Any]:
 
 
 def results_message(result_index: int, hypotheses: list[Hypothesis], options: Options,
-                    warnings: tuple[str, ...] = ()) -> str:
+                    warnings: tuple[str, ...] = (), recognized_with: dict | None = None) -> str:
     """A ``SpeechRecognitionResults`` message.
 
     Args:
@@ -236,10 +236,13 @@ def results_message(result_index: int, hypotheses: list[Hypothesis], options: Op
         hypotheses: the results to send.
         options: the request's options (they decide timestamps and word confidences).
         warnings: added as ``warnings`` when not empty.
+        recognized_with: the model versions used (a voxgate extension, ``recognized_with``), when given.
     """
     body: dict[str, Any] = {"result_index": result_index, "results": [result_json(h, options) for h in hypotheses]}
     if warnings:
         body["warnings"] = list(warnings)
+    if recognized_with:
+        body["recognized_with"] = recognized_with
     return json.dumps(body)
 
 

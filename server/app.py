@@ -8,6 +8,11 @@ Routes:
     POST /v1/recognize                     Watson sessionless (whole or chunked body)
     GET  /stream-transcription-websocket   Transcribe, presigned URL, event stream
     POST /stream-transcription             Transcribe, event stream over chunked HTTP/1.1
+    /v1/customizations[/...]               Watson custom language models (server.customization_routes)
+
+The catalog (base versions, custom models) lives in a database, a SQLite file
+in the data directory unless a ``database_url`` names another; it is
+migrated to the newest schema at start, and interrupted jobs resume.
 
 Shutdown (SIGINT/SIGTERM): new sessions are refused, every open session
 flushes its finals and closes (WebSocket close 1012), then the schedulers stop.
@@ -16,6 +21,7 @@ flushes its finals and closes (WebSocket close 1012), then the schedulers stop.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import ipaddress
 import logging
 import os
@@ -29,7 +35,12 @@ from aiohttp import web
 from engine.bundle import ModelBundle
 from engine.catalog import default_models_dir
 from protocol.errors import NotFoundError
+from server import customization_routes
+from server.catalog.artifacts import DataDir
+from server.catalog.db import Database, sqlite_url
+from server.catalog.store import Catalog, Clock, InstalledBase, utcnow
 from server.config import Config, ConfigError, load_config
+from server.customization import Customizations
 from server.metrics import CONTENT_TYPE, Metrics
 from server.recognition import LoadedModels
 from server.state import STATE, ServerState
@@ -80,22 +91,58 @@ async def _on_shutdown(app: web.Application) -> None:
 
 
 async def _on_cleanup(app: web.Application) -> None:
-    await app[STATE].models.close()
+    state = app[STATE]
+    if state.customizations is not None:
+        await state.customizations.close()
+    if state.catalog is not None:
+        await state.catalog.db.close()
+    await state.models.close()
 
 
-def make_app(models_dir: Path | None = None, config: Config | None = None) -> web.Application:
-    """Build the application, loading every installed model version now.
+def default_data_dir() -> Path:
+    """``$VOXGATE_DATA_DIR``, else ``voxgate-data`` in the working directory."""
+    return Path(os.environ.get("VOXGATE_DATA_DIR", "voxgate-data"))
+
+
+def _catalog_starter(data: DataDir, database_url: str | None, clock: Clock):
+    async def start(app: web.Application) -> None:
+        state = app[STATE]
+        db = Database(database_url or sqlite_url(data.database))
+        await db.migrate()
+        catalog = Catalog(db, data, clock=clock)
+        await catalog.sync_base_versions(
+            InstalledBase(b.name, b.version, b.manifest["locale"], b.sample_rate_hz,
+                          dt.date.fromisoformat(b.manifest["created"]), str(b.path))
+            for b in (m.bundle for m in state.models.versions.values()))
+        state.catalog = catalog
+        state.customizations = Customizations(catalog, state.models)
+        await state.customizations.start()
+    return start
+
+
+def make_app(models_dir: Path | None = None, config: Config | None = None, *, data_dir: Path | None = None,
+             database_url: str | None = None, clock: Clock = utcnow) -> web.Application:
+    """Build the application, loading every installed model version now (the catalog opens at startup).
+
+    Args:
+        models_dir: the shipped base models (default: ``models/`` of the checkout).
+        config: limits, batching, credentials.
+        data_dir: catalog database, custom models, registered base versions (default: :func:`default_data_dir`).
+        database_url: an async SQLAlchemy URL instead of the SQLite file in ``data_dir``.
+        clock: naive UTC now (injected for lifecycle tests).
 
     Raises:
         RuntimeError: no model installed.
     """
     config = config or Config()
     metrics_ = Metrics()
-    models = LoadedModels(models_dir or default_models_dir(), config.scheduler, metrics_)
+    data = DataDir(data_dir or default_data_dir())
+    models = LoadedModels(models_dir or default_models_dir(), config.scheduler, metrics_, extra_dirs=(data.models,))
     # Request bodies are streamed by the routes (which enforce max_request_bytes); this bounds only
     # the bodies aiohttp would buffer whole.
     app = web.Application(client_max_size=config.limits.max_request_bytes)
     app[STATE] = ServerState(config, models, metrics_)
+    app.on_startup.append(_catalog_starter(data, database_url, clock))
     app.on_shutdown.append(_on_shutdown)
     app.on_cleanup.append(_on_cleanup)
     app.add_routes([
@@ -104,6 +151,7 @@ def make_app(models_dir: Path | None = None, config: Config | None = None) -> we
         web.get("/v1/recognize", recognize_websocket), web.post("/v1/recognize", recognize_http),
         web.get("/stream-transcription-websocket", transcribe_websocket),
         web.post("/stream-transcription", transcribe_http),
+        *customization_routes.routes(),
     ])
     return app
 
@@ -123,7 +171,8 @@ async def _run(app: web.Application, host: str, port: int) -> None:
     await runner.cleanup()
 
 
-def serve(*, host: str, port: int, models_dir: str | None, config_path: str | None = None) -> int:
+def serve(*, host: str, port: int, models_dir: str | None, config_path: str | None = None,
+          data_dir: str | None = None, database_url: str | None = None) -> int:
     """Run the server until SIGINT/SIGTERM; return the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -140,7 +189,8 @@ def serve(*, host: str, port: int, models_dir: str | None, config_path: str | No
     if workers > 1 and not torch.cuda.is_available():
         # Each concurrent step gets its share of the cores; more torch threads would only fight.
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
-    app = make_app(Path(models_dir) if models_dir else None, config)
+    app = make_app(Path(models_dir) if models_dir else None, config,
+                   data_dir=Path(data_dir) if data_dir else None, database_url=database_url)
     log.info("loaded %s; %d concurrent model step(s) of up to %d streams, %d torch thread(s) each",
              ", ".join(sorted(app[STATE].models.versions)), workers, config.scheduler.max_batch,
              torch.get_num_threads())

@@ -21,6 +21,7 @@ import torch
 from engine.audio import AudioError, UnsupportedAudioType
 from engine.audiostream import StreamDecoder
 from engine.bundle import ModelBundle, find_models, load_bundle
+from engine.customlm import CustomLM
 from engine.endpoint import EndpointConfig
 from engine.recognizer import Recognizer, Result
 from engine.scheduler import BatchScheduler, SchedulerConfig
@@ -51,15 +52,22 @@ class LoadedModels:
         models_dir: folder of model artifacts.
         scheduler: batching configuration shared by all versions.
         metrics: where the schedulers report their steps.
+        extra_dirs: more folders of artifacts (base versions registered into the data directory).
 
     Raises:
         RuntimeError: no model installed.
     """
 
-    def __init__(self, models_dir: Path, scheduler: SchedulerConfig, metrics: Metrics) -> None:
-        installed = find_models(models_dir)
+    def __init__(self, models_dir: Path, scheduler: SchedulerConfig, metrics: Metrics, *,
+                 extra_dirs: tuple[Path, ...] = ()) -> None:
+        installed = [m for root in (models_dir, *extra_dirs) for m in find_models(root)]
         if not installed:
             raise RuntimeError(f"no model artifacts under {models_dir}")
+        seen: dict[str, Path] = {}
+        for m in installed:
+            if m.version in seen:
+                raise RuntimeError(f"model version {m.version} is installed twice: {seen[m.version]} and {m.path}")
+            seen[m.version] = m.path
         self.versions: dict[str, LoadedModel] = {}
         for m in installed:
             bundle = load_bundle(m.path)
@@ -151,6 +159,8 @@ class Recognition:
         metrics: where audio seconds are counted.
         on_results: awaited with each step's results.
         settings: chunk length and final pass.
+        custom_lm: a trained custom language model for the finals' beam search, or None.
+        customization_weight: its weight against the base LM (0-1).
 
     Raises:
         UnsupportedMedia, InvalidParameter: an audio type or rate the model cannot take.
@@ -160,7 +170,8 @@ class Recognition:
     """
 
     def __init__(self, model: LoadedModel, content_type: str | None, *, endpoint: EndpointConfig,
-                 metrics: Metrics, on_results: ResultsHandler, settings: RecognitionConfig) -> None:
+                 metrics: Metrics, on_results: ResultsHandler, settings: RecognitionConfig,
+                 custom_lm: CustomLM | None = None, customization_weight: float = 0.3) -> None:
         self.model = model
         try:
             self.decoder = StreamDecoder(content_type, target_rate_hz=model.bundle.sample_rate_hz)
@@ -169,7 +180,9 @@ class Recognition:
         chunk_frames = round(settings.chunk_ms / model.bundle.features.hop_ms)
         self.stream = model.recognizer.new_stream(endpoint=endpoint, chunk_frames=chunk_frames,
                                                   max_chunks=MAX_CHUNKS_PER_STEP,
-                                                  beam_finals=settings.final_pass == "beam", online_beam=True)
+                                                  beam_finals=settings.final_pass == "beam" or custom_lm is not None,
+                                                  online_beam=True, custom_lm=custom_lm,
+                                                  customization_weight=customization_weight)
         self._metrics = metrics
         self._on_results = on_results
         self._speech_until_s = 0.0

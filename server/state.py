@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import TYPE_CHECKING
+
 from aiohttp import WSMessage, web
 
 from protocol.errors import LimitExceeded, ShuttingDown
@@ -12,6 +14,10 @@ from server.auth import Authenticator
 from server.config import Config
 from server.metrics import Metrics
 from server.recognition import LoadedModels
+
+if TYPE_CHECKING:
+    from server.catalog.store import Catalog
+    from server.customization import Customizations
 
 log = logging.getLogger("voxgate.server")
 DEFAULT_MODEL = "en-US_BroadbandModel"
@@ -73,6 +79,9 @@ class ServerState:
         self.auth = Authenticator(config.credentials)
         self.sessions: set[Admission] = set()
         self.shutting_down = False
+        # Set at startup (they need the event loop): see server.app._start_catalog.
+        self.catalog: Catalog | None = None
+        self.customizations: Customizations | None = None
 
     def admit(self, route: str) -> Admission:
         """Take a session slot.

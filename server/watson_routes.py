@@ -15,11 +15,12 @@ from aiohttp import WSMsgType, web
 
 from engine.endpoint import EndpointConfig
 from engine.recognizer import Result
-from protocol.errors import (CloseCode, InvalidParameter, NotFoundError, Timeout, TooLarge, UnsupportedMedia,
+from protocol.errors import (CloseCode, InvalidParameter, Timeout, TooLarge, UnsupportedMedia,
                              VoxgateError, close_code_for, public_message, watson_error_body)
 from protocol.session import AudioEnded, AudioReceived, RecognizeSession, RequestStarted
 from protocol.watson import (Options, error_message, listening_message, parse_query_options, results_message)
-from server.recognition import LoadedModel, Recognition, hypothesis
+from server.customization import Resolved, resolve_request
+from server.recognition import Recognition, hypothesis
 from server.state import DEFAULT_MODEL, STATE, Admission, ServerState
 
 log = logging.getLogger("voxgate.watson")
@@ -31,11 +32,9 @@ def watson_error(error: BaseException) -> web.Response:
     return web.json_response(body, status=body["code"])
 
 
-def _resolve(state: ServerState, query) -> LoadedModel:
-    for name in ("language_customization_id", "customization_id", "acoustic_customization_id"):
-        if query.get(name):
-            raise NotFoundError(f"Custom model {query[name]} not found")
-    return state.models.resolve(query.get("model", DEFAULT_MODEL), query.get("base_model_version") or None)
+async def _resolve(state: ServerState, owner: str, query) -> Resolved:
+    assert state.customizations is not None, "the catalog opens at startup"
+    return await resolve_request(state.customizations, state.models, owner, query, default_model=DEFAULT_MODEL)
 
 
 def _endpoint(options: Options) -> EndpointConfig:
@@ -46,11 +45,12 @@ def _endpoint(options: Options) -> EndpointConfig:
 class _Request:
     """Results bookkeeping of one request: result indexes, and finals held back without interim results."""
 
-    def __init__(self, options: Options) -> None:
+    def __init__(self, options: Options, resolved: Resolved) -> None:
         self.options = options
         self.result_index = 0
         self.held: list[Result] = []
-        self.warnings = options.warnings
+        self.warnings = options.warnings + resolved.warnings
+        self.recognized_with = resolved.recognized_with()
 
     def messages(self, results: list[Result]) -> list[str]:
         """Messages to send now for these results."""
@@ -62,7 +62,8 @@ class _Request:
                 if r.final:
                     self.held.append(r)
                 continue
-            out.append(results_message(self.result_index, [hypothesis(r)], self.options, self._take_warnings()))
+            out.append(results_message(self.result_index, [hypothesis(r)], self.options, self._take_warnings(),
+                                       self.recognized_with))
             if r.final:
                 self.result_index += 1
         return out
@@ -70,7 +71,8 @@ class _Request:
     def closing_messages(self) -> list[str]:
         """Messages at the end of the request: held finals (or pending warnings)."""
         if self.held or self.warnings:
-            message = results_message(0, [hypothesis(r) for r in self.held], self.options, self._take_warnings())
+            message = results_message(0, [hypothesis(r) for r in self.held], self.options, self._take_warnings(),
+                                      self.recognized_with)
             self.held = []
             return [message]
         return []
@@ -85,26 +87,27 @@ async def recognize_websocket(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     try:
         instance = state.auth.api_key_instance(request.headers, request.query)
-        model = _resolve(state, request.query)
+        resolved = await _resolve(state, instance, request.query)
         admission = state.admit("watson-ws")
     except VoxgateError as exc:
         state.metrics.errors.labels("watson-ws", type(exc).__name__).inc()
         return watson_error(exc)
-    with admission:
+    with admission, state.customizations.using(resolved.language_id):
         ws = web.WebSocketResponse(max_msg_size=state.config.limits.max_frame_bytes + 1, autoping=True)
         await ws.prepare(request)
-        log.info("session for %s on %s", instance, model.bundle.version)
-        await WatsonSocket(state, ws, model, admission).run()
+        log.info("session for %s on %s%s", instance, resolved.model.bundle.version,
+                 f" with custom model {resolved.language_id}" if resolved.language_id else "")
+        await WatsonSocket(state, ws, resolved, admission).run()
     return ws
 
 
 class WatsonSocket:
     """One Watson WebSocket connection."""
 
-    def __init__(self, state: ServerState, ws: web.WebSocketResponse, model: LoadedModel, admission: Admission) -> None:
+    def __init__(self, state: ServerState, ws: web.WebSocketResponse, resolved: Resolved, admission: Admission) -> None:
         self.state = state
         self.ws = ws
-        self.model = model
+        self.resolved = resolved
         self.session = RecognizeSession(max_frame_bytes=state.config.limits.max_frame_bytes,
                                         max_request_bytes=state.config.limits.max_request_bytes)
         self.admission = admission
@@ -151,10 +154,8 @@ class WatsonSocket:
 
     async def _handle(self, event) -> None:
         if isinstance(event, RequestStarted):
-            self.request = _Request(event.options)
-            self.recognition = Recognition(self.model, event.options.content_type, endpoint=_endpoint(event.options),
-                                           metrics=self.state.metrics, on_results=self._on_results,
-                                           settings=self.state.config.recognition)
+            self.request = _Request(event.options, self.resolved)
+            self.recognition = _recognition(self.state, self.resolved, event.options, self._on_results)
             await self.ws.send_str(listening_message())
             return
         assert self.recognition is not None and self.request is not None
@@ -212,21 +213,20 @@ async def recognize_http(request: web.Request) -> web.Response:
     """``POST /v1/recognize``: sessionless recognition of a whole or chunked body."""
     state = request.app[STATE]
     try:
-        state.auth.api_key_instance(request.headers, request.query)
-        model = _resolve(state, request.query)
+        instance = state.auth.api_key_instance(request.headers, request.query)
+        resolved = await _resolve(state, instance, request.query)
         content_type = request.headers.get("Content-Type")
         if content_type and content_type.lower().startswith("multipart/"):
             raise UnsupportedMedia("multipart requests are not supported; send the audio as the body with its "
                                    "Content-Type and the options as query parameters")
         options = parse_query_options(request.query, content_type)
-        with state.admit("watson-http"):
+        with state.admit("watson-http"), state.customizations.using(resolved.language_id):
             finals: list[Result] = []
 
             async def keep_finals(results: list[Result]) -> None:
                 finals.extend(r for r in results if r.final)
 
-            recognition = Recognition(model, options.content_type, endpoint=_endpoint(options), metrics=state.metrics,
-                                      on_results=keep_finals, settings=state.config.recognition)
+            recognition = _recognition(state, resolved, options, keep_finals)
             try:
                 received = 0
                 async for chunk in request.content.iter_chunked(64 * 1024):
@@ -245,5 +245,13 @@ async def recognize_http(request: web.Request) -> web.Response:
     except VoxgateError as exc:
         state.metrics.errors.labels("watson-http", type(exc).__name__).inc()
         return watson_error(exc)
-    body = results_message(0, [hypothesis(r) for r in finals if r.words], options, options.warnings)
+    body = results_message(0, [hypothesis(r) for r in finals if r.words], options,
+                           options.warnings + resolved.warnings, resolved.recognized_with())
     return web.Response(text=body, content_type="application/json")
+
+
+def _recognition(state: ServerState, resolved: Resolved, options: Options, on_results) -> Recognition:
+    """A request's recognition with the resolved models and the request's options."""
+    return Recognition(resolved.model, options.content_type, endpoint=_endpoint(options), metrics=state.metrics,
+                       on_results=on_results, settings=state.config.recognition, custom_lm=resolved.custom_lm,
+                       customization_weight=resolved.weight(options.customization_weight))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,12 @@ SENTENCES = [
     "your call is important to us please stay on the line",
     "goodbye and have a nice day",
 ] * 20
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _data_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Servers started by tests keep their catalog in a temporary data directory, never in the checkout."""
+    os.environ["VOXGATE_DATA_DIR"] = str(tmp_path_factory.mktemp("voxgate-data"))
 
 
 @pytest.fixture(scope="session")

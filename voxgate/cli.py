@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--models-dir", help="folder of model artifacts (default: the shipped models/)")
     s.add_argument("--config", help="TOML file with credentials, limits and batching (see README)")
+    s.add_argument("--data-dir", help="catalog database and custom models (default: $VOXGATE_DATA_DIR or ./voxgate-data)")
+    s.add_argument("--database-url", help="async SQLAlchemy URL of the catalog instead of the SQLite file in the "
+                                          "data dir, e.g. postgresql+asyncpg://user:password@host/voxgate")
 
     client_commands.add_parsers(sub)
 
@@ -80,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         return offline.transcribe_command(args) if args.command == "transcribe" else offline.eval_command(args)
     from server.app import serve
 
-    return serve(host=args.host, port=args.port, models_dir=args.models_dir, config_path=args.config)
+    return serve(host=args.host, port=args.port, models_dir=args.models_dir, config_path=args.config,
+                 data_dir=args.data_dir, database_url=args.database_url)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from engine.bundle import find_models
 from engine.catalog import default_models_dir
-from server.lifecycle import base_entries
+from server.catalog.lifecycle import base_entries
 
 
 def lifecycle_command(args: argparse.Namespace) -> int:

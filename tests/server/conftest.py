@@ -28,8 +28,8 @@ async def handshake_status(http: aiohttp.ClientSession, url: str, headers: dict 
 class ServerThread:
     """``make_app`` served on 127.0.0.1:<free port> from a background thread."""
 
-    def __init__(self, models_dir: Path, config: Config) -> None:
-        self.app = make_app(models_dir, config)
+    def __init__(self, models_dir: Path, config: Config, **options) -> None:
+        self.app = make_app(models_dir, config, **options)
         self.port = 0
         self._ready = threading.Event()
         self._loop = asyncio.new_event_loop()
@@ -90,12 +90,16 @@ class ServerThread:
 
 
 @pytest.fixture()
-def server_factory(tiny_bundle) -> Iterator:
-    """Start servers over the tiny bundle's models folder with a given config dict; stop them afterwards."""
+def server_factory(tiny_bundle, tmp_path) -> Iterator:
+    """Start servers over the tiny bundle's models folder with a given config dict; stop them afterwards.
+
+    Each test's servers share a fresh data directory (``tmp_path/data``) unless ``data_dir`` is given.
+    """
     started: list[ServerThread] = []
 
-    def start(config: dict | None = None, models_dir: Path | None = None) -> ServerThread:
-        server = ServerThread(models_dir or tiny_bundle.path.parents[1], parse_config(config or {}))
+    def start(config: dict | None = None, models_dir: Path | None = None, **options) -> ServerThread:
+        options.setdefault("data_dir", tmp_path / "data")
+        server = ServerThread(models_dir or tiny_bundle.path.parents[1], parse_config(config or {}), **options)
         started.append(server.start())
         return server
 

@@ -1,0 +1,89 @@
+"""The data directory: corpora, trained custom models, job audio, registered base models.
+
+Layout (paths stored in the database are relative to the data directory)::
+
+    catalog.sqlite                       the default database
+    models/<name>/<version>/             base versions added by ``voxgate models register``
+    customizations/<id>/corpora/<name>.txt
+    customizations/<id>/<base version>-<token>/   a trained custom model (one folder per training)
+    jobs/<id>.audio                      audio of an asynchronous recognition job
+
+Every file is written to a temporary name in the same folder, flushed to disk
+and renamed over its target (``os.replace`` is atomic on POSIX), so a crash
+mid-write leaves the old content. A trained model is built into a fresh
+folder that the database points to only once it is complete; the previous
+folder is removed after the database commit.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+
+class DataDir:
+    """One data directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def database(self) -> Path:
+        """The default SQLite file."""
+        return self.root / "catalog.sqlite"
+
+    @property
+    def models(self) -> Path:
+        """Where registered base versions live."""
+        return self.root / "models"
+
+    def path(self, relative: str) -> Path:
+        """The absolute path of a stored relative path."""
+        return self.root / relative
+
+    def corpus(self, custom_id: str, name: str) -> str:
+        """Relative path of a corpus text."""
+        return f"customizations/{custom_id}/corpora/{name}.txt"
+
+    def new_model_folder(self, custom_id: str, base_version: str) -> str:
+        """Relative path of a fresh (not yet existing) folder for a trained custom model."""
+        return f"customizations/{custom_id}/{base_version}-{uuid.uuid4().hex[:12]}"
+
+    def job_audio(self, job_id: str) -> str:
+        """Relative path of a job's audio."""
+        return f"jobs/{job_id}.audio"
+
+    def write_bytes(self, relative: str, data: bytes) -> None:
+        """Write a file atomically (temporary file, fsync, rename)."""
+        write_atomic(self.path(relative), data)
+
+    def remove(self, relative: str | None) -> None:
+        """Remove a stored file or folder (missing is fine)."""
+        if not relative:
+            return
+        target = self.path(relative)
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
+
+    def remove_custom(self, custom_id: str) -> None:
+        """Remove everything stored for a custom model."""
+        shutil.rmtree(self.root / "customizations" / custom_id, ignore_errors=True)
+
+
+def write_atomic(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` so that a reader sees the old or the new content, never a part."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,567 @@
+"""Catalog operations: base versions, custom models with their corpora, words and versions, and the
+status rules of the Watson customization API (PROTOCOLS.md §1.7, §1.9).
+
+Every operation runs in its own transaction and reads the rows it changes
+with ``SELECT … FOR UPDATE`` (a no-op on SQLite, whose writers are serial), so
+two replicas sharing a PostgreSQL catalog cannot both start a training.
+Errors are :mod:`protocol.errors` exceptions whose status and message the
+routes send as they are: 404 for a model of another owner (ownership is not
+revealed), 409 while a job runs, 400 for a request the state does not allow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from protocol.errors import ConflictError, InvalidParameter, LimitExceeded, NotFoundError
+from server.catalog.artifacts import DataDir
+from server.catalog.db import Database
+from server.catalog.lifecycle import adaptation_deadline, transcription_deadline
+from server.catalog.resolution import BaseInfo, CustomInfo, newest
+from server.catalog.tables import BaseVersion, Corpus, CustomModel, CustomVersion, Word
+
+LANGUAGE = "language"
+ACOUSTIC = "acoustic"
+MAX_MODELS_PER_OWNER = 1024
+MAX_NAME_CHARS = 256
+RESERVED_CORPUS_NAMES = frozenset({"user", "base_lm", "default_lm"})
+#: statuses in which a job owns the model: no changes, no second job, no delete
+BUSY = frozenset({"training", "upgrading"})
+
+Clock = Callable[[], dt.datetime]
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC now (the catalog's time convention)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class InstalledBase:
+    """A base version found on disk, to record in the catalog."""
+
+    model: str
+    version: str
+    locale: str
+    rate_hz: int
+    created: dt.date
+    path: str
+
+
+@dataclass(frozen=True)
+class WordSpec:
+    """A word as the user gives it."""
+
+    word: str
+    sounds_like: tuple[str, ...] = ()
+    display_as: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainingInput:
+    """What a training job needs, read in one transaction."""
+
+    custom_id: str
+    job: str
+    base_version: str
+    corpora: tuple[str, ...]  # relative paths of analysed corpora
+    words: tuple[WordSpec, ...]
+
+
+class Catalog:
+    """The catalog over one database and data directory.
+
+    Args:
+        db: the database (migrated).
+        data: the data directory.
+        clock: naive UTC now; injected so the lifecycle rules can be tested on any date.
+    """
+
+    def __init__(self, db: Database, data: DataDir, *, clock: Clock = utcnow) -> None:
+        self.db = db
+        self.data = data
+        self.clock = clock
+
+    def today(self) -> dt.date:
+        """The clock's date."""
+        return self.clock().date()
+
+    # -- base versions ------------------------------------------------------------------------
+
+    async def sync_base_versions(self, installed: Iterable[InstalledBase]) -> None:
+        """Record installed base versions (new ones get their deadlines; known ones their current path)."""
+        async with self.db.session() as s, s.begin():
+            known = {row.version: row for row in (await s.scalars(select(BaseVersion))).all()}
+            for b in installed:
+                row = known.get(b.version)
+                if row is None:
+                    s.add(BaseVersion(version=b.version, model=b.model, locale=b.locale, rate_hz=b.rate_hz,
+                                      created=b.created, adaptation_deadline=adaptation_deadline(b.created),
+                                      transcription_deadline=transcription_deadline(b.created), path=b.path,
+                                      registered=self.clock()))
+                elif row.path != b.path:
+                    row.path = b.path
+
+    async def base_versions(self) -> list[BaseVersion]:
+        """Every recorded base version, oldest first."""
+        async with self.db.session() as s:
+            return list((await s.scalars(select(BaseVersion).order_by(BaseVersion.model, BaseVersion.created))).all())
+
+    async def base_infos(self) -> list[BaseInfo]:
+        """The base versions as the resolver sees them."""
+        return [BaseInfo(b.model, b.version, b.created) for b in await self.base_versions()]
+
+    # -- custom models ------------------------------------------------------------------------
+
+    async def create(self, owner: str, kind: str, *, name: str, base_model_name: str, description: str = "",
+                     dialect: str | None = None) -> CustomModel:
+        """A new custom model on the newest base version of ``base_model_name``.
+
+        Raises:
+            InvalidParameter: a bad name or an unknown base model.
+            ConflictError: the owner already has a model of that name.
+            LimitExceeded: the owner has 1024 models of this kind.
+        """
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidParameter("name is required")
+        if len(name) > MAX_NAME_CHARS:
+            raise InvalidParameter(f"name must be at most {MAX_NAME_CHARS} characters")
+        bases = await self.base_versions()
+        try:
+            base = newest([BaseInfo(b.model, b.version, b.created) for b in bases], base_model_name)
+        except NotFoundError:
+            raise InvalidParameter(f"base_model_name {base_model_name} is not a known base model; available: "
+                                   f"{', '.join(sorted({b.model for b in bases}))}") from None
+        locale = next(b.locale for b in bases if b.version == base.version)
+        if dialect is not None and dialect != locale:
+            raise InvalidParameter(f"dialect {dialect} does not match the base model's language {locale}")
+        now = self.clock()
+        model = CustomModel(id=str(uuid.uuid4()), kind=kind, owner=owner, name=name, description=description or "",
+                            base_model_name=base_model_name, language=locale, dialect=locale,
+                            base_version=base.version, status="pending", progress=0, dirty=False,
+                            created=now, updated=now)
+        async with self.db.session() as s:
+            async with s.begin():
+                count = await s.scalar(select(func.count()).select_from(CustomModel)
+                                       .where(CustomModel.owner == owner, CustomModel.kind == kind))
+                if count >= MAX_MODELS_PER_OWNER:
+                    raise LimitExceeded(f"an instance may own at most {MAX_MODELS_PER_OWNER} custom {kind} models")
+                s.add(model)
+                try:
+                    await s.flush()
+                except IntegrityError:
+                    raise ConflictError(f"a custom {kind} model named {name!r} already exists") from None
+        return await self.get(owner, kind, model.id)
+
+    async def list(self, owner: str, kind: str, *, language: str | None = None) -> list[CustomModel]:
+        """The owner's custom models of a kind, oldest first."""
+        query = select(CustomModel).where(CustomModel.owner == owner, CustomModel.kind == kind)
+        if language:
+            query = query.where(CustomModel.language == language)
+        async with self.db.session() as s:
+            return list((await s.scalars(query.order_by(CustomModel.created))).all())
+
+    async def get(self, owner: str, kind: str, custom_id: str) -> CustomModel:
+        """One custom model of the owner.
+
+        Raises:
+            NotFoundError: no such model, or another owner's (indistinguishable on purpose).
+        """
+        async with self.db.session() as s:
+            return await self._get(s, owner, kind, custom_id)
+
+    async def _get(self, s: AsyncSession, owner: str, kind: str, custom_id: str, *,
+                   lock: bool = False) -> CustomModel:
+        query = select(CustomModel).where(CustomModel.id == custom_id)
+        if lock:
+            query = query.with_for_update()
+        model = await s.scalar(query)
+        if model is None or model.owner != owner or model.kind != kind:
+            raise NotFoundError(f"Invalid customization_id ({custom_id}): no custom {kind} model with that id "
+                                "for these credentials")
+        return model
+
+    async def delete(self, owner: str, kind: str, custom_id: str, *, in_use: bool = False) -> None:
+        """Delete a custom model and its files.
+
+        Raises:
+            NotFoundError: see :meth:`get`.
+            ConflictError: a job or a recognition request is using it.
+        """
+        async with self.db.session() as s, s.begin():
+            model = await self._get(s, owner, kind, custom_id, lock=True)
+            if model.status in BUSY:
+                raise ConflictError(f"Cannot delete custom model {custom_id} while it is {model.status}")
+            if in_use:
+                raise ConflictError(f"Cannot delete custom model {custom_id} while a recognition request uses it")
+            await s.delete(model)
+        self.data.remove_custom(custom_id)
+
+    async def _modifiable(self, s: AsyncSession, owner: str, kind: str, custom_id: str) -> CustomModel:
+        model = await self._get(s, owner, kind, custom_id, lock=True)
+        if model.status in BUSY:
+            raise ConflictError(f"Another request is in progress for custom model {custom_id} (status "
+                                f"{model.status}); try again when it is done")
+        return model
+
+    # -- corpora ------------------------------------------------------------------------------
+
+    async def add_corpus(self, owner: str, custom_id: str, name: str, text: bytes, *,
+                         allow_overwrite: bool = False) -> None:
+        """Store a corpus (analysed afterwards by :meth:`analyse_corpus`; status ``being_processed``).
+
+        Raises:
+            InvalidParameter: a reserved or bad name, or an empty body.
+            ConflictError: a corpus of that name exists (without ``allow_overwrite``), or a job runs.
+        """
+        if not name or len(name) > 128 or "/" in name or name.startswith("."):
+            raise InvalidParameter(f"bad corpus name {name!r}: 1-128 characters, no '/' and no leading '.'")
+        if name.lower() in RESERVED_CORPUS_NAMES:
+            raise InvalidParameter(f"corpus name {name!r} is reserved ({', '.join(sorted(RESERVED_CORPUS_NAMES))})")
+        if not text.strip():
+            raise InvalidParameter("the corpus is empty")
+        async with self.db.session() as s, s.begin():
+            model = await self._modifiable(s, owner, LANGUAGE, custom_id)
+            existing = await s.get(Corpus, (custom_id, name))
+            if existing is not None and not allow_overwrite:
+                raise ConflictError(f"Corpus {name} already exists for custom model {custom_id}; pass "
+                                    "allow_overwrite=true to replace it")
+            path = self.data.corpus(custom_id, name)
+            self.data.write_bytes(path, text)
+            if existing is not None:
+                await self._drop_corpus_words(s, model, name)
+                await s.delete(existing)
+                await s.flush()
+            s.add(Corpus(custom_id=custom_id, name=name, path=path, status="being_processed"))
+            self._changed(model, status="pending")
+
+    async def analyse_corpus(self, custom_id: str, name: str, analyse: Callable[[str, str], tuple[int, dict]]) -> None:
+        """Analyse a stored corpus: counts and out-of-vocabulary words (which join the words resource).
+
+        Args:
+            analyse: ``(text, base_version) -> (total_words, {oov word: count})``; raises ValueError on bad text.
+        """
+        async with self.db.session() as s:
+            corpus = await s.get(Corpus, (custom_id, name))
+            model = await s.get(CustomModel, custom_id)
+            if corpus is None or model is None:
+                return
+            path, base_version = corpus.path, model.base_version
+        try:
+            text = self.data.path(path).read_bytes().decode("utf-8")
+            total, oov = analyse(text, base_version)
+            error = None
+        except UnicodeDecodeError:
+            total, oov, error = 0, {}, "the corpus is not UTF-8 text"
+        except ValueError as exc:
+            total, oov, error = 0, {}, str(exc)
+        async with self.db.session() as s, s.begin():
+            corpus = await s.get(Corpus, (custom_id, name), with_for_update=True)
+            model = await s.get(CustomModel, custom_id, with_for_update=True)
+            if corpus is None or model is None or corpus.path != path:
+                return  # deleted or replaced meanwhile
+            corpus.total_words, corpus.out_of_vocabulary_words = total, len(oov)
+            corpus.status, corpus.error = ("undetermined", error) if error else ("analyzed", None)
+            words = {w.word: w for w in model.words}
+            for word, count in oov.items():
+                row = words.get(word)
+                if row is None:
+                    model.words.append(Word(custom_id=custom_id, word=word, sounds_like=[], display_as=None,
+                                            source=[name], count=count))
+                else:
+                    row.source = sorted(set(row.source) | {name})
+                    row.count = row.count + count
+            await s.flush()
+            pending = await s.scalar(select(func.count()).select_from(Corpus).where(
+                Corpus.custom_id == custom_id, Corpus.status == "being_processed"))
+            if model.status == "pending" and not pending:
+                model.status = "ready" if self._has_valid_data(model) else "pending"
+            model.updated = self.clock()
+
+    async def pending_corpora(self) -> list[tuple[str, str]]:
+        """``(custom_id, name)`` of corpora not analysed yet (after a restart)."""
+        async with self.db.session() as s:
+            rows = await s.execute(select(Corpus.custom_id, Corpus.name).where(Corpus.status == "being_processed"))
+            return [tuple(r) for r in rows.all()]
+
+    async def corpora(self, owner: str, custom_id: str) -> list[Corpus]:
+        """The model's corpora."""
+        return (await self.get(owner, LANGUAGE, custom_id)).corpora
+
+    async def corpus(self, owner: str, custom_id: str, name: str) -> Corpus:
+        """One corpus.
+
+        Raises:
+            NotFoundError: no such model or corpus.
+        """
+        for c in await self.corpora(owner, custom_id):
+            if c.name == name:
+                return c
+        raise NotFoundError(f"Corpus {name} not found for custom model {custom_id}")
+
+    async def delete_corpus(self, owner: str, custom_id: str, name: str) -> None:
+        """Remove a corpus and the words only it contributed.
+
+        Raises:
+            NotFoundError: no such model or corpus.
+            ConflictError: a job runs.
+        """
+        async with self.db.session() as s, s.begin():
+            model = await self._modifiable(s, owner, LANGUAGE, custom_id)
+            corpus = await s.get(Corpus, (custom_id, name))
+            if corpus is None:
+                raise NotFoundError(f"Corpus {name} not found for custom model {custom_id}")
+            await self._drop_corpus_words(s, model, name)
+            await s.delete(corpus)
+            path = corpus.path
+            self._changed(model)
+        self.data.remove(path)
+
+    async def _drop_corpus_words(self, s: AsyncSession, model: CustomModel, corpus: str) -> None:
+        for word in list(model.words):
+            if corpus in word.source:
+                word.source = [x for x in word.source if x != corpus]
+                if not word.source:
+                    model.words.remove(word)
+                    await s.delete(word)
+
+    # -- words --------------------------------------------------------------------------------
+
+    async def add_words(self, owner: str, custom_id: str, words: list[WordSpec]) -> None:
+        """Add or replace user words (validated by the caller).
+
+        Raises:
+            NotFoundError, ConflictError: see :meth:`get` and :meth:`delete`.
+        """
+        async with self.db.session() as s, s.begin():
+            model = await self._modifiable(s, owner, LANGUAGE, custom_id)
+            existing = {w.word: w for w in model.words}
+            for spec in words:
+                row = existing.get(spec.word)
+                if row is None:
+                    row = Word(custom_id=custom_id, word=spec.word, source=[], count=0)
+                    model.words.append(row)
+                    existing[spec.word] = row
+                row.sounds_like = list(spec.sounds_like)
+                row.display_as = spec.display_as
+                row.source = sorted(set(row.source) | {"user"})
+                row.error = None
+            self._changed(model)
+
+    async def words(self, owner: str, custom_id: str, *, word_type: str = "all", sort: str = "alphabetical") -> list[Word]:
+        """The model's words: ``all``, ``user`` (added by the user) or ``corpora`` (found in corpora).
+
+        Raises:
+            InvalidParameter: an unknown ``word_type`` or ``sort``.
+        """
+        if word_type not in ("all", "user", "corpora"):
+            raise InvalidParameter(f"word_type must be all, user or corpora, not {word_type!r}")
+        keys = {"alphabetical": (lambda w: w.word, False), "+alphabetical": (lambda w: w.word, False),
+                "-alphabetical": (lambda w: w.word, True), "count": (lambda w: (w.count, w.word), True),
+                "-count": (lambda w: (w.count, w.word), True), "+count": (lambda w: (w.count, w.word), False)}
+        if sort not in keys:
+            raise InvalidParameter(f"sort must be one of {', '.join(keys)}, not {sort!r}")
+        words = (await self.get(owner, LANGUAGE, custom_id)).words
+        if word_type == "user":
+            words = [w for w in words if "user" in w.source]
+        elif word_type == "corpora":
+            words = [w for w in words if any(x != "user" for x in w.source)]
+        key, reverse = keys[sort]
+        return sorted(words, key=key, reverse=reverse)
+
+    async def word(self, owner: str, custom_id: str, word: str) -> Word:
+        """One word.
+
+        Raises:
+            NotFoundError: no such model or word.
+        """
+        for w in (await self.get(owner, LANGUAGE, custom_id)).words:
+            if w.word == word:
+                return w
+        raise NotFoundError(f"Word {word} not found for custom model {custom_id}")
+
+    async def delete_word(self, owner: str, custom_id: str, word: str) -> None:
+        """Remove a word (also one that came from a corpus).
+
+        Raises:
+            NotFoundError, ConflictError: as :meth:`word` and :meth:`add_words`.
+        """
+        async with self.db.session() as s, s.begin():
+            model = await self._modifiable(s, owner, LANGUAGE, custom_id)
+            row = next((w for w in model.words if w.word == word), None)
+            if row is None:
+                raise NotFoundError(f"Word {word} not found for custom model {custom_id}")
+            model.words.remove(row)
+            await s.delete(row)
+            self._changed(model)
+
+    # -- training, reset, upgrade -----------------------------------------------------------
+
+    def _changed(self, model: CustomModel, *, status: str = "ready") -> None:
+        model.dirty = True
+        model.updated = self.clock()
+        if model.status in ("pending", "ready", "available", "failed"):
+            model.status = status if status == "pending" or self._has_valid_data(model) else "pending"
+        model.error = None
+
+    @staticmethod
+    def _has_valid_data(model: CustomModel) -> bool:
+        return any(c.status == "analyzed" for c in model.corpora) or any("user" in w.source for w in model.words)
+
+    async def start_training(self, owner: str, custom_id: str, *, customization_weight: float | None,
+                             strict: bool) -> list[dict]:
+        """Queue training on the model's current base version; return the warnings.
+
+        Raises:
+            ConflictError: a job runs, or a corpus is still being analysed.
+            InvalidParameter: nothing (new) to train on, invalid resources with ``strict``, or a base
+                version closed for training.
+        """
+        async with self.db.session() as s, s.begin():
+            model = await self._modifiable(s, owner, LANGUAGE, custom_id)
+            if any(c.status == "being_processed" for c in model.corpora):
+                raise ConflictError(f"Corpora of custom model {custom_id} are still being analyzed; train once "
+                                    "their status is analyzed")
+            base = await s.get(BaseVersion, model.base_version)
+            if base is not None and self.today() > base.adaptation_deadline:
+                raise InvalidParameter(f"Base model version {base.version} accepted training until "
+                                       f"{base.adaptation_deadline.isoformat()}; upgrade the custom model to a "
+                                       "newer base version")
+            invalid = [c.name for c in model.corpora if c.status == "undetermined"]
+            warnings = []
+            if invalid:
+                message = (f"Analysis of the following corpora has not completed successfully: [{', '.join(invalid)}]."
+                           " They will be excluded from custom language model training.")
+                if strict:
+                    raise InvalidParameter(message + " (strict=true: fix or delete them, or train with strict=false)")
+                warnings.append({"code": "invalid_corpora", "message": message})
+            if not self._has_valid_data(model):
+                raise InvalidParameter(f"No input data available for training custom model {custom_id}: add a "
+                                       "corpus or words first")
+            trained_here = any(v.base_version == model.base_version for v in model.versions)
+            if not model.dirty and trained_here:
+                raise InvalidParameter("No input data modified since last training")
+            if customization_weight is not None:
+                model.customization_weight = customization_weight
+            model.status, model.progress, model.error = "training", 0, None
+            model.warnings = "; ".join(w["message"] for w in warnings) or None
+            model.job, model.job_options = "train", {}
+            model.updated = self.clock()
+            return warnings
+
+    async def start_upgrade(self, owner: str, custom_id: str) -> str:
+        """Queue an upgrade to the newest base version; return that version.
+
+        Raises:
+            ConflictError: a job runs.
+            InvalidParameter: not ready/available, nothing to upgrade, or already on the newest version.
+        """
+        async with self.db.session() as s, s.begin():
+            model = await self._modifiable(s, owner, LANGUAGE, custom_id)
+            if model.status not in ("ready", "available"):
+                raise InvalidParameter(f"Custom model {custom_id} must be ready or available to upgrade; its status "
+                                       f"is {model.status}")
+            bases = [BaseInfo(b.model, b.version, b.created) for b in
+                     (await s.scalars(select(BaseVersion).where(BaseVersion.model == model.base_model_name))).all()]
+            target = newest(bases, model.base_model_name).version
+            if model.base_version == target:
+                raise InvalidParameter(f"Custom model {custom_id} is already on the newest base model version {target}")
+            if not self._has_valid_data(model):
+                raise InvalidParameter(f"Custom model {custom_id} has no data to upgrade")
+            model.status, model.progress, model.error = "upgrading", 0, None
+            model.job, model.job_options = "upgrade", {"from": model.base_version}
+            model.base_version = target
+            model.updated = self.clock()
+            return target
+
+    async def reset(self, owner: str, custom_id: str) -> None:
+        """Remove corpora, words and trained versions; back to ``pending``.
+
+        Raises:
+            NotFoundError, ConflictError: as :meth:`delete`.
+        """
+        async with self.db.session() as s, s.begin():
+            model = await self._modifiable(s, owner, LANGUAGE, custom_id)
+            folders = [v.artifact for v in model.versions] + [c.path for c in model.corpora]
+            model.corpora.clear()
+            model.words.clear()
+            model.versions.clear()
+            model.status, model.progress, model.error, model.warnings, model.dirty = "pending", 0, None, None, False
+            model.updated = self.clock()
+        for folder in folders:
+            self.data.remove(folder)
+
+    async def queued_jobs(self) -> list[str]:
+        """Ids of models with a queued or interrupted training job (to run or resume)."""
+        async with self.db.session() as s:
+            return list((await s.scalars(select(CustomModel.id).where(CustomModel.job.is_not(None))
+                                         .order_by(CustomModel.updated))).all())
+
+    async def training_input(self, custom_id: str) -> TrainingInput | None:
+        """What the model's queued job trains on (None: no job, or the model is gone)."""
+        async with self.db.session() as s:
+            model = await s.get(CustomModel, custom_id)
+            if model is None or model.job is None:
+                return None
+            corpora = tuple(c.path for c in model.corpora if c.status == "analyzed")
+            words = tuple(WordSpec(w.word, tuple(w.sounds_like or ()), w.display_as) for w in model.words
+                          if "user" in w.source or w.sounds_like or w.display_as)
+            return TrainingInput(custom_id, model.job, model.base_version, corpora, words)
+
+    async def finish_job(self, custom_id: str, base_version: str, artifact: str, summary: dict) -> None:
+        """Record a trained version (replacing an earlier one on the same base version); status ``available``."""
+        stale: list[str] = []
+        async with self.db.session() as s, s.begin():
+            model = await s.get(CustomModel, custom_id, with_for_update=True)
+            if model is None or model.job is None or model.base_version != base_version:
+                stale.append(artifact)  # deleted or reset meanwhile: the new folder is not needed
+            else:
+                now = self.clock()
+                old = next((v for v in model.versions if v.base_version == base_version), None)
+                if old is not None:
+                    stale.append(old.artifact)
+                    model.versions.remove(old)
+                    await s.flush()
+                model.versions.append(CustomVersion(custom_id=custom_id, base_version=base_version, created=now,
+                                                    transcription_deadline=transcription_deadline(now.date()),
+                                                    artifact=artifact, summary=summary))
+                model.status, model.progress, model.job, model.job_options = "available", 100, None, None
+                model.dirty, model.updated = False, now
+        for folder in stale:
+            self.data.remove(folder)
+
+    async def fail_job(self, custom_id: str, message: str) -> None:
+        """Mark a job failed (the model keeps its earlier versions)."""
+        async with self.db.session() as s, s.begin():
+            model = await s.get(CustomModel, custom_id, with_for_update=True)
+            if model is None:
+                return
+            if model.job == "upgrade" and model.job_options:
+                model.base_version = model.job_options.get("from", model.base_version)
+            model.status, model.error, model.job, model.job_options = "failed", message, None, None
+            model.progress, model.updated = 0, self.clock()
+
+    # -- recognition ----------------------------------------------------------------------------
+
+    async def custom_for_recognition(self, owner: str, kind: str, custom_id: str) -> tuple[CustomInfo, CustomModel]:
+        """A custom model as the resolver sees it, and its row (for artifacts and the saved weight).
+
+        Raises:
+            NotFoundError: see :meth:`get`.
+        """
+        model = await self.get(owner, kind, custom_id)
+        info = CustomInfo(model.id, kind, model.base_model_name, model.status,
+                          {v.base_version: v.created.date() for v in model.versions})
+        return info, model
+
+    async def artifact_folders(self) -> set[str]:
+        """Every trained-model folder a record points at."""
+        async with self.db.session() as s:
+            return set((await s.scalars(select(CustomVersion.artifact))).all())

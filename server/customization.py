@@ -1,0 +1,250 @@
+"""Custom language models at run time: corpus analysis and training jobs, and the trained models
+recognition loads.
+
+Training runs in a worker process (building the n-gram is CPU-bound Python,
+which in a thread would take the GIL from live streams). A job is a row
+whose ``job`` column is set; at start every such row is run again, so a job
+interrupted by a crash or a restart resumes instead of staying ``training``
+forever. The build writes into a fresh folder (:mod:`engine.customlm` renames
+it into place when complete); the database points at it only after it is
+whole, and folders no row points at are removed at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from engine.bundle import ModelBundle
+from engine.customlm import CustomLM, CustomWord, analyze_corpus, base_vocabulary, build_custom_lm
+from server.catalog.artifacts import DataDir
+from server.catalog.resolution import resolve
+from server.catalog.store import ACOUSTIC, LANGUAGE, Catalog
+from server.recognition import LoadedModel, LoadedModels
+
+log = logging.getLogger("voxgate.customization")
+
+#: Watson's default weight of a custom language model against the base model
+DEFAULT_CUSTOMIZATION_WEIGHT = 0.3
+
+_WORKER_BUNDLES: dict[str, ModelBundle] = {}
+
+
+def _train(bundle_path: str, corpus_paths: list[str], words: list[tuple], out_dir: str) -> dict:
+    """In the worker process: build a custom LM artifact."""
+    from engine.bundle import load_bundle
+
+    bundle = _WORKER_BUNDLES.get(bundle_path)
+    if bundle is None:
+        bundle = _WORKER_BUNDLES[bundle_path] = load_bundle(Path(bundle_path))
+    texts = [Path(p).read_text(encoding="utf-8") for p in corpus_paths]
+    custom_words = [CustomWord(word, tuple(sounds_like), display_as) for word, sounds_like, display_as in words]
+    return build_custom_lm(bundle, texts, custom_words, Path(out_dir))
+
+
+class Customizations:
+    """Background work on custom models, and the loaded custom LMs.
+
+    Args:
+        catalog: the catalog.
+        bundles: base version id -> its loaded bundle (for vocabularies and artifact paths).
+    """
+
+    def __init__(self, catalog: Catalog, bundles: dict[str, ModelBundle]) -> None:
+        self.catalog = catalog
+        self.data: DataDir = catalog.data
+        self.bundles = bundles
+        self._executor: ProcessPoolExecutor | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._training: set[str] = set()
+        self._vocabularies: dict[str, frozenset[str]] = {}
+        #: custom model id -> recognition requests using it now (delete answers 409 meanwhile)
+        self.in_use: dict[str, int] = {}
+
+    async def start(self) -> None:
+        """Resume interrupted corpus analyses and jobs; remove folders of builds that never finished."""
+        await asyncio.to_thread(self._remove_orphans, await self.catalog.artifact_folders())
+        for custom_id, name in await self.catalog.pending_corpora():
+            self.analyse_later(custom_id, name)
+        for custom_id in await self.catalog.queued_jobs():
+            log.info("resuming the interrupted job of custom model %s", custom_id)
+            self.train_later(custom_id)
+
+    def _remove_orphans(self, referenced: set[str]) -> None:
+        root = self.data.path("customizations")
+        if not root.is_dir():
+            return
+        for model_dir in root.iterdir():
+            for folder in model_dir.iterdir():
+                rel = f"customizations/{model_dir.name}/{folder.name}"
+                if folder.name != "corpora" and rel not in referenced:
+                    log.info("removing %s (no catalog record points at it)", rel)
+                    self.data.remove(rel)
+
+    def vocabulary(self, base_version: str) -> frozenset[str]:
+        """The base vocabulary of a version (words outside it are out of vocabulary)."""
+        if base_version not in self._vocabularies:
+            self._vocabularies[base_version] = base_vocabulary(self.bundles[base_version])
+        return self._vocabularies[base_version]
+
+    def _analyse(self, text: str, base_version: str) -> tuple[int, dict]:
+        analysis = analyze_corpus(text, self.vocabulary(base_version))
+        return analysis.total_words, analysis.oov_words
+
+    def analyse_later(self, custom_id: str, name: str) -> None:
+        """Analyse a stored corpus in the background."""
+        async def run() -> None:
+            await self.catalog.analyse_corpus(
+                custom_id, name, lambda text, base: self._analyse(text, base))
+        self._spawn(run(), f"analyse {custom_id}/{name}")
+
+    def train_later(self, custom_id: str) -> None:
+        """Run the model's queued job in the background (once at a time per model)."""
+        if custom_id in self._training:
+            return
+        self._training.add(custom_id)
+        self._spawn(self._run_job(custom_id), f"train {custom_id}")
+
+    async def _run_job(self, custom_id: str) -> None:
+        try:
+            job = await self.catalog.training_input(custom_id)
+            if job is None:
+                return
+            bundle = self.bundles.get(job.base_version)
+            if bundle is None:
+                await self.catalog.fail_job(custom_id, f"base model version {job.base_version} is not installed")
+                return
+            folder = self.data.new_model_folder(custom_id, job.base_version)
+            words = [(w.word, list(w.sounds_like), w.display_as) for w in job.words]
+            corpora = [str(self.data.path(p)) for p in job.corpora]
+            try:
+                summary = await asyncio.get_running_loop().run_in_executor(
+                    self._worker(), _train, str(bundle.path), corpora, words, str(self.data.path(folder)))
+            except (ValueError, OSError) as exc:
+                log.warning("training custom model %s failed: %s", custom_id, exc)
+                self.data.remove(folder)
+                await self.catalog.fail_job(custom_id, f"training failed: {exc}")
+                return
+            await self.catalog.finish_job(custom_id, job.base_version, folder, summary)
+            log.info("custom model %s trained on %s", custom_id, job.base_version)
+        finally:
+            self._training.discard(custom_id)
+
+    def _worker(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            # spawn: forking a process with live torch threads is unsafe.
+            self._executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        return self._executor
+
+    def _spawn(self, coro, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("background task %s failed", name, exc_info=t.exception())
+        task.add_done_callback(done)
+
+    async def idle(self) -> None:
+        """Wait until no background work is left (tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    @contextlib.contextmanager
+    def using(self, custom_id: str | None) -> Iterator[None]:
+        """Count a recognition request as using a custom model while the block runs (delete waits for none)."""
+        if custom_id is None:
+            yield
+            return
+        self.in_use[custom_id] = self.in_use.get(custom_id, 0) + 1
+        try:
+            yield
+        finally:
+            self.in_use[custom_id] -= 1
+            if not self.in_use[custom_id]:
+                del self.in_use[custom_id]
+
+    def load(self, artifact: str) -> CustomLM:
+        """A trained custom LM by its stored folder (cached)."""
+        return _load(str(self.data.path(artifact)))
+
+    async def close(self) -> None:
+        """Stop background work; an interrupted job resumes at the next start."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._executor is not None:
+            await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+
+
+@lru_cache(maxsize=64)
+def _load(path: str) -> CustomLM:
+    return CustomLM.load(Path(path))
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The models one recognition request uses.
+
+    Attributes:
+        model: the base version, loaded.
+        custom_lm: the custom language model's trained version, or None.
+        language_id: its id, or None.
+        default_weight: the custom model's saved ``customization_weight`` (None: the engine's default).
+        warnings: for the results.
+    """
+
+    model: LoadedModel
+    custom_lm: CustomLM | None = None
+    language_id: str | None = None
+    default_weight: float | None = None
+    warnings: tuple[str, ...] = ()
+
+    def weight(self, requested: float | None) -> float:
+        """The weight to use: the request's, else the model's saved one, else Watson's default 0.3."""
+        if requested is not None:
+            return requested
+        return self.default_weight if self.default_weight is not None else DEFAULT_CUSTOMIZATION_WEIGHT
+
+    def recognized_with(self) -> dict:
+        """What the results report as used."""
+        out = {"model": self.model.bundle.name, "base_model_version": self.model.bundle.version}
+        if self.language_id:
+            out["language_customization_id"] = self.language_id
+        return out
+
+
+async def resolve_request(customizations: Customizations, models: LoadedModels, owner: str, params: Mapping[str, str],
+                          *, default_model: str, batch: bool = False) -> Resolved:
+    """Resolve a request's ``model``, ``base_model_version`` and custom model ids (see
+    :mod:`server.catalog.resolution`) against the catalog and the loaded versions.
+
+    Raises:
+        NotFoundError, InvalidParameter, ModelExpired: as :func:`server.catalog.resolution.resolve`.
+    """
+    catalog = customizations.catalog
+    language_id = params.get("language_customization_id") or params.get("customization_id") or None
+    acoustic_id = params.get("acoustic_customization_id") or None
+    language = acoustic = row = None
+    if language_id:
+        language, row = await catalog.custom_for_recognition(owner, LANGUAGE, language_id)
+    if acoustic_id:
+        acoustic, _ = await catalog.custom_for_recognition(owner, ACOUSTIC, acoustic_id)
+    bases = [b for b in await catalog.base_infos() if b.version in models.versions]
+    resolution = resolve(bases, model=params.get("model") or None, default_model=default_model,
+                         base_model_version=params.get("base_model_version") or None, language=language,
+                         acoustic=acoustic, today=catalog.today(), batch=batch)
+    loaded = models.versions[resolution.base_version]
+    if resolution.language is None or row is None:
+        return Resolved(loaded, warnings=resolution.warnings)
+    version = next(v for v in row.versions if v.base_version == resolution.base_version)
+    custom_lm = await asyncio.to_thread(customizations.load, version.artifact)
+    return Resolved(loaded, custom_lm, row.id, row.customization_weight, resolution.warnings)

@@ -1,0 +1,334 @@
+"""The Watson custom language model API: ``/v1/customizations`` (PROTOCOLS.md §1.7, §1.9).
+
+Routes authenticate (the API key's instance owns what it creates), parse
+and validate the request, and call :class:`~server.catalog.store.Catalog`,
+which applies the status rules; background work (corpus analysis, training)
+goes to :class:`~server.customization.Customizations`. Unknown query
+parameters do not fail a request: the body carries ``warnings``
+(``Unexpected query parameter(s) ['x'] detected``), as Watson does.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from engine.customlm import CustomWord, word_errors
+from protocol.errors import InvalidParameter, NotFoundError, UnsupportedMedia, VoxgateError
+from server.catalog.store import LANGUAGE, WordSpec
+from server.catalog.tables import Corpus, CustomModel, Word
+from server.state import STATE, ServerState
+from server.watson_routes import watson_error
+
+MAX_CORPUS_BYTES = 100 * 1024 * 1024
+MAX_WORDS_PER_REQUEST = 100_000
+
+
+def iso(t) -> str:
+    """ISO-8601 UTC with milliseconds, as Watson writes times."""
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def language_model_json(m: CustomModel) -> dict:
+    """A Watson ``LanguageModel``."""
+    body = {"customization_id": m.id, "created": iso(m.created), "updated": iso(m.updated), "language": m.language,
+            "dialect": m.dialect, "versions": [v.base_version for v in m.versions] or [m.base_version],
+            "owner": m.owner, "name": m.name, "description": m.description, "base_model_name": m.base_model_name,
+            "status": m.status, "progress": m.progress}
+    if m.customization_weight is not None:
+        body["customization_weight"] = m.customization_weight
+    if m.error:
+        body["error"] = m.error
+    if m.warnings:
+        body["warnings"] = m.warnings
+    return body
+
+
+def corpus_json(c: Corpus) -> dict:
+    """A Watson ``Corpus``."""
+    body = {"name": c.name, "total_words": c.total_words, "out_of_vocabulary_words": c.out_of_vocabulary_words,
+            "status": c.status}
+    if c.error:
+        body["error"] = c.error
+    return body
+
+
+def word_json(w: Word) -> dict:
+    """A Watson ``Word``."""
+    body = {"word": w.word, "sounds_like": list(w.sounds_like or []), "display_as": w.display_as or w.word,
+            "count": w.count, "source": list(w.source)}
+    if w.error:
+        body["error"] = w.error
+    return body
+
+
+def _bool(request: web.Request, name: str, default: bool) -> bool:
+    value = request.query.get(name)
+    if value is None:
+        return default
+    if value.lower() in ("true", "1"):
+        return True
+    if value.lower() in ("false", "0"):
+        return False
+    raise InvalidParameter(f"{name} must be true or false, not {value!r}")
+
+
+def _weight(request: web.Request) -> float | None:
+    value = request.query.get("customization_weight")
+    if value is None:
+        return None
+    try:
+        weight = float(value)
+    except ValueError:
+        raise InvalidParameter(f"customization_weight must be a number between 0 and 1, not {value!r}") from None
+    if not 0.0 <= weight <= 1.0:
+        raise InvalidParameter(f"customization_weight must be between 0 and 1, not {weight}")
+    return weight
+
+
+async def _json_body(request: web.Request) -> dict:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InvalidParameter("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidParameter("the request body must be a JSON object")
+    return body
+
+
+def _route(allowed: tuple[str, ...] = ()):
+    """Wrap a handler ``(request, state, owner) -> (status, body)``: auth, unknown-parameter warnings, errors."""
+    def wrap(handler):
+        async def route(request: web.Request) -> web.Response:
+            state: ServerState = request.app[STATE]
+            try:
+                owner = state.auth.api_key_instance(request.headers, request.query)
+                status, body = await handler(request, state, owner)
+            except VoxgateError as exc:
+                state.metrics.errors.labels("customizations", type(exc).__name__).inc()
+                return watson_error(exc)
+            unknown = sorted(set(request.query) - set(allowed) - {"access_token"})
+            if unknown and isinstance(body, dict):
+                body = {**body, "warnings": f"Unexpected query parameter(s) {unknown} detected"}
+            return web.json_response(body, status=status)
+        route.__doc__ = handler.__doc__
+        return route
+    return wrap
+
+
+def _id(request: web.Request) -> str:
+    return request.match_info["customization_id"]
+
+
+@_route()
+async def create(request: web.Request, state: ServerState, owner: str):
+    """``POST /v1/customizations``: 201 ``{"customization_id"}``."""
+    body = await _json_body(request)
+    for key in ("name", "base_model_name"):
+        if not isinstance(body.get(key), str) or not body[key]:
+            raise InvalidParameter(f"{key} is required (a string)")
+    unknown = sorted(set(body) - {"name", "base_model_name", "dialect", "description"})
+    if unknown:
+        raise InvalidParameter(f"unknown fields in the request body: {unknown}")
+    model = await state.catalog.create(owner, LANGUAGE, name=body["name"], base_model_name=body["base_model_name"],
+                                       description=str(body.get("description") or ""), dialect=body.get("dialect"))
+    return 201, {"customization_id": model.id}
+
+
+@_route(("language",))
+async def list_models(request: web.Request, state: ServerState, owner: str):
+    """``GET /v1/customizations[?language=]``."""
+    models = await state.catalog.list(owner, LANGUAGE, language=request.query.get("language"))
+    return 200, {"customizations": [language_model_json(m) for m in models]}
+
+
+@_route()
+async def get_model(request: web.Request, state: ServerState, owner: str):
+    """``GET /v1/customizations/{id}``."""
+    return 200, language_model_json(await state.catalog.get(owner, LANGUAGE, _id(request)))
+
+
+@_route()
+async def delete_model(request: web.Request, state: ServerState, owner: str):
+    """``DELETE /v1/customizations/{id}``: 409 while a job or a recognition request uses it."""
+    custom_id = _id(request)
+    await state.catalog.delete(owner, LANGUAGE, custom_id, in_use=state.customizations.in_use.get(custom_id, 0) > 0)
+    return 200, {}
+
+
+@_route(("customization_weight", "strict", "word_type_to_add"))
+async def train(request: web.Request, state: ServerState, owner: str):
+    """``POST /v1/customizations/{id}/train``: 200 ``{"warnings": [...]}``, training in the background."""
+    word_type = request.query.get("word_type_to_add", "all")
+    if word_type not in ("all", "user"):
+        raise InvalidParameter(f"word_type_to_add must be all or user, not {word_type!r}")
+    warnings = await state.catalog.start_training(owner, _id(request), customization_weight=_weight(request),
+                                                  strict=_bool(request, "strict", True))
+    state.customizations.train_later(_id(request))
+    return 200, {"warnings": warnings} if warnings else {}
+
+
+@_route()
+async def reset(request: web.Request, state: ServerState, owner: str):
+    """``POST /v1/customizations/{id}/reset``."""
+    await state.catalog.reset(owner, _id(request))
+    return 200, {}
+
+
+@_route()
+async def upgrade(request: web.Request, state: ServerState, owner: str):
+    """``POST /v1/customizations/{id}/upgrade_model``: status ``upgrading``, then ``available`` with both versions."""
+    await state.catalog.start_upgrade(owner, _id(request))
+    state.customizations.train_later(_id(request))
+    return 200, {}
+
+
+@_route()
+async def list_corpora(request: web.Request, state: ServerState, owner: str):
+    """``GET …/corpora``."""
+    return 200, {"corpora": [corpus_json(c) for c in await state.catalog.corpora(owner, _id(request))]}
+
+
+async def _corpus_text(request: web.Request) -> bytes:
+    content_type = request.content_type.lower()
+    if content_type.startswith("multipart/"):
+        reader = await request.multipart()
+        async for part in reader:
+            if part.name == "corpus_file":
+                data = await part.read(decode=True)
+                if len(data) > MAX_CORPUS_BYTES:
+                    raise InvalidParameter(f"the corpus exceeds {MAX_CORPUS_BYTES} bytes")
+                return bytes(data)
+        raise InvalidParameter("the multipart request has no corpus_file part")
+    if content_type not in ("text/plain", "application/octet-stream", ""):
+        raise UnsupportedMedia(f"a corpus is plain text (text/plain) or a multipart corpus_file, not {content_type}")
+    return await request.read()
+
+
+@_route(("allow_overwrite",))
+async def add_corpus(request: web.Request, state: ServerState, owner: str):
+    """``POST …/corpora/{name}``: 201; analysed in the background (status ``being_processed``, then ``analyzed``)."""
+    name = request.match_info["corpus_name"]
+    text = await _corpus_text(request)
+    await state.catalog.add_corpus(owner, _id(request), name, text,
+                                   allow_overwrite=_bool(request, "allow_overwrite", False))
+    state.customizations.analyse_later(_id(request), name)
+    return 201, {}
+
+
+@_route()
+async def get_corpus(request: web.Request, state: ServerState, owner: str):
+    """``GET …/corpora/{name}``."""
+    return 200, corpus_json(await state.catalog.corpus(owner, _id(request), request.match_info["corpus_name"]))
+
+
+@_route()
+async def delete_corpus(request: web.Request, state: ServerState, owner: str):
+    """``DELETE …/corpora/{name}``: also removes the words only it contributed."""
+    await state.catalog.delete_corpus(owner, _id(request), request.match_info["corpus_name"])
+    return 200, {}
+
+
+def _word_spec(state: ServerState, owner_base: str, item: object, *, name: str | None = None) -> WordSpec:
+    if not isinstance(item, dict):
+        raise InvalidParameter("each word must be a JSON object")
+    word = name if name is not None else item.get("word")
+    if not isinstance(word, str) or not word.strip():
+        raise InvalidParameter("word is required (a non-empty string)")
+    sounds_like = item.get("sounds_like", [])
+    if not isinstance(sounds_like, list) or not all(isinstance(x, str) for x in sounds_like):
+        raise InvalidParameter(f"sounds_like of {word!r} must be a list of strings")
+    display_as = item.get("display_as")
+    if display_as is not None and (not isinstance(display_as, str) or not display_as.strip()):
+        raise InvalidParameter(f"display_as of {word!r} must be a non-empty string")
+    spec = CustomWord(word.strip(), tuple(sounds_like), display_as)
+    errors = word_errors(spec, state.models.versions[owner_base].bundle.tokenizer)
+    if errors:
+        raise InvalidParameter(f"word {word!r}: {'; '.join(errors)}")
+    return WordSpec(spec.word, spec.sounds_like, spec.display_as)
+
+
+async def _base_of(state: ServerState, owner: str, custom_id: str) -> str:
+    model = await state.catalog.get(owner, LANGUAGE, custom_id)
+    if model.base_version not in state.models.versions:
+        raise NotFoundError(f"base model version {model.base_version} of custom model {custom_id} is not loaded")
+    return model.base_version
+
+
+@_route(("word_type", "sort"))
+async def list_words(request: web.Request, state: ServerState, owner: str):
+    """``GET …/words?word_type=all|user|corpora&sort=alphabetical|count``."""
+    words = await state.catalog.words(owner, _id(request), word_type=request.query.get("word_type", "all"),
+                                      sort=request.query.get("sort", "alphabetical"))
+    return 200, {"words": [word_json(w) for w in words]}
+
+
+@_route()
+async def add_words(request: web.Request, state: ServerState, owner: str):
+    """``POST …/words`` with ``{"words": [CustomWord]}``: 201."""
+    body = await _json_body(request)
+    items = body.get("words")
+    if not isinstance(items, list) or not items:
+        raise InvalidParameter('the body must be {"words": [...]} with at least one word')
+    if len(items) > MAX_WORDS_PER_REQUEST:
+        raise InvalidParameter(f"at most {MAX_WORDS_PER_REQUEST} words per request")
+    base = await _base_of(state, owner, _id(request))
+    specs = [_word_spec(state, base, item) for item in items]
+    await state.catalog.add_words(owner, _id(request), specs)
+    return 201, {}
+
+
+def _word_name(request: web.Request) -> str:
+    return unquote(request.match_info["word_name"])
+
+
+@_route()
+async def put_word(request: web.Request, state: ServerState, owner: str):
+    """``PUT …/words/{word}`` with ``{"sounds_like", "display_as"}``: 201."""
+    body = await _json_body(request)
+    name = _word_name(request)
+    if "word" in body and body["word"] != name:
+        raise InvalidParameter(f"the body's word {body['word']!r} differs from the word in the path {name!r}")
+    base = await _base_of(state, owner, _id(request))
+    await state.catalog.add_words(owner, _id(request), [_word_spec(state, base, body, name=name)])
+    return 201, {}
+
+
+@_route()
+async def get_word(request: web.Request, state: ServerState, owner: str):
+    """``GET …/words/{word}``."""
+    return 200, word_json(await state.catalog.word(owner, _id(request), _word_name(request)))
+
+
+@_route()
+async def delete_word(request: web.Request, state: ServerState, owner: str):
+    """``DELETE …/words/{word}``."""
+    await state.catalog.delete_word(owner, _id(request), _word_name(request))
+    return 200, {}
+
+
+@_route()
+async def grammars(request: web.Request, state: ServerState, owner: str):
+    """``…/grammars``: not supported (501)."""
+    await state.catalog.get(owner, LANGUAGE, _id(request))
+    return 501, {"code": 501, "code_description": "Not Implemented",
+                 "error": "Grammars are not supported by this server; use corpora and words"}
+
+
+def routes() -> list[web.RouteDef]:
+    """Every route of the custom language model API."""
+    base = "/v1/customizations"
+    one = base + "/{customization_id}"
+    return [
+        web.post(base, create), web.get(base, list_models),
+        web.get(one, get_model), web.delete(one, delete_model),
+        web.post(one + "/train", train), web.post(one + "/reset", reset), web.post(one + "/upgrade_model", upgrade),
+        web.get(one + "/corpora", list_corpora), web.post(one + "/corpora/{corpus_name}", add_corpus),
+        web.get(one + "/corpora/{corpus_name}", get_corpus), web.delete(one + "/corpora/{corpus_name}", delete_corpus),
+        web.get(one + "/words", list_words), web.post(one + "/words", add_words),
+        web.put(one + "/words/{word_name}", put_word), web.get(one + "/words/{word_name}", get_word),
+        web.delete(one + "/words/{word_name}", delete_word),
+        web.route("*", one + "/grammars", grammars), web.route("*", one + "/grammars/{grammar_name}", grammars),
+    ]
