@@ -1,0 +1,199 @@
+"""The catalog store on a real database (SQLite file and PostgreSQL): migrations, Watson's status rules,
+ownership, and what survives a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+
+from protocol.errors import ConflictError, InvalidParameter, NotFoundError
+from server.catalog.artifacts import DataDir, write_atomic
+from server.catalog.db import Database
+from server.catalog.store import LANGUAGE, Catalog, InstalledBase, WordSpec
+
+BB = "en-US_BroadbandModel"
+OLD, NEW = f"{BB}.v2026-05-01", f"{BB}.v2026-11-01"
+NOW = dt.datetime(2026, 11, 23, 12, 0, 0)
+
+
+def analyse(text: str, _base: str) -> tuple[int, dict]:
+    """Stand-in analysis: every capitalised word is out of vocabulary."""
+    words = text.split()
+    if not words:
+        raise ValueError("the corpus holds no words")
+    oov: dict[str, int] = {}
+    for w in words:
+        if w[0].isupper():
+            oov[w.lower()] = oov.get(w.lower(), 0) + 1
+    return len(words), oov
+
+
+async def open_catalog(url: str, root) -> Catalog:
+    db = Database(url)
+    await db.migrate()
+    catalog = Catalog(db, DataDir(root), clock=lambda: NOW)
+    await catalog.sync_base_versions([InstalledBase(BB, OLD, "en-US", 16000, dt.date(2026, 5, 1), "/m/old")])
+    return catalog
+
+
+@pytest.fixture()
+def run(database_url, tmp_path):
+    """Run a coroutine function ``f(catalog)`` on a freshly migrated catalog."""
+    def go(f):
+        async def main():
+            catalog = await open_catalog(database_url, tmp_path / "data")
+            try:
+                return await f(catalog)
+            finally:
+                await catalog.db.close()
+        return asyncio.run(main())
+    return go
+
+
+def test_migrations_create_the_schema_and_base_versions_get_their_deadlines(run):
+    async def f(c: Catalog):
+        await c.db.migrate()  # idempotent
+        [base] = await c.base_versions()
+        return base
+    base = run(f)
+    assert (base.created, base.adaptation_deadline, base.transcription_deadline) == (
+        dt.date(2026, 5, 1), dt.date(2027, 7, 15), dt.date(2028, 7, 15))
+
+
+def test_lifecycle_of_a_language_model(run):
+    async def f(c: Catalog):
+        m = await c.create("acme", LANGUAGE, name="ivr", base_model_name=BB)
+        seen = [m.status]
+        await c.add_corpus("acme", m.id, "prompts", b"Press One for Sales\npress two for support")
+        seen.append((await c.get("acme", LANGUAGE, m.id)).status)
+        with pytest.raises(ConflictError, match="still being analyzed"):
+            await c.start_training("acme", m.id, customization_weight=None, strict=True)
+        await c.analyse_corpus(m.id, "prompts", analyse)
+        [corpus] = await c.corpora("acme", m.id)
+        seen.append((await c.get("acme", LANGUAGE, m.id)).status)
+        warnings = await c.start_training("acme", m.id, customization_weight=0.6, strict=True)
+        seen.append((await c.get("acme", LANGUAGE, m.id)).status)
+        with pytest.raises(ConflictError, match="in progress"):
+            await c.add_words("acme", m.id, [WordSpec("zed")])
+        with pytest.raises(ConflictError):
+            await c.delete("acme", LANGUAGE, m.id)
+        job = await c.training_input(m.id)
+        await c.finish_job(m.id, job.base_version, "customizations/x/trained", {"order": 3})
+        done = await c.get("acme", LANGUAGE, m.id)
+        seen.append(done.status)
+        with pytest.raises(InvalidParameter, match="No input data modified since last training"):
+            await c.start_training("acme", m.id, customization_weight=None, strict=True)
+        words = await c.words("acme", m.id, word_type="corpora")
+        return seen, corpus, warnings, job, done, words
+    seen, corpus, warnings, job, done, words = run(f)
+    assert seen == ["pending", "pending", "ready", "training", "available"]
+    assert (corpus.status, corpus.total_words, corpus.out_of_vocabulary_words) == ("analyzed", 8, 3)
+    assert warnings == []
+    assert job.job == "train" and job.base_version == OLD and len(job.corpora) == 1
+    assert [v.base_version for v in done.versions] == [OLD]
+    assert done.customization_weight == 0.6 and done.progress == 100
+    assert done.versions[0].transcription_deadline == dt.date(2029, 1, 15)
+    assert sorted(w.word for w in words) == ["one", "press", "sales"]
+
+
+def test_other_instances_get_not_found(run):
+    async def f(c: Catalog):
+        m = await c.create("acme", LANGUAGE, name="ivr", base_model_name=BB)
+        for call in (c.get("other", LANGUAGE, m.id), c.delete("other", LANGUAGE, m.id),
+                     c.add_corpus("other", m.id, "c", b"text"), c.add_words("other", m.id, [WordSpec("w")])):
+            with pytest.raises(NotFoundError):
+                await call
+        return await c.list("other", LANGUAGE), await c.list("acme", LANGUAGE)
+    theirs, ours = run(f)
+    assert theirs == [] and len(ours) == 1
+
+
+def test_bad_requests(run):
+    async def f(c: Catalog):
+        with pytest.raises(InvalidParameter, match="not a known base model"):
+            await c.create("acme", LANGUAGE, name="x", base_model_name="nope")
+        with pytest.raises(InvalidParameter, match="at most 256"):
+            await c.create("acme", LANGUAGE, name="x" * 257, base_model_name=BB)
+        m = await c.create("acme", LANGUAGE, name="x", base_model_name=BB)
+        with pytest.raises(ConflictError, match="already exists"):
+            await c.create("acme", LANGUAGE, name="x", base_model_name=BB)
+        with pytest.raises(InvalidParameter, match="No input data"):
+            await c.start_training("acme", m.id, customization_weight=None, strict=True)
+        with pytest.raises(InvalidParameter, match="reserved"):
+            await c.add_corpus("acme", m.id, "user", b"text")
+        with pytest.raises(InvalidParameter, match="empty"):
+            await c.add_corpus("acme", m.id, "c", b"  \n")
+        await c.add_corpus("acme", m.id, "c", b"text")
+        with pytest.raises(ConflictError, match="allow_overwrite"):
+            await c.add_corpus("acme", m.id, "c", b"other text")
+        with pytest.raises(InvalidParameter, match="word_type"):
+            await c.words("acme", m.id, word_type="some")
+    run(f)
+
+
+def test_invalid_corpus_fails_strict_training_and_warns_otherwise(run):
+    async def f(c: Catalog):
+        m = await c.create("acme", LANGUAGE, name="x", base_model_name=BB)
+        await c.add_corpus("acme", m.id, "bad", b"\xff\xfe not utf-8")
+        await c.analyse_corpus(m.id, "bad", analyse)
+        await c.add_words("acme", m.id, [WordSpec("IEEE", ("i triple e",), "IEEE")])
+        with pytest.raises(InvalidParameter, match=r"has not completed successfully: \[bad\]"):
+            await c.start_training("acme", m.id, customization_weight=None, strict=True)
+        return await c.start_training("acme", m.id, customization_weight=None, strict=False)
+    [warning] = run(f)
+    assert warning["message"] == ("Analysis of the following corpora has not completed successfully: [bad]. "
+                                  "They will be excluded from custom language model training.")
+
+
+def test_upgrade_keeps_both_versions_and_reset_clears(run):
+    async def f(c: Catalog):
+        m = await c.create("acme", LANGUAGE, name="x", base_model_name=BB)
+        await c.add_words("acme", m.id, [WordSpec("zed")])
+        with pytest.raises(InvalidParameter, match="already on the newest"):
+            await c.start_upgrade("acme", m.id)
+        await c.start_training("acme", m.id, customization_weight=None, strict=True)
+        await c.finish_job(m.id, OLD, "customizations/x/old", {})
+        await c.sync_base_versions([InstalledBase(BB, NEW, "en-US", 16000, dt.date(2026, 11, 1), "/m/new")])
+        assert await c.start_upgrade("acme", m.id) == NEW
+        during = await c.get("acme", LANGUAGE, m.id)
+        await c.finish_job(m.id, NEW, "customizations/x/new", {})
+        after = await c.get("acme", LANGUAGE, m.id)
+        await c.reset("acme", m.id)
+        return during, after, await c.get("acme", LANGUAGE, m.id)
+    during, after, reset = run(f)
+    assert during.status == "upgrading" and [v.base_version for v in during.versions] == [OLD]
+    assert after.status == "available" and [v.base_version for v in after.versions] == [OLD, NEW]
+    assert (reset.status, reset.versions, reset.words, reset.corpora) == ("pending", [], [], [])
+
+
+def test_an_interrupted_job_is_still_queued_after_a_restart(database_url, tmp_path):
+    async def main():
+        c = await open_catalog(database_url, tmp_path / "data")
+        m = await c.create("acme", LANGUAGE, name="x", base_model_name=BB)
+        await c.add_words("acme", m.id, [WordSpec("zed")])
+        await c.start_training("acme", m.id, customization_weight=None, strict=True)
+        await c.db.close()  # the server dies mid-training
+        c = await open_catalog(database_url, tmp_path / "data")
+        queued = await c.queued_jobs()
+        await c.fail_job(m.id, "training failed: boom")
+        failed = await c.get("acme", LANGUAGE, m.id)
+        await c.db.close()
+        return m.id, queued, failed
+    custom_id, queued, failed = asyncio.run(main())
+    assert queued == [custom_id]
+    assert (failed.status, failed.error) == ("failed", "training failed: boom")
+
+
+def test_atomic_write_keeps_the_old_content_when_the_write_fails(tmp_path, monkeypatch):
+    target = tmp_path / "corpus.txt"
+    write_atomic(target, b"old")
+
+    def boom(*_args):
+        raise OSError("disk full")
+    monkeypatch.setattr("os.replace", boom)
+    with pytest.raises(OSError):
+        write_atomic(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["corpus.txt"]
