@@ -36,8 +36,9 @@ from engine.bundle import ModelBundle
 from engine.catalog import default_models_dir
 from protocol.errors import NotFoundError
 from server import customization_routes
-from server.catalog.artifacts import DataDir
+from server.catalog.artifacts import DataDir, default_data_dir
 from server.catalog.db import Database, sqlite_url
+from server.catalog.lifecycle import Entry, Kind
 from server.catalog.store import Catalog, Clock, InstalledBase, utcnow
 from server.config import Config, ConfigError, load_config
 from server.customization import Customizations
@@ -63,27 +64,38 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
-def _speech_model(bundle: ModelBundle, base_url: str) -> dict:
+def _speech_model(bundle: ModelBundle, base_url: str, versions: list, today: dt.date) -> dict:
+    newest = versions[-1].version if versions else None
     return {"name": bundle.name, "language": bundle.manifest["locale"], "rate": bundle.sample_rate_hz,
             "url": f"{base_url}/v1/models/{bundle.name}", "description": bundle.manifest.get("description", ""),
-            "supported_features": {"custom_language_model": False, "custom_acoustic_model": False,
-                                   "speaker_labels": False, "low_latency": True}}
+            "supported_features": {"custom_language_model": bundle.beam is not None, "custom_acoustic_model": False,
+                                   "speaker_labels": False, "low_latency": True},
+            # voxgate extension: every version with its stored deadlines and its state today
+            "versions": [Entry(v.model, v.version, Kind.BASE, v.created, newest_base=v.version == newest).to_json(today)
+                         for v in versions]}
+
+
+async def _models_json(request: web.Request) -> dict[str, dict]:
+    state = request.app[STATE]
+    base = f"{request.scheme}://{request.host}"
+    rows = [r for r in await state.catalog.base_versions() if r.version in state.models.versions]
+    today = state.catalog.today()
+    return {name: _speech_model(bundle, base, [r for r in rows if r.model == name], today)
+            for name, bundle in state.models.newest().items()}
 
 
 async def list_models(request: web.Request) -> web.Response:
-    """``GET /v1/models``: the Watson SpeechModels list (newest version of each)."""
-    base = f"{request.scheme}://{request.host}"
-    newest = request.app[STATE].models.newest()
-    return web.json_response({"models": [_speech_model(b, base) for b in newest.values()]})
+    """``GET /v1/models``: the Watson SpeechModels list, each with its versions and their deadlines."""
+    return web.json_response({"models": list((await _models_json(request)).values())})
 
 
 async def get_model(request: web.Request) -> web.Response:
     """``GET /v1/models/{model_id}``: one SpeechModel, or 404 in the Watson error shape."""
     model_id = request.match_info["model_id"]
-    bundle = request.app[STATE].models.newest().get(model_id)
-    if bundle is None:
+    model = (await _models_json(request)).get(model_id)
+    if model is None:
         return watson_error(NotFoundError(f"Model {model_id} not found"))
-    return web.json_response(_speech_model(bundle, f"{request.scheme}://{request.host}"))
+    return web.json_response(model)
 
 
 async def _on_shutdown(app: web.Application) -> None:
@@ -97,11 +109,6 @@ async def _on_cleanup(app: web.Application) -> None:
     if state.catalog is not None:
         await state.catalog.db.close()
     await state.models.close()
-
-
-def default_data_dir() -> Path:
-    """``$VOXGATE_DATA_DIR``, else ``voxgate-data`` in the working directory."""
-    return Path(os.environ.get("VOXGATE_DATA_DIR", "voxgate-data"))
 
 
 def _catalog_starter(data: DataDir, database_url: str | None, clock: Clock):

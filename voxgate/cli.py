@@ -55,7 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     lc = msub.add_parser("lifecycle", help="every model version with its deadlines and its state on a date")
     lc.add_argument("--at", type=_date, help="the date to judge, YYYY-MM-DD (default: today)")
     lc.add_argument("--json", action="store_true", help="print a JSON list")
-    lc.add_argument("--models-dir", help="folder of model artifacts (default: the shipped models/)")
+    reg = msub.add_parser("register", help="install a new base model version (a release) into the data directory")
+    reg.add_argument("path", help="the model artifact folder (manifest.json, weights, tokenizer)")
+    for p in (lc, reg):
+        p.add_argument("--models-dir", help="folder of model artifacts (default: the shipped models/)")
+        p.add_argument("--data-dir", help="the server's data directory (default: $VOXGATE_DATA_DIR or ./voxgate-data)")
+        p.add_argument("--database-url", help="the catalog's database URL, when not the SQLite file in the data dir")
     return parser
 
 
@@ -76,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "models":
         from voxgate import lifecycle
 
+        if args.models_command == "register":
+            return lifecycle.register_command(args)
         return lifecycle.lifecycle_command(args)
     if args.command in ("transcribe", "eval"):
         from voxgate import offline

@@ -1,37 +1,110 @@
-"""``voxgate models lifecycle``: every installed model version with its deadlines and its state on a date.
+"""``voxgate models lifecycle`` and ``voxgate models register``.
 
-Custom models join this list with the catalog (custom language and acoustic models); for now it
-covers the base-model versions installed under the models folder.
+``lifecycle`` prints every model version — base versions shipped under the
+models folder or registered into the data directory, and the custom models
+in the catalog — with its deadlines and its state on a date.
+``register PATH`` installs a new base version (a base-model release) into the
+data directory and records it in the catalog; a running server serves it
+after a restart.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import json
+import shutil
 import sys
+import uuid
 from pathlib import Path
 
-from engine.bundle import find_models
+from engine.bundle import BundleError, find_models, load_bundle, read_manifest
 from engine.catalog import default_models_dir
-from server.catalog.lifecycle import base_entries
+from server.catalog.artifacts import DataDir, default_data_dir
+from server.catalog.db import Database, sqlite_url
+from server.catalog.lifecycle import Entry, Kind, base_entries
+from server.catalog.store import Catalog, InstalledBase
+
+
+def _dirs(args: argparse.Namespace) -> tuple[Path, DataDir]:
+    root = Path(args.models_dir) if args.models_dir else default_models_dir()
+    return root, DataDir(Path(args.data_dir) if args.data_dir else default_data_dir())
+
+
+def _database_url(args: argparse.Namespace, data: DataDir) -> str:
+    return args.database_url or sqlite_url(data.database)
+
+
+async def _custom_entries(url: str) -> list[Entry]:
+    db = Database(url)
+    try:
+        await db.migrate()
+        from sqlalchemy import select
+
+        from server.catalog.tables import CustomVersion
+
+        async with db.session() as s:
+            rows = (await s.scalars(select(CustomVersion))).all()
+            return [Entry(v.custom_id, v.base_version, Kind(v.custom.kind), v.created.date()) for v in rows]
+    finally:
+        await db.close()
 
 
 def lifecycle_command(args: argparse.Namespace) -> int:
     """Print the table (or ``--json`` list); return the exit status."""
-    root = Path(args.models_dir) if args.models_dir else default_models_dir()
-    installed = find_models(root)
+    root, data = _dirs(args)
+    installed = find_models(root) + find_models(data.models)
     if not installed:
         print(f"voxgate: no model artifacts under {root}", file=sys.stderr)
         return 1
     at = args.at or dt.date.today()
     entries = base_entries([(m.name, m.version, m.created, m.manifest["locale"], m.sample_rate_hz) for m in installed])
+    if args.database_url or data.database.exists():
+        entries += asyncio.run(_custom_entries(_database_url(args, data)))
     if args.json:
         print(json.dumps([e.to_json(at) for e in entries], indent=1))
         return 0
-    print(f"{'version':40} {'kind':5} {'created':10}  {'adapt until':11} {'use until':10}  state on {at.isoformat()}")
+    print(f"{'model':36} {'version':40} {'kind':8} {'created':10}  {'adapt until':11} {'use until':10}  "
+          f"state on {at.isoformat()}")
     for e in entries:
         adaptation = e.adaptation_deadline.isoformat() if e.adaptation_deadline else "-"
-        print(f"{e.version:40} {e.kind.value:5} {e.created.isoformat():10}  {adaptation:11} "
+        print(f"{e.model:36} {e.version:40} {e.kind.value:8} {e.created.isoformat():10}  {adaptation:11} "
               f"{e.transcription_deadline.isoformat():10}  {e.state(at).value}")
+    return 0
+
+
+def register_command(args: argparse.Namespace) -> int:
+    """Validate a model artifact, copy it into the data directory, record it; return the exit status."""
+    root, data = _dirs(args)
+    source = Path(args.path)
+    try:
+        manifest = read_manifest(source)
+        load_bundle(source)  # weights, tokenizer, decoder: a release that cannot load is refused now
+    except (BundleError, OSError, RuntimeError, KeyError, ValueError) as exc:
+        print(f"voxgate: {source}: not a usable model artifact: {exc}", file=sys.stderr)
+        return 2
+    version = manifest["version"]
+    if any(m.version == version for m in find_models(root) + find_models(data.models)):
+        print(f"voxgate: {version} is already installed", file=sys.stderr)
+        return 2
+    dest = data.models / manifest["name"] / version
+    tmp = dest.with_name(f".{version}.{uuid.uuid4().hex[:8]}.tmp")
+    shutil.copytree(source, tmp)
+    tmp.replace(dest)  # whole or not at all
+    created = dt.date.fromisoformat(manifest["created"])
+
+    async def record() -> None:
+        db = Database(_database_url(args, data))
+        try:
+            await db.migrate()
+            await Catalog(db, data).sync_base_versions([InstalledBase(
+                manifest["name"], version, manifest["locale"], int(manifest["sample_rate_hz"]), created, str(dest))])
+        finally:
+            await db.close()
+
+    asyncio.run(record())
+    entry = Entry(manifest["name"], version, Kind.BASE, created)
+    print(f"registered {version} in {dest}: custom models can train on it until {entry.adaptation_deadline}, "
+          f"recognition until {entry.transcription_deadline}. Restart the server to serve it.")
     return 0

@@ -23,6 +23,11 @@ import uuid
 from pathlib import Path
 
 
+def default_data_dir() -> Path:
+    """``$VOXGATE_DATA_DIR``, else ``voxgate-data`` in the working directory."""
+    return Path(os.environ.get("VOXGATE_DATA_DIR", "voxgate-data"))
+
+
 class DataDir:
     """One data directory."""
 
