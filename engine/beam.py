@@ -85,6 +85,11 @@ class BeamDecoder:
         self._lexicon = lexicon
         self._online: tuple | None = None
 
+    @property
+    def lexicon(self) -> Path:
+        """The lexicon file (``word piece piece ...`` lines)."""
+        return self._lexicon
+
     def online(self) -> OnlineSearch:
         """A search that takes an utterance chunk by chunk (one per live stream).
 

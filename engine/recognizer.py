@@ -22,6 +22,7 @@ import torch
 
 from engine.beam import OnlineSearch
 from engine.bundle import ModelBundle
+from engine.customlm import CustomLM, CustomSearch, custom_decoder
 from engine.decoding import Token, Word, greedy_batch, last_ids, tokens_to_words
 from engine.endpoint import EndpointConfig, should_close
 from engine.features import FeatureStream, log_mel, pull_batch
@@ -31,6 +32,12 @@ from engine.tokenizer import BLANK_ID
 
 DEFAULT_CHUNK_FRAMES = 16  # 160 ms of features per step; the model adds no right context
 SILENCE_KEPT_FRAMES = 25  # output frames of leading silence kept for the final beam pass
+
+
+def check_weight(customization_weight: float) -> None:
+    """Raise ValueError unless the customization weight is in [0, 1]."""
+    if not 0.0 <= customization_weight <= 1.0:
+        raise ValueError(f"customization_weight must be between 0 and 1, got {customization_weight}")
 
 
 def pad_to_output_frames(features: torch.Tensor, k: int) -> torch.Tensor:
@@ -101,6 +108,8 @@ class Stream:
     max_chunks: int = 1
     beam_finals: bool = True
     online_beam: bool = False
+    custom_lm: CustomLM | None = None
+    customization_weight: float = 0.3
     state: StreamState = field(init=False)
     frames_done: int = field(default=0, init=False)
     audio_seconds: float = field(default=0.0, init=False)
@@ -112,6 +121,7 @@ class Stream:
             raise ValueError(f"chunk_frames must be a positive multiple of {k}, got {self.chunk_frames}")
         if self.max_chunks < 1:
             raise ValueError(f"max_chunks must be at least 1, got {self.max_chunks}")
+        check_weight(self.customization_weight)
         self.state = bundle.model.initial_state(1)
         self._features = FeatureStream(bundle.features)
         self._pending = torch.zeros(0, bundle.features.n_mels)
@@ -126,7 +136,9 @@ class Stream:
         self.phase = StreamPhase.OPEN
         # Finals' beam search runs along the utterance (see engine.beam.OnlineSearch) when live.
         self._beam_online = self.online_beam and self.beam_finals and bundle.beam is not None
-        self._search: OnlineSearch | RemoteSearch | None = None
+        self._search: OnlineSearch | CustomSearch | RemoteSearch | None = None
+        # The custom LM takes part only where there is a beam search, and from a weight above 0.
+        self._custom = self.custom_lm if bundle.beam is not None and self.customization_weight > 0 else None
 
     @property
     def finished(self) -> bool:
@@ -217,7 +229,8 @@ class Stream:
             self._search.step(log_probs[:length])
         elif self._beam_online:
             # The utterance's first token: its search starts over the frames kept so far.
-            self._search = self.recognizer.online_search()
+            self._search = self.recognizer.online_search(custom_lm=self._custom,
+                                                         customization_weight=self.customization_weight)
             self._search.step(torch.cat(self._utterance_log_probs))
         results: list[Result] = []
         at_end = self.phase is StreamPhase.ENDING and self._pending.shape[0] == 0
@@ -269,10 +282,15 @@ class Stream:
                 # The search runs in a worker process: the final's words come when it answers.
                 words, rescore = self._words(), tokens
             else:
-                words = tokens_to_words(tokens, b.tokenizer, b.frame_seconds)
+                words = self.recognizer.words_of(tokens)
         elif b.beam is not None and self.beam_finals:
-            tokens = b.beam.decode(torch.cat(self._utterance_log_probs), frame_offset=self._utterance_start)
-            words = tokens_to_words(tokens, b.tokenizer, b.frame_seconds)
+            log_probs = torch.cat(self._utterance_log_probs)
+            if self._custom is not None:
+                words = custom_decoder(b, self._custom, self.customization_weight).decode(
+                    log_probs, frame_offset=self._utterance_start)
+            else:
+                tokens = b.beam.decode(log_probs, frame_offset=self._utterance_start)
+                words = tokens_to_words(tokens, b.tokenizer, b.frame_seconds)
         else:
             words = self._words()
         self._search = None
@@ -294,7 +312,8 @@ class Recognizer:
         self._step = TracedStep(bundle.model.eval())
 
     def new_stream(self, *, endpoint: EndpointConfig | None = None, chunk_frames: int = DEFAULT_CHUNK_FRAMES,
-                   max_chunks: int = 1, beam_finals: bool = True, online_beam: bool = False) -> Stream:
+                   max_chunks: int = 1, beam_finals: bool = True, online_beam: bool = False,
+                   custom_lm: CustomLM | None = None, customization_weight: float = 0.3) -> Stream:
         """A fresh stream.
 
         Args:
@@ -304,21 +323,42 @@ class Recognizer:
             beam_finals: finals from the bundle's beam search (when it has one); otherwise greedy.
             online_beam: run that search chunk by chunk along the utterance rather than all at its
                 end (same result; for live streams, so that a final costs little when it comes).
-        """
-        return Stream(self, endpoint or EndpointConfig(), chunk_frames, max_chunks, beam_finals, online_beam)
+            custom_lm: a custom language model mixed into the finals' beam search (interims stay greedy).
+            customization_weight: the custom LM's share in [0, 1] (0: the base search alone).
 
-    def online_search(self) -> OnlineSearch | RemoteSearch:
-        """A new utterance search: in the search pool when there is one, here otherwise."""
+        Raises:
+            ValueError: a bad chunk size or weight.
+        """
+        return Stream(self, endpoint or EndpointConfig(), chunk_frames, max_chunks, beam_finals, online_beam,
+                      custom_lm, customization_weight)
+
+    def online_search(self, *, custom_lm: CustomLM | None = None,
+                      customization_weight: float = 0.3) -> OnlineSearch | CustomSearch | RemoteSearch:
+        """A new utterance search: in the search pool when there is one, here otherwise.
+
+        Args:
+            custom_lm: mix this custom LM in (ignored at weight 0).
+            customization_weight: its share in [0, 1].
+        """
+        check_weight(customization_weight)
+        custom = custom_lm if customization_weight > 0 else None
         if self.search_pool is not None:
-            return self.search_pool.search()
+            return self.search_pool.search(custom_lm=custom, customization_weight=customization_weight)
         assert self.bundle.beam is not None
+        if custom is not None:
+            return custom_decoder(self.bundle, custom, customization_weight).online()
         return self.bundle.beam.online()
 
-    def rescored(self, result: Result, tokens: list[Token]) -> Result:
-        """A final whose search ran in the pool, with the words of its tokens."""
+    def words_of(self, path: list[Token] | list[Word]) -> list[Word]:
+        """The words of a search's result: a base search gives tokens, a customised one words."""
+        if path and isinstance(path[0], Word):
+            return list(path)
         b = self.bundle
-        return Result(tuple(tokens_to_words(tokens, b.tokenizer, b.frame_seconds)), final=True,
-                      end_of_utterance=result.end_of_utterance)
+        return tokens_to_words(path, b.tokenizer, b.frame_seconds)
+
+    def rescored(self, result: Result, tokens: list[Token] | list[Word]) -> Result:
+        """A final whose search ran in the pool, with the words of its result."""
+        return Result(tuple(self.words_of(tokens)), final=True, end_of_utterance=result.end_of_utterance)
 
     def step(self, streams: list[Stream]) -> list[list[Result]]:
         """One batched model step for every stream that has a chunk ready.
@@ -378,12 +418,19 @@ class Recognizer:
         return finals
 
     @torch.inference_mode()
-    def transcribe(self, samples: torch.Tensor) -> Transcription:
+    def transcribe(self, samples: torch.Tensor, *, custom_lm: CustomLM | None = None,
+                   customization_weight: float = 0.3) -> Transcription:
         """Offline recognition of a whole signal in one model step.
 
         Args:
             samples: float32 mono at the model rate.
+            custom_lm: a custom language model mixed into the beam search (when the bundle has one).
+            customization_weight: its share in [0, 1] (0: the base search alone).
+
+        Raises:
+            ValueError: a weight outside [0, 1].
         """
+        check_weight(customization_weight)
         began = time.perf_counter()
         b = self.bundle
         feats = pad_to_output_frames(log_mel(samples, b.features), b.model.config.frames_per_output)
@@ -391,9 +438,12 @@ class Recognizer:
         words: list[Word] = []
         if padded:
             log_probs, lengths = b.model(feats[None].to(self.device), torch.tensor([padded], device=self.device))
-            if b.beam is not None:
-                tokens = b.beam.decode(log_probs[0, : int(lengths[0])].cpu())
+            if b.beam is not None and custom_lm is not None and customization_weight > 0:
+                words = custom_decoder(b, custom_lm, customization_weight).decode(log_probs[0, : int(lengths[0])].cpu())
             else:
-                tokens = greedy_batch(log_probs.cpu(), lengths.cpu())[0]
-            words = tokens_to_words(tokens, b.tokenizer, b.frame_seconds)
+                if b.beam is not None:
+                    tokens = b.beam.decode(log_probs[0, : int(lengths[0])].cpu())
+                else:
+                    tokens = greedy_batch(log_probs.cpu(), lengths.cpu())[0]
+                words = tokens_to_words(tokens, b.tokenizer, b.frame_seconds)
         return Transcription(words, samples.numel() / b.sample_rate_hz, time.perf_counter() - began)
