@@ -1,0 +1,185 @@
+"""Custom language models: corpus analysis, word validation, atomic builds, and decoding with them.
+
+The decoding tests use the shipped broadband model on ``tests/fixtures/vorlaxa.wav`` (espeak-ng
+en-us saying "please call vorlaxa support today"; "vorlaxa" is an invented word, outside the
+base vocabulary).
+"""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import engine.customlm as customlm
+from engine.audio import load_audio
+from engine.bundle import load_bundle
+from engine.catalog import default_models_dir
+from engine.customlm import (
+    CustomLM,
+    CustomWord,
+    analyze_corpus,
+    base_vocabulary,
+    build_custom_lm,
+    word_errors,
+)
+from engine.recognizer import Recognizer
+from engine.searchpool import SearchPool
+from tests.conftest import FIXTURES
+
+BROADBAND = default_models_dir() / "en-US_BroadbandModel" / "en-US_BroadbandModel.v2026-11-01"
+CORPUS = "Please call Vorlaxa support today.\nCall Vorlaxa now!\nVorlaxa support is open 24 hours.\n"
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    """The shipped broadband model with its beam decoder."""
+    return load_bundle(BROADBAND)
+
+
+@pytest.fixture(scope="module")
+def audio() -> torch.Tensor:
+    """The invented-word sentence at 16 kHz."""
+    return load_audio(FIXTURES / "vorlaxa.wav", 16000)
+
+
+def built(bundle, tmp_path: Path, words: list[CustomWord], corpora: tuple[str, ...] = (CORPUS,)) -> CustomLM:
+    build_custom_lm(bundle, list(corpora), words, tmp_path / "clm")
+    return CustomLM.load(tmp_path / "clm")
+
+
+def test_analysis_counts_words_and_oov() -> None:
+    analysis = analyze_corpus("Press 1 for Vorlaxa.\n\n[beep] Call vorlaxa, then press 2!\n", frozenset({"press", "for", "one",
+                                                                                                   "call", "then"}))
+    assert analysis.total_words == 9  # press one for vorlaxa / call vorlaxa then press two
+    assert analysis.oov_words == {"vorlaxa": 2, "two": 1}
+
+
+def test_analysis_of_text_without_words_is_refused() -> None:
+    with pytest.raises(ValueError, match="no words"):
+        analyze_corpus("  \n!!! ...\n[noise]\n", frozenset())
+
+
+def test_word_errors(bundle) -> None:
+    tok = bundle.tokenizer
+    assert word_errors(CustomWord("IEEE", ("I triple E",), "IEEE"), tok) == []
+    assert word_errors(CustomWord("  "), tok) == ["word must not be empty"]
+    assert any("at most 5" in e for e in word_errors(CustomWord("x", tuple("abcdef")), tok))
+    assert any("longer than 40" in e for e in word_errors(CustomWord("x", ("a" * 41,)), tok))
+    assert any("nothing speakable" in e for e in word_errors(CustomWord("x", ("!!!",)), tok))
+    assert any("no letters" in e for e in word_errors(CustomWord("???"), tok))
+    assert any("display_as" in e for e in word_errors(CustomWord("x", display_as=" "), tok))
+
+
+def test_build_summary_and_files(bundle, tmp_path: Path) -> None:
+    progress: list[float] = []
+    summary = build_custom_lm(bundle, [CORPUS], [CustomWord("Zyxtrel"), CustomWord("T-Mobile", ("tee mobile",))],
+                              tmp_path / "clm", progress=progress.append)
+    assert summary["order"] == 3 and len(summary["ngrams"]) == 3
+    assert summary["custom_words"] == 2 and summary["oov_words_added"] >= 1  # vorlaxa
+    assert progress[-1] == 1.0 and progress == sorted(progress)
+    lexicon = (tmp_path / "clm" / "lexicon.txt").read_text().splitlines()
+    assert any(line.startswith("zyxtrel ") for line in lexicon)  # never in a corpus, still spelled
+    assert sum(line.startswith("t_mobile ") for line in lexicon) == 2  # its own spelling and its sounds_like
+    assert CustomLM.load(tmp_path / "clm").display["t_mobile"] == "T-Mobile"
+    assert "zyxtrel" in (tmp_path / "clm" / "lm.arpa").read_text()  # has LM mass without a corpus mention
+    assert "vorlaxa" not in base_vocabulary(bundle)
+
+
+def test_nothing_to_train_on_is_refused(bundle, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="nothing to train on"):
+        build_custom_lm(bundle, ["...\n"], [], tmp_path / "clm")
+    with pytest.raises(ValueError, match="at most 5"):
+        build_custom_lm(bundle, [CORPUS], [CustomWord("x", tuple("abcdef"))], tmp_path / "clm")
+
+
+def test_failed_build_leaves_the_previous_model(bundle, tmp_path: Path, monkeypatch) -> None:
+    first = built(bundle, tmp_path, [])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(customlm, "build_arpa", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        build_custom_lm(bundle, [CORPUS], [CustomWord("Zyxtrel")], tmp_path / "clm")
+    assert CustomLM.load(tmp_path / "clm") == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clm"]  # no temporary folder left behind
+    monkeypatch.undo()
+    assert built(bundle, tmp_path, []).build_id != first.build_id  # a rebuild replaces it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clm"]
+
+
+def test_custom_word_outside_the_base_vocabulary_is_recognised(bundle, audio, tmp_path: Path) -> None:
+    recognizer = Recognizer(bundle)
+    base = recognizer.transcribe(audio)
+    assert "vorlaxa" not in base.transcript
+    custom = built(bundle, tmp_path, [CustomWord("Vorlaxa")])
+    words = recognizer.transcribe(audio, custom_lm=custom, customization_weight=0.3).words
+    assert [w.word for w in words][:4] == ["please", "call", "Vorlaxa", "support"]
+    assert all(0 < w.confidence <= 1 and w.start < w.end for w in words)
+    assert all(a.end <= b.start + 1e-6 for a, b in zip(words, words[1:]))
+    assert words[-1].end <= audio.numel() / 16000 + 0.1
+
+
+def test_display_as_changes_the_shown_word(bundle, audio, tmp_path: Path) -> None:
+    custom = built(bundle, tmp_path, [CustomWord("vorlaxa", display_as="VorLaxa(TM)")])
+    assert "VorLaxa(TM)" in Recognizer(bundle).transcribe(audio, custom_lm=custom).transcript
+
+
+def test_sounds_like_spelling_maps_to_the_word(bundle, audio, tmp_path: Path) -> None:
+    custom = built(bundle, tmp_path, [CustomWord("VX-9", ("vorlaxa",))], corpora=("please call vx nine today\n",))
+    shown = [w.word for w in Recognizer(bundle).transcribe(audio, custom_lm=custom, customization_weight=0.5).words]
+    assert shown[:4] == ["please", "call", "VX-9", "support"]
+
+
+def test_a_multi_word_sounds_like_is_one_word(bundle, audio, tmp_path: Path) -> None:
+    custom = built(bundle, tmp_path, [CustomWord("VLX", ("vorlaxa support",), display_as="Vorlaxa Support")],
+                   corpora=("please call vlx today\n",))
+    words = Recognizer(bundle).transcribe(audio, custom_lm=custom, customization_weight=0.5).words
+    assert [w.word for w in words][:3] == ["please", "call", "Vorlaxa Support"]
+    assert words[2].end - words[2].start > 0.8  # it spans both spoken words
+    assert words[1].end <= words[2].start and words[2].end <= words[3].start
+
+
+def test_weight_zero_is_the_base_search(bundle, audio, tmp_path: Path) -> None:
+    recognizer = Recognizer(bundle)
+    custom = built(bundle, tmp_path, [CustomWord("Vorlaxa")])
+    assert (recognizer.transcribe(audio, custom_lm=custom, customization_weight=0.0).words
+            == recognizer.transcribe(audio).words)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        recognizer.new_stream(custom_lm=custom, customization_weight=1.5)
+
+
+def test_built_decoders_are_cached(bundle, tmp_path: Path) -> None:
+    custom = built(bundle, tmp_path, [CustomWord("Vorlaxa")])
+    assert customlm.custom_decoder(bundle, custom, 0.3) is customlm.custom_decoder(bundle, custom, 0.3)
+    assert customlm.custom_decoder(bundle, custom, 0.3) is not customlm.custom_decoder(bundle, custom, 0.5)
+
+
+def finals(recognizer: Recognizer, audio: torch.Tensor, custom: CustomLM) -> list:
+    stream = recognizer.new_stream(online_beam=True, custom_lm=custom, customization_weight=0.3)
+    out = []
+    for i in range(0, audio.numel(), 1600):
+        stream.accept_audio(audio[i : i + 1600])
+        while stream.has_chunk:
+            out += [r for r in recognizer.step([stream])[0] if r.final]
+    stream.end_audio()
+    while not stream.finished:
+        out += [r for r in recognizer.step([stream])[0] if r.final]
+    if recognizer.search_pool is not None:
+        out = [recognizer.rescored(r, r.rescore.result(timeout=120)) if r.rescore is not None else r for r in out]
+    return [w for r in out for w in r.words]
+
+
+@pytest.mark.timeout(300)
+def test_pool_search_equals_in_process_search(bundle, audio, tmp_path: Path) -> None:
+    custom = built(bundle, tmp_path, [CustomWord("Vorlaxa")])
+    local = finals(Recognizer(bundle), audio, custom)
+    assert "Vorlaxa" in [w.word for w in local]
+    assert [w.word for w in local] == [w.word for w in Recognizer(bundle).transcribe(audio, custom_lm=custom).words]
+    pool = SearchPool(BROADBAND)
+    try:
+        pool.wait_ready()
+        remote = finals(Recognizer(bundle, search_pool=pool), audio, custom)
+    finally:
+        pool.close()
+    assert remote == local
