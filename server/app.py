@@ -9,6 +9,7 @@ Routes:
     GET  /stream-transcription-websocket   Transcribe, presigned URL, event stream
     POST /stream-transcription             Transcribe, event stream over chunked HTTP/1.1
     /v1/customizations[/...]               Watson custom language models (server.customization_routes)
+    /v1/recognitions[/{id}]                Watson asynchronous jobs (server.jobs)
 
 The catalog (base versions, custom models) lives in a database, a SQLite file
 in the data directory unless a ``database_url`` names another; it is
@@ -35,7 +36,8 @@ from aiohttp import web
 from engine.bundle import ModelBundle
 from engine.catalog import default_models_dir
 from protocol.errors import NotFoundError
-from server import customization_routes
+from server import customization_routes, jobs
+from server.jobs import JobRunner
 from server.catalog.artifacts import DataDir, default_data_dir
 from server.catalog.db import Database, sqlite_url
 from server.catalog.lifecycle import Entry, Kind
@@ -104,6 +106,8 @@ async def _on_shutdown(app: web.Application) -> None:
 
 async def _on_cleanup(app: web.Application) -> None:
     state = app[STATE]
+    if state.jobs is not None:
+        await state.jobs.close()
     if state.customizations is not None:
         await state.customizations.close()
     if state.catalog is not None:
@@ -124,6 +128,8 @@ def _catalog_starter(data: DataDir, database_url: str | None, clock: Clock):
         state.catalog = catalog
         state.customizations = Customizations(catalog, state.models)
         await state.customizations.start()
+        state.jobs = JobRunner(state)
+        await state.jobs.start()
     return start
 
 
@@ -158,7 +164,7 @@ def make_app(models_dir: Path | None = None, config: Config | None = None, *, da
         web.get("/v1/recognize", recognize_websocket), web.post("/v1/recognize", recognize_http),
         web.get("/stream-transcription-websocket", transcribe_websocket),
         web.post("/stream-transcription", transcribe_http),
-        *customization_routes.routes(),
+        *customization_routes.routes(), *jobs.routes(),
     ])
     return app
 

@@ -54,13 +54,13 @@ class Customizations:
 
     Args:
         catalog: the catalog.
-        bundles: base version id -> its loaded bundle (for vocabularies and artifact paths).
+        models: the loaded base versions (for vocabularies and artifact paths).
     """
 
-    def __init__(self, catalog: Catalog, bundles: dict[str, ModelBundle]) -> None:
+    def __init__(self, catalog: Catalog, models: LoadedModels) -> None:
         self.catalog = catalog
         self.data: DataDir = catalog.data
-        self.bundles = bundles
+        self.models = models
         self._executor: ProcessPoolExecutor | None = None
         self._tasks: set[asyncio.Task] = set()
         self._training: set[str] = set()
@@ -91,7 +91,7 @@ class Customizations:
     def vocabulary(self, base_version: str) -> frozenset[str]:
         """The base vocabulary of a version (words outside it are out of vocabulary)."""
         if base_version not in self._vocabularies:
-            self._vocabularies[base_version] = base_vocabulary(self.bundles[base_version])
+            self._vocabularies[base_version] = base_vocabulary(self.models.versions[base_version].bundle)
         return self._vocabularies[base_version]
 
     def _analyse(self, text: str, base_version: str) -> tuple[int, dict]:
@@ -117,8 +117,8 @@ class Customizations:
             job = await self.catalog.training_input(custom_id)
             if job is None:
                 return
-            bundle = self.bundles.get(job.base_version)
-            if bundle is None:
+            loaded = self.models.versions.get(job.base_version)
+            if loaded is None:
                 await self.catalog.fail_job(custom_id, f"base model version {job.base_version} is not installed")
                 return
             folder = self.data.new_model_folder(custom_id, job.base_version)
@@ -126,7 +126,7 @@ class Customizations:
             corpora = [str(self.data.path(p)) for p in job.corpora]
             try:
                 summary = await asyncio.get_running_loop().run_in_executor(
-                    self._worker(), _train, str(bundle.path), corpora, words, str(self.data.path(folder)))
+                    self._worker(), _train, str(loaded.bundle.path), corpora, words, str(self.data.path(folder)))
             except (ValueError, OSError) as exc:
                 log.warning("training custom model %s failed: %s", custom_id, exc)
                 self.data.remove(folder)

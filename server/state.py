@@ -18,6 +18,7 @@ from server.recognition import LoadedModels
 if TYPE_CHECKING:
     from server.catalog.store import Catalog
     from server.customization import Customizations
+    from server.jobs import JobRunner
 
 log = logging.getLogger("voxgate.server")
 DEFAULT_MODEL = "en-US_BroadbandModel"
@@ -82,6 +83,7 @@ class ServerState:
         # Set at startup (they need the event loop): see server.app._start_catalog.
         self.catalog: Catalog | None = None
         self.customizations: Customizations | None = None
+        self.jobs: JobRunner | None = None
 
     def admit(self, route: str) -> Admission:
         """Take a session slot.

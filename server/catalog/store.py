@@ -11,7 +11,9 @@ revealed), 409 while a job runs, 400 for a request the state does not allow.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -25,7 +27,9 @@ from server.catalog.artifacts import DataDir
 from server.catalog.db import Database
 from server.catalog.lifecycle import adaptation_deadline, transcription_deadline
 from server.catalog.resolution import BaseInfo, CustomInfo, newest
-from server.catalog.tables import BaseVersion, Corpus, CustomModel, CustomVersion, Word
+from server.catalog.tables import BaseVersion, Corpus, CustomModel, CustomVersion, Job, Word
+
+log = logging.getLogger("voxgate.catalog")
 
 LANGUAGE = "language"
 ACOUSTIC = "acoustic"
@@ -256,12 +260,15 @@ class Catalog:
             path, base_version = corpus.path, model.base_version
         try:
             text = self.data.path(path).read_bytes().decode("utf-8")
-            total, oov = analyse(text, base_version)
+            total, oov = await asyncio.to_thread(analyse, text, base_version)  # large corpora: off the event loop
             error = None
         except UnicodeDecodeError:
             total, oov, error = 0, {}, "the corpus is not UTF-8 text"
         except ValueError as exc:
             total, oov, error = 0, {}, str(exc)
+        except Exception as exc:  # noqa: BLE001 - never leave a corpus being_processed forever
+            log.exception("analysing corpus %s of %s failed", name, custom_id)
+            total, oov, error = 0, {}, f"analysis failed: {type(exc).__name__}"
         async with self.db.session() as s, s.begin():
             corpus = await s.get(Corpus, (custom_id, name), with_for_update=True)
             model = await s.get(CustomModel, custom_id, with_for_update=True)
@@ -565,3 +572,74 @@ class Catalog:
         """Every trained-model folder a record points at."""
         async with self.db.session() as s:
             return set((await s.scalars(select(CustomVersion.artifact))).all())
+
+    # -- asynchronous recognition jobs ------------------------------------------------------------
+
+    async def create_job(self, owner: str, params: dict, audio: bytes, user_token: str | None) -> Job:
+        """Store a job's audio and record it as ``waiting``."""
+        job_id = str(uuid.uuid4())
+        path = self.data.job_audio(job_id)
+        self.data.write_bytes(path, audio)
+        now = self.clock()
+        job = Job(id=job_id, owner=owner, status="waiting", created=now, updated=now, params=params,
+                  audio_path=path, user_token=user_token)
+        async with self.db.session() as s, s.begin():
+            s.add(job)
+        return job
+
+    async def jobs(self, owner: str) -> list[Job]:
+        """The owner's jobs, newest first."""
+        async with self.db.session() as s:
+            return list((await s.scalars(select(Job).where(Job.owner == owner).order_by(Job.created.desc()))).all())
+
+    async def job(self, owner: str, job_id: str) -> Job:
+        """One job of the owner.
+
+        Raises:
+            NotFoundError: no such job, or another owner's.
+        """
+        async with self.db.session() as s:
+            job = await s.get(Job, job_id)
+            if job is None or job.owner != owner:
+                raise NotFoundError(f"Invalid job id ({job_id}): no recognition job with that id for these "
+                                    "credentials")
+            return job
+
+    async def delete_job(self, owner: str, job_id: str) -> None:
+        """Delete a job and its audio.
+
+        Raises:
+            NotFoundError: see :meth:`job`.
+            ConflictError: it is processing.
+        """
+        async with self.db.session() as s, s.begin():
+            job = await s.get(Job, job_id, with_for_update=True)
+            if job is None or job.owner != owner:
+                raise NotFoundError(f"Invalid job id ({job_id}): no recognition job with that id for these "
+                                    "credentials")
+            if job.status == "processing":
+                raise ConflictError(f"Job {job_id} is processing; delete it once it has completed or failed")
+            path = job.audio_path
+            await s.delete(job)
+        self.data.remove(path)
+
+    async def unfinished_jobs(self) -> list[str]:
+        """Ids of jobs waiting or interrupted while processing, oldest first."""
+        async with self.db.session() as s:
+            return list((await s.scalars(select(Job.id).where(Job.status.in_(("waiting", "processing")))
+                                         .order_by(Job.created))).all())
+
+    async def update_job(self, job_id: str, *, status: str, results: dict | None = None,
+                         error: str | None = None) -> Job | None:
+        """Move a job to ``status``; a finished job's audio is removed. None if the job is gone."""
+        async with self.db.session() as s, s.begin():
+            job = await s.get(Job, job_id, with_for_update=True)
+            if job is None:
+                return None
+            job.status, job.results, job.error, job.updated = status, results, error, self.clock()
+            path = job.audio_path if status in ("completed", "failed") else None
+            if path:
+                job.audio_path = None
+        if path:
+            self.data.remove(path)
+        return job
