@@ -322,31 +322,34 @@ class MixtureLM(LM):
         self._base, self._custom, self._to_base, self._in_custom = base, custom, to_base, in_custom
         self._log_base = math.log10(1.0 - weight) if weight < 1.0 else float("-inf")
         self._log_custom = math.log10(weight)
-        self._states: dict = {}
+        self._states: dict = {}  # LMState -> (base KenLM state, custom KenLM state)
+        self._scores: dict = {}  # (LMState, word) -> (next LMState, score): most calls repeat one
 
     def start(self, start_with_nothing: bool) -> LMState:
         """The sentence-start state (forgets the previous utterance's states)."""
         state = LMState()
-        self._states = {state: (self._base.start(start_with_nothing), self._custom.start(start_with_nothing), 0.0)}
+        self._states = {state: (self._base.start(start_with_nothing), self._custom.start(start_with_nothing))}
+        self._scores = {}
         return state
 
     def score(self, state: LMState, word: int) -> tuple[LMState, float]:
         """The state after ``word`` and the word's mixed log10 probability."""
-        child = state.child(word)
-        known = self._states.get(child)
+        known = self._scores.get((state, word))
         if known is None:
-            base_state, custom_state, _ = self._states[state]
+            child = state.child(word)
+            base_state, custom_state = self._states[state]
             base_next, base_score = self._base.score(base_state, self._to_base[word])
             custom_next, custom_score = self._custom.score(custom_state, word)
             if not self._in_custom[word]:
                 custom_score += base_score
-            known = self._states[child] = (base_next, custom_next, _log10_mix(
-                base_score + self._log_base, custom_score + self._log_custom))
-        return child, known[2]
+            self._states[child] = (base_next, custom_next)
+            known = self._scores[state, word] = (child, _log10_mix(base_score + self._log_base,
+                                                                    custom_score + self._log_custom))
+        return known
 
     def finish(self, state: LMState) -> tuple[LMState, float]:
         """The end-of-sentence score."""
-        base_state, custom_state, _ = self._states[state]
+        base_state, custom_state = self._states[state]
         _, base_score = self._base.finish(base_state)
         _, custom_score = self._custom.finish(custom_state)
         return state, _log10_mix(base_score + self._log_base, custom_score + self._log_custom)
