@@ -17,11 +17,13 @@ from ibm_cloud_sdk_core import ApiException
 from ibm_cloud_sdk_core.authenticators import BearerTokenAuthenticator
 from ibm_watson import SpeechToTextV1
 from ibm_watson.speech_to_text_v1 import CustomWord
+from ibm_watson.websocket import AudioSource
 
 from engine.catalog import default_models_dir
 from server.catalog.resolution import PREVIOUS_VERSION_WARNING
 from server.config import parse_config
 from tests.conftest import FIXTURES
+from tests.e2e.test_server_clients import Collector
 from tests.server.conftest import ServerThread
 from voxgate.cli import main
 
@@ -146,6 +148,11 @@ def test_custom_language_model_lifecycle_with_the_watson_sdk(setup):
         assert old["warnings"] == [PREVIOUS_VERSION_WARNING]
         stt.upgrade_language_model(custom_id)
         assert stt.get_language_model(custom_id).get_result()["status"] in ("upgrading", "available")
+    finally:
+        server.stop()  # mid-upgrade: the job must resume at the next start, not stay "upgrading"
+    server = start(setup)
+    try:
+        stt = sdk(server)
         upgraded = wait_for(stt, custom_id, {"available"})
         assert upgraded["versions"] == [OLD, NEW]
         new = recognise(stt, language_customization_id=custom_id)
@@ -155,6 +162,15 @@ def test_custom_language_model_lifecycle_with_the_watson_sdk(setup):
         assert older["recognized_with"]["base_model_version"] == OLD
         assert older["warnings"] == [PREVIOUS_VERSION_WARNING]
         assert "VORLAXA" in transcript(older)
+        callback = Collector()
+        with open(FIXTURES / "vorlaxa.wav", "rb") as audio:
+            ws = SpeechToTextV1(authenticator=BearerTokenAuthenticator("acme-key"))
+            ws.set_service_url(server.ws)
+            ws.recognize_using_websocket(audio=AudioSource(audio), content_type="audio/wav",
+                                         recognize_callback=callback, language_customization_id=custom_id)
+        assert not callback.errors
+        assert any("VORLAXA" in r["alternatives"][0]["transcript"] for d in callback.data for r in d["results"])
+        assert callback.data[0]["recognized_with"]["language_customization_id"] == custom_id
         stt.delete_language_model(custom_id)
         with pytest.raises(ApiException) as deleted:
             stt.get_language_model(custom_id)
