@@ -59,7 +59,7 @@ def write_lexicon(words: Iterable[str], tokenizer: Tokenizer, path: Path) -> int
 
 
 @contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
+def native_stderr_silenced() -> Iterator[None]:
     """Silence file descriptor 2 for a native call: KenLM prints its loading progress bar there."""
     sys.stderr.flush()
     saved = os.dup(2)
@@ -79,7 +79,7 @@ class BeamDecoder:
         tokens = [tokenizer.piece(i) for i in range(tokenizer.vocab_size)]
         # Sentencepiece has no silence unit: word boundaries live in the pieces' ▁ marks, so the
         # blank doubles as the decoder's silence token.
-        with _native_stderr_silenced():
+        with native_stderr_silenced():
             self._decoder = self._build(tokens, lexicon, lm, config)
         self.config = config
         self._lexicon = lexicon
@@ -89,6 +89,12 @@ class BeamDecoder:
     def lexicon(self) -> Path:
         """The lexicon file (``word piece piece ...`` lines)."""
         return self._lexicon
+
+    @property
+    def ctc(self):
+        """torchaudio's decoder: its ``tokens_dict``, ``word_dict``, KenLM ``lm`` and ``blank`` index
+        are what a customised search (:mod:`engine.customlm`) builds on."""
+        return self._decoder
 
     def online(self) -> OnlineSearch:
         """A search that takes an utterance chunk by chunk (one per live stream).
@@ -145,10 +151,10 @@ class BeamDecoder:
         if not hyps or not hyps[0]:
             return []
         best = hyps[0][0]
-        return _tokens(best.tokens.tolist(), best.timesteps.tolist(), log_probs, frame_offset)
+        return path_tokens(best.tokens.tolist(), best.timesteps.tolist(), log_probs, frame_offset)
 
 
-def _tokens(token_ids: list[int], steps: list[int], log_probs: torch.Tensor, frame_offset: int) -> list[Token]:
+def path_tokens(token_ids: list[int], steps: list[int], log_probs: torch.Tensor, frame_offset: int) -> list[Token]:
     """voxgate tokens (frame, posterior) of a decoded path."""
     out = []
     last = log_probs.shape[0] - 1
@@ -193,4 +199,4 @@ class OnlineSearch:
             if t != self._blank and (i == 0 or t != path[i - 1]):
                 ids.append(t)
                 steps.append(i)
-        return _tokens(ids, steps, log_probs, frame_offset)
+        return path_tokens(ids, steps, log_probs, frame_offset)

@@ -51,7 +51,7 @@ from flashlight.lib.text.decoder import (
 from flashlight.lib.text.decoder.kenlm import KenLM
 from flashlight.lib.text.dictionary import Dictionary, load_words
 
-from engine.beam import _native_stderr_silenced, _tokens
+from engine.beam import native_stderr_silenced, path_tokens
 from engine.decoding import Token, Word
 from engine.lm import build_arpa
 from engine.text import normalize_transcript
@@ -380,7 +380,7 @@ class CustomDecoder:
 
     def __init__(self, bundle, custom: CustomLM, weight: float) -> None:
         beam = bundle.beam
-        ctc = beam._decoder
+        ctc = beam.ctc
         self.custom = custom
         self.weight = weight
         self._tokenizer: Tokenizer = bundle.tokenizer
@@ -401,7 +401,7 @@ class CustomDecoder:
         self._base_lm = ctc.lm
         known = _arpa_unigrams(custom.lm_file)
         self._in_custom = [entry in known for entry in self._entries]
-        with _native_stderr_silenced():
+        with native_stderr_silenced():
             self._custom_lm = KenLM(str(custom.lm_file), words)
         tokens = ctc.tokens_dict
         trie = Trie(tokens.index_size(), self._blank)
@@ -447,7 +447,7 @@ class CustomDecoder:
                 steps.append(i)
             if i < len(word_ids) and word_ids[i] >= 0:
                 ends.append((len(ids), word_ids[i]))
-        tokens = _tokens(ids, steps, log_probs, frame_offset)
+        tokens = path_tokens(ids, steps, log_probs, frame_offset)
         out, begin = [], 0
         for end, word in ends:
             group: list[Token] = tokens[begin:end]
@@ -456,8 +456,9 @@ class CustomDecoder:
                 continue
             entry = self._entries[word]
             conf = math.exp(sum(math.log(max(t.prob, 1e-6)) for t in group) / len(group))
-            out.append(Word(self.custom.display.get(entry, entry.replace("_", " ")), group[0].frame * self._frame_seconds,
-                            (group[-1].frame + 1) * self._frame_seconds, conf))
+            shown = self.custom.display.get(entry, entry.replace("_", " "))
+            out.append(Word(shown, group[0].frame * self._frame_seconds, (group[-1].frame + 1) * self._frame_seconds,
+                            conf))
         return out
 
 

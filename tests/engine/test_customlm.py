@@ -48,8 +48,8 @@ def built(bundle, tmp_path: Path, words: list[CustomWord], corpora: tuple[str, .
 
 
 def test_analysis_counts_words_and_oov() -> None:
-    analysis = analyze_corpus("Press 1 for Vorlaxa.\n\n[beep] Call vorlaxa, then press 2!\n", frozenset({"press", "for", "one",
-                                                                                                   "call", "then"}))
+    vocabulary = frozenset({"press", "for", "one", "call", "then"})
+    analysis = analyze_corpus("Press 1 for Vorlaxa.\n\n[beep] Call vorlaxa, then press 2!\n", vocabulary)
     assert analysis.total_words == 9  # press one for vorlaxa / call vorlaxa then press two
     assert analysis.oov_words == {"vorlaxa": 2, "two": 1}
 
