@@ -1,0 +1,132 @@
+"""The /v1/customizations and /v1/recognitions routes on bad input: specific statuses and messages, Watson's
+error body, unknown-parameter warnings, and nothing changed by a refused request."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+CREDENTIALS = {"credentials": [{"instance": "acme", "api_key": "acme-key"}, {"instance": "rival", "api_key": "rival-key"}]}
+ACME = {"Authorization": "Bearer acme-key"}
+RIVAL = {"Authorization": "Bearer rival-key"}
+
+
+def call(server, *requests):
+    """Run ``(method, path, kwargs)`` requests in order; return ``(status, json or None)`` for each."""
+    async def main():
+        out = []
+        async with aiohttp.ClientSession(server.http) as http:
+            for method, path, kwargs in requests:
+                async with http.request(method, path, **kwargs) as r:
+                    body = await r.json() if r.content_type == "application/json" else None
+                    out.append((r.status, body))
+        return out
+    return asyncio.run(main())
+
+
+def _form(part: str) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    form.add_field(part, b"some text", filename="corpus.txt", content_type="text/plain")
+    return form
+
+
+def created(server, model: str) -> str:
+    [(status, body)] = call(server, ("POST", "/v1/customizations",
+                                     {"json": {"name": "m", "base_model_name": model}, "headers": ACME}))
+    assert status == 201, body
+    return body["customization_id"]
+
+
+def test_create_validates_and_reports_unknown_parameters(server_factory, tiny_bundle):
+    server = server_factory(CREDENTIALS)
+    results = call(server,
+                   ("POST", "/v1/customizations", {"json": {"base_model_name": tiny_bundle.name}, "headers": ACME}),
+                   ("POST", "/v1/customizations", {"data": b"{nope", "headers": ACME}),
+                   ("POST", "/v1/customizations", {"json": {"name": "m", "base_model_name": "nope"}, "headers": ACME}),
+                   ("POST", "/v1/customizations", {"json": {"name": "m", "base_model_name": tiny_bundle.name}}),
+                   ("POST", "/v1/customizations?colour=red",
+                    {"json": {"name": "m", "base_model_name": tiny_bundle.name}, "headers": ACME}),
+                   ("POST", "/v1/customizations",
+                    {"json": {"name": "m", "base_model_name": tiny_bundle.name}, "headers": ACME}))
+    assert [s for s, _ in results] == [400, 400, 400, 401, 201, 409]
+    assert results[0][1] == {"code": 400, "code_description": "Bad Request", "error": "name is required (a string)"}
+    assert "not valid JSON" in results[1][1]["error"]
+    assert "not a known base model" in results[2][1]["error"]
+    assert results[4][1]["warnings"] == "Unexpected query parameter(s) ['colour'] detected"
+    assert "already exists" in results[5][1]["error"]
+
+
+def test_resources_of_a_model(server_factory, tiny_bundle):
+    server = server_factory(CREDENTIALS)
+    cid = created(server, tiny_bundle.name)
+    base = f"/v1/customizations/{cid}"
+    results = call(server,
+                   ("GET", base, {"headers": RIVAL}),
+                   ("GET", "/v1/customizations/no-such-id", {"headers": ACME}),
+                   ("POST", f"{base}/corpora/user", {"data": b"text", "headers": ACME}),
+                   ("POST", f"{base}/corpora/c", {"data": b"text", "headers": {**ACME, "Content-Type": "image/png"}}),
+                   ("POST", f"{base}/corpora/c", {"data": _form("other"), "headers": ACME}),
+                   ("POST", f"{base}/words", {"json": {"words": []}, "headers": ACME}),
+                   ("POST", f"{base}/words", {"json": {"words": [{"word": "x", "sounds_like": ["a"] * 6}]},
+                                              "headers": ACME}),
+                   ("PUT", f"{base}/words/zed", {"json": {"word": "other"}, "headers": ACME}),
+                   ("POST", f"{base}/train", {"headers": ACME}),
+                   ("POST", f"{base}/train?customization_weight=2", {"headers": ACME}),
+                   ("GET", f"{base}/words?word_type=odd", {"headers": ACME}),
+                   ("GET", f"{base}/corpora/none", {"headers": ACME}),
+                   ("POST", f"{base}/grammars/g", {"data": b"<grammar/>", "headers": ACME}),
+                   ("PUT", f"{base}/words/zed", {"json": {"display_as": "Zed"}, "headers": ACME}),
+                   ("GET", f"{base}/words/zed", {"headers": ACME}),
+                   ("GET", base, {"headers": ACME}),
+                   ("POST", f"{base}/upgrade_model", {"headers": ACME}),
+                   ("DELETE", f"{base}/words/zed", {"headers": RIVAL}),
+                   ("DELETE", base, {"headers": ACME}),
+                   ("GET", base, {"headers": ACME}))
+    statuses = [s for s, _ in results]
+    assert statuses == [404, 404, 400, 415, 400, 400, 400, 400, 400, 400, 400, 404, 501, 201, 200, 200, 400, 404,
+                        200, 404]
+    assert "reserved" in results[2][1]["error"]
+    assert "no corpus_file part" in results[4][1]["error"]
+    assert "at most 5 sounds_like" in results[6][1]["error"] or "sounds_like" in results[6][1]["error"]
+    assert "No input data available" in results[8][1]["error"]
+    assert "between 0 and 1" in results[9][1]["error"]
+    assert results[14][1] == {"word": "zed", "sounds_like": [], "display_as": "Zed", "count": 0, "source": ["user"]}
+    assert results[15][1]["status"] == "ready"
+    assert "already on the newest" in results[16][1]["error"]
+
+
+def test_jobs_refuse_bad_requests(server_factory):
+    server = server_factory(CREDENTIALS)
+    results = call(server,
+                   ("POST", "/v1/recognitions", {"data": b"x" * 200, "headers": {**ACME, "Content-Type": "audio/wav"},
+                                                 "params": {"callback_url": "http://example.com/cb"}}),
+                   ("POST", "/v1/recognitions", {"data": b"", "headers": {**ACME, "Content-Type": "audio/wav"}}),
+                   ("POST", "/v1/recognitions", {"data": b"x" * 200, "headers": ACME,
+                                                 "params": {"language_customization_id": "nope"}}),
+                   ("POST", "/v1/recognitions", {"data": b"x" * 200, "headers": ACME,
+                                                 "params": {"base_model_version": "nope.v2020-01-01"}}),
+                   ("GET", "/v1/recognitions/nope", {"headers": ACME}),
+                   ("DELETE", "/v1/recognitions/nope", {"headers": ACME}),
+                   ("GET", "/v1/recognitions", {"headers": RIVAL}))
+    assert [s for s, _ in results] == [400, 400, 404, 404, 404, 404, 200]
+    assert "callback_url is not supported" in results[0][1]["error"]
+    assert results[6][1] == {"recognitions": []}
+
+
+def test_a_job_with_undecodable_audio_fails_with_a_reason(server_factory):
+    server = server_factory(CREDENTIALS)
+    [(status, job)] = call(server, ("POST", "/v1/recognitions",
+                                    {"data": b"not audio at all " * 20, "headers": {**ACME, "Content-Type": "audio/wav"}}))
+    assert status == 201 and job["status"] == "waiting"
+
+    async def poll():
+        async with aiohttp.ClientSession(server.http, headers=ACME) as http:
+            for _ in range(200):
+                async with http.get(f"/v1/recognitions/{job['id']}") as r:
+                    body = await r.json()
+                if body["status"] in ("completed", "failed"):
+                    return body
+                await asyncio.sleep(0.05)
+    done = asyncio.run(poll())
+    assert done["status"] == "failed" and done["error"]
