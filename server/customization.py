@@ -1,8 +1,9 @@
 """Custom language models at run time: corpus analysis and training jobs, and the trained models
 recognition loads.
 
-Training runs in a worker process (building the n-gram is CPU-bound Python,
-which in a thread would take the GIL from live streams). A job is a row
+Training runs in a worker process of its own (:mod:`server.subprocess_job`:
+building the n-gram is CPU-bound Python, which in a thread would take the GIL
+from live streams; a stop terminates it at once). A job is a row
 whose ``job`` column is set; at start every such row is run again, so a job
 interrupted by a crash or a restart resumes instead of staying ``training``
 forever. The build writes into a fresh folder (:mod:`engine.customlm` renames
@@ -15,38 +16,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from engine.bundle import ModelBundle
 from engine.customlm import CustomLM, CustomWord, analyze_corpus, base_vocabulary, build_custom_lm
 from server.catalog.artifacts import DataDir
 from server.catalog.resolution import resolve
 from server.catalog.store import ACOUSTIC, LANGUAGE, Catalog
 from server.recognition import LoadedModel, LoadedModels
+from server.subprocess_job import JobFailed, run_job
 
 log = logging.getLogger("voxgate.customization")
 
 #: Watson's default weight of a custom language model against the base model
 DEFAULT_CUSTOMIZATION_WEIGHT = 0.3
 
-_WORKER_BUNDLES: dict[str, ModelBundle] = {}
-
-
-def _train(bundle_path: str, corpus_paths: list[str], words: list[tuple], out_dir: str) -> dict:
+def _train(bundle_path: str, corpus_paths: list[str], words: list[tuple], out_dir: str, *, progress) -> dict:
     """In the worker process: build a custom LM artifact."""
     from engine.bundle import load_bundle
 
-    bundle = _WORKER_BUNDLES.get(bundle_path)
-    if bundle is None:
-        bundle = _WORKER_BUNDLES[bundle_path] = load_bundle(Path(bundle_path))
+    bundle = load_bundle(Path(bundle_path))
     texts = [Path(p).read_text(encoding="utf-8") for p in corpus_paths]
     custom_words = [CustomWord(word, tuple(sounds_like), display_as) for word, sounds_like, display_as in words]
-    return build_custom_lm(bundle, texts, custom_words, Path(out_dir))
+    return build_custom_lm(bundle, texts, custom_words, Path(out_dir), progress=progress)
 
 
 class Customizations:
@@ -61,7 +55,6 @@ class Customizations:
         self.catalog = catalog
         self.data: DataDir = catalog.data
         self.models = models
-        self._executor: ProcessPoolExecutor | None = None
         self._tasks: set[asyncio.Task] = set()
         self._training: set[str] = set()
         self._vocabularies: dict[str, frozenset[str]] = {}
@@ -125,9 +118,8 @@ class Customizations:
             words = [(w.word, list(w.sounds_like), w.display_as) for w in job.words]
             corpora = [str(self.data.path(p)) for p in job.corpora]
             try:
-                summary = await asyncio.get_running_loop().run_in_executor(
-                    self._worker(), _train, str(loaded.bundle.path), corpora, words, str(self.data.path(folder)))
-            except (ValueError, OSError) as exc:
+                summary = await run_job(_train, str(loaded.bundle.path), corpora, words, str(self.data.path(folder)))
+            except JobFailed as exc:
                 log.warning("training custom model %s failed: %s", custom_id, exc)
                 self.data.remove(folder)
                 await self.catalog.fail_job(custom_id, f"training failed: {exc}")
@@ -136,12 +128,6 @@ class Customizations:
             log.info("custom model %s trained on %s", custom_id, job.base_version)
         finally:
             self._training.discard(custom_id)
-
-    def _worker(self) -> ProcessPoolExecutor:
-        if self._executor is None:
-            # spawn: forking a process with live torch threads is unsafe.
-            self._executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        return self._executor
 
     def _spawn(self, coro, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -181,8 +167,6 @@ class Customizations:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        if self._executor is not None:
-            await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
 
 
 @lru_cache(maxsize=64)
