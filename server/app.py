@@ -9,6 +9,7 @@ Routes:
     GET  /stream-transcription-websocket   Transcribe, presigned URL, event stream
     POST /stream-transcription             Transcribe, event stream over chunked HTTP/1.1
     /v1/customizations[/...]               Watson custom language models (server.customization_routes)
+    /v1/acoustic_customizations[/...]      Watson custom acoustic models (server.acoustic_routes)
     /v1/recognitions[/{id}]                Watson asynchronous jobs (server.jobs)
 
 The catalog (base versions, custom models) lives in a database, a SQLite file
@@ -36,7 +37,7 @@ from aiohttp import web
 from engine.bundle import ModelBundle
 from engine.catalog import default_models_dir
 from protocol.errors import NotFoundError
-from server import customization_routes, jobs
+from server import acoustic_routes, customization_routes, jobs
 from server.jobs import JobRunner
 from server.catalog.artifacts import DataDir, default_data_dir
 from server.catalog.db import Database, sqlite_url
@@ -126,7 +127,8 @@ def _catalog_starter(data: DataDir, database_url: str | None, clock: Clock):
                           dt.date.fromisoformat(b.manifest["created"]), str(b.path))
             for b in (m.bundle for m in state.models.versions.values()))
         state.catalog = catalog
-        state.customizations = Customizations(catalog, state.models)
+        state.customizations = Customizations(catalog, state.models, scheduler=state.config.scheduler,
+                                              metrics=state.metrics)
         await state.customizations.start()
         state.jobs = JobRunner(state)
         await state.jobs.start()
@@ -164,7 +166,7 @@ def make_app(models_dir: Path | None = None, config: Config | None = None, *, da
         web.get("/v1/recognize", recognize_websocket), web.post("/v1/recognize", recognize_http),
         web.get("/stream-transcription-websocket", transcribe_websocket),
         web.post("/stream-transcription", transcribe_http),
-        *customization_routes.routes(), *jobs.routes(),
+        *customization_routes.routes(), *acoustic_routes.routes(), *jobs.routes(),
     ])
     return app
 

@@ -21,10 +21,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from engine.audio import AudioError
 from engine.customlm import CustomLM, CustomWord, analyze_corpus, base_vocabulary, build_custom_lm
+from server import audio_resources
 from server.catalog.artifacts import DataDir
 from server.catalog.resolution import resolve
 from server.catalog.store import ACOUSTIC, LANGUAGE, Catalog
+from engine.recognizer import Recognizer
+from engine.scheduler import BatchScheduler, SchedulerConfig
+from server.metrics import Metrics
 from server.recognition import LoadedModel, LoadedModels
 from server.subprocess_job import JobFailed, run_job
 
@@ -43,20 +48,68 @@ def _train(bundle_path: str, corpus_paths: list[str], words: list[tuple], out_di
     return build_custom_lm(bundle, texts, custom_words, Path(out_dir), progress=progress)
 
 
+def _train_acoustic(bundle_path: str, audio: list[tuple], helper: tuple | None, out_dir: str, *, progress) -> dict:
+    """In the worker process: fine-tune a base version on the audio (transcripts given, or made by the base
+    model with the helper language model)."""
+    from engine.acoustic import adapt_acoustic_model, pseudo_label
+    from engine.audio import load_audio
+    from engine.bundle import load_bundle
+
+    bundle = load_bundle(Path(bundle_path))
+    custom_lm = CustomLM.load(Path(helper[0])) if helper else None
+    weight = helper[1] if helper and helper[1] is not None else DEFAULT_CUSTOMIZATION_WEIGHT
+    examples, labelled = [], 0
+    for i, (path, content_type, transcript) in enumerate(audio):
+        samples = load_audio(Path(path), bundle.sample_rate_hz, content_type)
+        if not transcript:
+            transcript = pseudo_label(bundle, samples, custom_lm=custom_lm, customization_weight=weight)
+            labelled += 1
+        examples.append((samples, transcript))
+        progress(0.2 * (i + 1) / len(audio))  # reading and labelling: the first fifth
+    summary = adapt_acoustic_model(bundle, examples, Path(out_dir), progress=lambda f: progress(0.2 + 0.8 * f))
+    return {**summary, "pseudo_labelled": labelled}
+
+
+class _Progress:
+    """Writes a job's progress to the catalog, at most once per whole percent and never two writes at once."""
+
+    def __init__(self, catalog: Catalog, custom_id: str) -> None:
+        self._catalog = catalog
+        self._custom_id = custom_id
+        self._written = 0
+        self._pending: asyncio.Task | None = None
+
+    def report(self, fraction: float) -> None:
+        percent = int(fraction * 100)
+        if percent > self._written and (self._pending is None or self._pending.done()):
+            self._written = percent
+            self._pending = asyncio.get_running_loop().create_task(self._catalog.set_progress(self._custom_id, percent))
+
+    async def flush(self) -> None:
+        if self._pending is not None:
+            await asyncio.gather(self._pending, return_exceptions=True)
+
+
 class Customizations:
     """Background work on custom models, and the loaded custom LMs.
 
     Args:
         catalog: the catalog.
         models: the loaded base versions (for vocabularies and artifact paths).
+        scheduler, metrics: batching and metrics of the custom acoustic models loaded for recognition.
     """
 
-    def __init__(self, catalog: Catalog, models: LoadedModels) -> None:
+    def __init__(self, catalog: Catalog, models: LoadedModels, *, scheduler: SchedulerConfig | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.catalog = catalog
         self.data: DataDir = catalog.data
         self.models = models
+        self._scheduler = scheduler or SchedulerConfig()
+        self._metrics = metrics
+        #: custom acoustic model versions loaded for recognition, by artifact folder
+        self._acoustic: dict[str, LoadedModel] = {}
         self._tasks: set[asyncio.Task] = set()
-        self._training: set[str] = set()
+        self._jobs: dict[str, asyncio.Task] = {}
         self._vocabularies: dict[str, frozenset[str]] = {}
         #: custom model id -> recognition requests using it now (delete answers 409 meanwhile)
         self.in_use: dict[str, int] = {}
@@ -66,6 +119,8 @@ class Customizations:
         await asyncio.to_thread(self._remove_orphans, await self.catalog.artifact_folders())
         for custom_id, name in await self.catalog.pending_corpora():
             self.analyse_later(custom_id, name)
+        for custom_id, name in await self.catalog.pending_audio():
+            self.process_audio_later(custom_id, name)
         for custom_id in await self.catalog.queued_jobs():
             log.info("resuming the interrupted job of custom model %s", custom_id)
             self.train_later(custom_id)
@@ -77,7 +132,7 @@ class Customizations:
         for model_dir in root.iterdir():
             for folder in model_dir.iterdir():
                 rel = f"customizations/{model_dir.name}/{folder.name}"
-                if folder.name != "corpora" and rel not in referenced:
+                if folder.name not in ("corpora", "audio") and rel not in referenced:
                     log.info("removing %s (no catalog record points at it)", rel)
                     self.data.remove(rel)
 
@@ -100,12 +155,24 @@ class Customizations:
 
     def train_later(self, custom_id: str) -> None:
         """Run the model's queued job in the background (once at a time per model)."""
-        if custom_id in self._training:
+        if custom_id in self._jobs:
             return
-        self._training.add(custom_id)
-        self._spawn(self._run_job(custom_id), f"train {custom_id}")
+        self._jobs[custom_id] = self._spawn(self._run_job(custom_id), f"train {custom_id}")
+
+    async def cancel(self, owner: str, kind: str, custom_id: str) -> None:
+        """Cancel a model's training or upgrade: the record first, then the worker process (terminated).
+
+        Raises:
+            NotFoundError, InvalidParameter: as :meth:`Catalog.cancel_job`.
+        """
+        await self.catalog.cancel_job(owner, kind, custom_id)
+        task = self._jobs.get(custom_id)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def _run_job(self, custom_id: str) -> None:
+        folder = None
         try:
             job = await self.catalog.training_input(custom_id)
             if job is None:
@@ -115,21 +182,62 @@ class Customizations:
                 await self.catalog.fail_job(custom_id, f"base model version {job.base_version} is not installed")
                 return
             folder = self.data.new_model_folder(custom_id, job.base_version)
-            words = [(w.word, list(w.sounds_like), w.display_as) for w in job.words]
-            corpora = [str(self.data.path(p)) for p in job.corpora]
+            out = str(self.data.path(folder))
+            if job.kind == ACOUSTIC:
+                audio = [(str(self.data.path(p)), ct, text) for p, ct, text in job.audio]
+                helper = (str(self.data.path(job.helper_lm[0])), job.helper_lm[1]) if job.helper_lm else None
+                work = (_train_acoustic, str(loaded.bundle.path), audio, helper, out)
+            else:
+                words = [(w.word, list(w.sounds_like), w.display_as) for w in job.words]
+                work = (_train, str(loaded.bundle.path), [str(self.data.path(p)) for p in job.corpora], words, out)
+            progress = _Progress(self.catalog, custom_id)
             try:
-                summary = await run_job(_train, str(loaded.bundle.path), corpora, words, str(self.data.path(folder)))
+                summary = await run_job(*work, on_progress=progress.report)
             except JobFailed as exc:
                 log.warning("training custom model %s failed: %s", custom_id, exc)
-                self.data.remove(folder)
                 await self.catalog.fail_job(custom_id, f"training failed: {exc}")
                 return
+            finally:
+                await progress.flush()
             await self.catalog.finish_job(custom_id, job.base_version, folder, summary)
+            folder = None  # the catalog points at it now
             log.info("custom model %s trained on %s", custom_id, job.base_version)
         finally:
-            self._training.discard(custom_id)
+            # Not recorded (failed, cancelled, server stopping): the folder is not needed. A stopped
+            # server's job is still queued in the catalog and runs again at the next start.
+            if folder is not None:
+                self.data.remove(folder)
+            self._jobs.pop(custom_id, None)
 
-    def _spawn(self, coro, name: str) -> None:
+    def process_audio_later(self, custom_id: str, name: str) -> None:
+        """Validate, measure and unpack an audio resource in the background."""
+        self._spawn(self._process_audio(custom_id, name), f"audio {custom_id}/{name}")
+
+    async def _process_audio(self, custom_id: str, name: str) -> None:
+        resource = await self.catalog.audio_resource(custom_id, name)
+        if resource is None:
+            return
+        model = await self.catalog.model_by_id(custom_id)
+        loaded = None if model is None else self.models.versions.get(model.base_version)
+        rate = loaded.bundle.sample_rate_hz if loaded is not None else 8000
+        rel_dir = self.data.audio_items(custom_id, name)
+        try:
+            data = await asyncio.to_thread(self.data.path(resource.path).read_bytes)
+            found = await asyncio.to_thread(
+                audio_resources.process, data, content_type=resource.content_type,
+                contained_content_type=resource.contained_content_type, transcript=resource.transcript,
+                min_rate_hz=rate, out_dir=self.data.path(rel_dir), rel_dir=rel_dir)
+        except (AudioError, OSError) as exc:
+            await self.catalog.record_audio(custom_id, name, error=str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - never leave a resource being_processed forever
+            log.exception("processing audio %s of %s failed", name, custom_id)
+            await self.catalog.record_audio(custom_id, name, error=f"processing failed: {type(exc).__name__}")
+            return
+        await self.catalog.record_audio(custom_id, name, duration_s=found.duration_s, details=found.details,
+                                        items=found.items)
+
+    def _spawn(self, coro, name: str) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
 
@@ -138,6 +246,7 @@ class Customizations:
             if not t.cancelled() and t.exception() is not None:
                 log.error("background task %s failed", name, exc_info=t.exception())
         task.add_done_callback(done)
+        return task
 
     async def idle(self) -> None:
         """Wait until no background work is left (tests)."""
@@ -158,6 +267,20 @@ class Customizations:
             if not self.in_use[custom_id]:
                 del self.in_use[custom_id]
 
+    async def acoustic_model(self, artifact: str, base: LoadedModel, custom_id: str) -> LoadedModel:
+        """A custom acoustic model version, loaded for recognition (once; it shares the base version's
+        beam-search worker, since the lexicon and LM are the base's)."""
+        loaded = self._acoustic.get(artifact)
+        if loaded is None:
+            from engine.acoustic import load_adapted_bundle
+
+            bundle = await asyncio.to_thread(load_adapted_bundle, base.bundle.path, self.data.path(artifact))
+            recognizer = Recognizer(bundle, search_pool=base.search_pool)
+            observer = self._metrics.step_observer(f"{bundle.version}+{custom_id}") if self._metrics else None
+            loaded = self._acoustic.setdefault(artifact, LoadedModel(
+                bundle, recognizer, BatchScheduler(recognizer, self._scheduler, on_step=observer)))
+        return loaded
+
     def load(self, artifact: str) -> CustomLM:
         """A trained custom LM by its stored folder (cached)."""
         return _load(str(self.data.path(artifact)))
@@ -167,6 +290,8 @@ class Customizations:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        for loaded in self._acoustic.values():
+            await loaded.scheduler.close()
 
 
 @lru_cache(maxsize=64)
@@ -179,9 +304,10 @@ class Resolved:
     """The models one recognition request uses.
 
     Attributes:
-        model: the base version, loaded.
+        model: the base version (or the custom acoustic model's version of it), loaded.
         custom_lm: the custom language model's trained version, or None.
         language_id: its id, or None.
+        acoustic_id: the custom acoustic model's id, or None.
         default_weight: the custom model's saved ``customization_weight`` (None: the engine's default).
         warnings: for the results.
     """
@@ -191,6 +317,7 @@ class Resolved:
     language_id: str | None = None
     default_weight: float | None = None
     warnings: tuple[str, ...] = ()
+    acoustic_id: str | None = None
 
     def weight(self, requested: float | None) -> float:
         """The weight to use: the request's, else the model's saved one, else Watson's default 0.3."""
@@ -203,6 +330,8 @@ class Resolved:
         out = {"model": self.model.bundle.name, "base_model_version": self.model.bundle.version}
         if self.language_id:
             out["language_customization_id"] = self.language_id
+        if self.acoustic_id:
+            out["acoustic_customization_id"] = self.acoustic_id
         return out
 
 
@@ -217,18 +346,21 @@ async def resolve_request(customizations: Customizations, models: LoadedModels, 
     catalog = customizations.catalog
     language_id = params.get("language_customization_id") or params.get("customization_id") or None
     acoustic_id = params.get("acoustic_customization_id") or None
-    language = acoustic = row = None
+    language = acoustic = row = am_row = None
     if language_id:
         language, row = await catalog.custom_for_recognition(owner, LANGUAGE, language_id)
     if acoustic_id:
-        acoustic, _ = await catalog.custom_for_recognition(owner, ACOUSTIC, acoustic_id)
+        acoustic, am_row = await catalog.custom_for_recognition(owner, ACOUSTIC, acoustic_id)
     bases = [b for b in await catalog.base_infos() if b.version in models.versions]
     resolution = resolve(bases, model=params.get("model") or None, default_model=default_model,
                          base_model_version=params.get("base_model_version") or None, language=language,
                          acoustic=acoustic, today=catalog.today(), batch=batch)
     loaded = models.versions[resolution.base_version]
+    if resolution.acoustic is not None and am_row is not None:
+        version = next(v for v in am_row.versions if v.base_version == resolution.base_version)
+        loaded = await customizations.acoustic_model(version.artifact, loaded, am_row.id)
     if resolution.language is None or row is None:
-        return Resolved(loaded, warnings=resolution.warnings)
+        return Resolved(loaded, warnings=resolution.warnings, acoustic_id=resolution.acoustic)
     version = next(v for v in row.versions if v.base_version == resolution.base_version)
     custom_lm = await asyncio.to_thread(customizations.load, version.artifact)
-    return Resolved(loaded, custom_lm, row.id, row.customization_weight, resolution.warnings)
+    return Resolved(loaded, custom_lm, row.id, row.customization_weight, resolution.warnings, resolution.acoustic)

@@ -64,7 +64,7 @@ def word_json(w: Word) -> dict:
     return body
 
 
-def _bool(request: web.Request, name: str, default: bool) -> bool:
+def query_bool(request: web.Request, name: str, default: bool) -> bool:
     value = request.query.get(name)
     if value is None:
         return default
@@ -88,7 +88,7 @@ def _weight(request: web.Request) -> float | None:
     return weight
 
 
-async def _json_body(request: web.Request) -> dict:
+async def json_body(request: web.Request) -> dict:
     try:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -98,7 +98,7 @@ async def _json_body(request: web.Request) -> dict:
     return body
 
 
-def _route(allowed: tuple[str, ...] = ()):
+def watson_route(allowed: tuple[str, ...] = ()):
     """Wrap a handler ``(request, state, owner) -> (status, body)``: auth, unknown-parameter warnings, errors."""
     def wrap(handler):
         async def route(request: web.Request) -> web.Response:
@@ -122,10 +122,10 @@ def _id(request: web.Request) -> str:
     return request.match_info["customization_id"]
 
 
-@_route()
+@watson_route()
 async def create(request: web.Request, state: ServerState, owner: str):
     """``POST /v1/customizations``: 201 ``{"customization_id"}``."""
-    body = await _json_body(request)
+    body = await json_body(request)
     for key in ("name", "base_model_name"):
         if not isinstance(body.get(key), str) or not body[key]:
             raise InvalidParameter(f"{key} is required (a string)")
@@ -137,20 +137,20 @@ async def create(request: web.Request, state: ServerState, owner: str):
     return 201, {"customization_id": model.id}
 
 
-@_route(("language",))
+@watson_route(("language",))
 async def list_models(request: web.Request, state: ServerState, owner: str):
     """``GET /v1/customizations[?language=]``."""
     models = await state.catalog.list(owner, LANGUAGE, language=request.query.get("language"))
     return 200, {"customizations": [language_model_json(m) for m in models]}
 
 
-@_route()
+@watson_route()
 async def get_model(request: web.Request, state: ServerState, owner: str):
     """``GET /v1/customizations/{id}``."""
     return 200, language_model_json(await state.catalog.get(owner, LANGUAGE, _id(request)))
 
 
-@_route()
+@watson_route()
 async def delete_model(request: web.Request, state: ServerState, owner: str):
     """``DELETE /v1/customizations/{id}``: 409 while a job or a recognition request uses it."""
     custom_id = _id(request)
@@ -158,26 +158,33 @@ async def delete_model(request: web.Request, state: ServerState, owner: str):
     return 200, {}
 
 
-@_route(("customization_weight", "strict", "word_type_to_add"))
+@watson_route(("customization_weight", "strict", "word_type_to_add"))
 async def train(request: web.Request, state: ServerState, owner: str):
     """``POST /v1/customizations/{id}/train``: 200 ``{"warnings": [...]}``, training in the background."""
     word_type = request.query.get("word_type_to_add", "all")
     if word_type not in ("all", "user"):
         raise InvalidParameter(f"word_type_to_add must be all or user, not {word_type!r}")
     warnings = await state.catalog.start_training(owner, _id(request), customization_weight=_weight(request),
-                                                  strict=_bool(request, "strict", True))
+                                                  strict=query_bool(request, "strict", True))
     state.customizations.train_later(_id(request))
     return 200, {"warnings": warnings} if warnings else {}
 
 
-@_route()
+@watson_route()
 async def reset(request: web.Request, state: ServerState, owner: str):
     """``POST /v1/customizations/{id}/reset``."""
     await state.catalog.reset(owner, _id(request))
     return 200, {}
 
 
-@_route()
+@watson_route()
+async def cancel_training(request: web.Request, state: ServerState, owner: str):
+    """``POST …/{id}/cancel_training`` (voxgate): stop a training or upgrade now."""
+    await state.customizations.cancel(owner, LANGUAGE, _id(request))
+    return 200, {}
+
+
+@watson_route()
 async def upgrade(request: web.Request, state: ServerState, owner: str):
     """``POST /v1/customizations/{id}/upgrade_model``: status ``upgrading``, then ``available`` with both versions."""
     await state.catalog.start_upgrade(owner, _id(request))
@@ -185,7 +192,7 @@ async def upgrade(request: web.Request, state: ServerState, owner: str):
     return 200, {}
 
 
-@_route()
+@watson_route()
 async def list_corpora(request: web.Request, state: ServerState, owner: str):
     """``GET …/corpora``."""
     return 200, {"corpora": [corpus_json(c) for c in await state.catalog.corpora(owner, _id(request))]}
@@ -207,24 +214,24 @@ async def _corpus_text(request: web.Request) -> bytes:
     return await request.read()
 
 
-@_route(("allow_overwrite",))
+@watson_route(("allow_overwrite",))
 async def add_corpus(request: web.Request, state: ServerState, owner: str):
     """``POST …/corpora/{name}``: 201; analysed in the background (status ``being_processed``, then ``analyzed``)."""
     name = request.match_info["corpus_name"]
     text = await _corpus_text(request)
     await state.catalog.add_corpus(owner, _id(request), name, text,
-                                   allow_overwrite=_bool(request, "allow_overwrite", False))
+                                   allow_overwrite=query_bool(request, "allow_overwrite", False))
     state.customizations.analyse_later(_id(request), name)
     return 201, {}
 
 
-@_route()
+@watson_route()
 async def get_corpus(request: web.Request, state: ServerState, owner: str):
     """``GET …/corpora/{name}``."""
     return 200, corpus_json(await state.catalog.corpus(owner, _id(request), request.match_info["corpus_name"]))
 
 
-@_route()
+@watson_route()
 async def delete_corpus(request: web.Request, state: ServerState, owner: str):
     """``DELETE …/corpora/{name}``: also removes the words only it contributed."""
     await state.catalog.delete_corpus(owner, _id(request), request.match_info["corpus_name"])
@@ -257,7 +264,7 @@ async def _base_of(state: ServerState, owner: str, custom_id: str) -> str:
     return model.base_version
 
 
-@_route(("word_type", "sort"))
+@watson_route(("word_type", "sort"))
 async def list_words(request: web.Request, state: ServerState, owner: str):
     """``GET …/words?word_type=all|user|corpora&sort=alphabetical|count``."""
     words = await state.catalog.words(owner, _id(request), word_type=request.query.get("word_type", "all"),
@@ -265,10 +272,10 @@ async def list_words(request: web.Request, state: ServerState, owner: str):
     return 200, {"words": [word_json(w) for w in words]}
 
 
-@_route()
+@watson_route()
 async def add_words(request: web.Request, state: ServerState, owner: str):
     """``POST …/words`` with ``{"words": [CustomWord]}``: 201."""
-    body = await _json_body(request)
+    body = await json_body(request)
     items = body.get("words")
     if not isinstance(items, list) or not items:
         raise InvalidParameter('the body must be {"words": [...]} with at least one word')
@@ -284,10 +291,10 @@ def _word_name(request: web.Request) -> str:
     return unquote(request.match_info["word_name"])
 
 
-@_route()
+@watson_route()
 async def put_word(request: web.Request, state: ServerState, owner: str):
     """``PUT …/words/{word}`` with ``{"sounds_like", "display_as"}``: 201."""
-    body = await _json_body(request)
+    body = await json_body(request)
     name = _word_name(request)
     if "word" in body and body["word"] != name:
         raise InvalidParameter(f"the body's word {body['word']!r} differs from the word in the path {name!r}")
@@ -296,20 +303,20 @@ async def put_word(request: web.Request, state: ServerState, owner: str):
     return 201, {}
 
 
-@_route()
+@watson_route()
 async def get_word(request: web.Request, state: ServerState, owner: str):
     """``GET …/words/{word}``."""
     return 200, word_json(await state.catalog.word(owner, _id(request), _word_name(request)))
 
 
-@_route()
+@watson_route()
 async def delete_word(request: web.Request, state: ServerState, owner: str):
     """``DELETE …/words/{word}``."""
     await state.catalog.delete_word(owner, _id(request), _word_name(request))
     return 200, {}
 
 
-@_route()
+@watson_route()
 async def grammars(request: web.Request, state: ServerState, owner: str):
     """``…/grammars``: not supported (501)."""
     await state.catalog.get(owner, LANGUAGE, _id(request))
@@ -325,6 +332,7 @@ def routes() -> list[web.RouteDef]:
         web.post(base, create), web.get(base, list_models),
         web.get(one, get_model), web.delete(one, delete_model),
         web.post(one + "/train", train), web.post(one + "/reset", reset), web.post(one + "/upgrade_model", upgrade),
+        web.post(one + "/cancel_training", cancel_training),
         web.get(one + "/corpora", list_corpora), web.post(one + "/corpora/{corpus_name}", add_corpus),
         web.get(one + "/corpora/{corpus_name}", get_corpus), web.delete(one + "/corpora/{corpus_name}", delete_corpus),
         web.get(one + "/words", list_words), web.post(one + "/words", add_words),

@@ -5,6 +5,8 @@ Layout (paths stored in the database are relative to the data directory)::
     catalog.sqlite                       the default database
     models/<name>/<version>/             base versions added by ``voxgate models register``
     customizations/<id>/corpora/<name>.txt
+    customizations/<id>/audio/<name>.upload       an audio resource as uploaded
+    customizations/<id>/audio/<name>.files/       an archive resource's audio files, extracted
     customizations/<id>/<base version>-<token>/   a trained custom model (one folder per training)
     jobs/<id>.audio                      audio of an asynchronous recognition job
 
@@ -52,6 +54,14 @@ class DataDir:
     def corpus(self, custom_id: str, name: str) -> str:
         """Relative path of a corpus text."""
         return f"customizations/{custom_id}/corpora/{name}.txt"
+
+    def audio(self, custom_id: str, name: str) -> str:
+        """Relative path of an uploaded audio resource (as sent)."""
+        return f"customizations/{custom_id}/audio/{name}.upload"
+
+    def audio_items(self, custom_id: str, name: str) -> str:
+        """Relative folder of an archive resource's extracted audio files."""
+        return f"customizations/{custom_id}/audio/{name}.files"
 
     def new_model_folder(self, custom_id: str, base_version: str) -> str:
         """Relative path of a fresh (not yet existing) folder for a trained custom model."""

@@ -27,7 +27,7 @@ from server.catalog.artifacts import DataDir
 from server.catalog.db import Database
 from server.catalog.lifecycle import adaptation_deadline, transcription_deadline
 from server.catalog.resolution import BaseInfo, CustomInfo, newest
-from server.catalog.tables import BaseVersion, Corpus, CustomModel, CustomVersion, Job, Word
+from server.catalog.tables import AudioResource, BaseVersion, Corpus, CustomModel, CustomVersion, Job, Word
 
 log = logging.getLogger("voxgate.catalog")
 
@@ -70,13 +70,23 @@ class WordSpec:
 
 @dataclass(frozen=True)
 class TrainingInput:
-    """What a training job needs, read in one transaction."""
+    """What a training job needs, read in one transaction.
+
+    Attributes:
+        corpora, words: a language model's analysed corpora (relative paths) and words.
+        audio: an acoustic model's audio files: ``(relative path, content type or None, transcript or None)``.
+        helper_lm: an acoustic model's helper language model on the same base version: ``(relative folder,
+            customization weight or None)``, or None.
+    """
 
     custom_id: str
+    kind: str
     job: str
     base_version: str
-    corpora: tuple[str, ...]  # relative paths of analysed corpora
-    words: tuple[WordSpec, ...]
+    corpora: tuple[str, ...] = ()
+    words: tuple[WordSpec, ...] = ()
+    audio: tuple[tuple[str, str | None, str | None], ...] = ()
+    helper_lm: tuple[str, float | None] | None = None
 
 
 class Catalog:
@@ -191,6 +201,11 @@ class Catalog:
             raise NotFoundError(f"Invalid customization_id ({custom_id}): no custom {kind} model with that id "
                                 "for these credentials")
         return model
+
+    async def model_by_id(self, custom_id: str) -> CustomModel | None:
+        """A custom model whoever owns it (background work)."""
+        async with self.db.session() as s:
+            return await s.get(CustomModel, custom_id)
 
     async def delete(self, owner: str, kind: str, custom_id: str, *, in_use: bool = False) -> None:
         """Delete a custom model and its files.
@@ -420,6 +435,8 @@ class Catalog:
 
     @staticmethod
     def _has_valid_data(model: CustomModel) -> bool:
+        if model.kind == ACOUSTIC:
+            return any(a.status == "ok" for a in model.audio)
         return any(c.status == "analyzed" for c in model.corpora) or any("user" in w.source for w in model.words)
 
     async def start_training(self, owner: str, custom_id: str, *, customization_weight: float | None,
@@ -488,15 +505,17 @@ class Catalog:
             model.updated = self.clock()
             return target
 
-    async def reset(self, owner: str, custom_id: str) -> None:
-        """Remove corpora, words and trained versions; back to ``pending``.
+    async def reset(self, owner: str, custom_id: str, kind: str = LANGUAGE) -> None:
+        """Remove corpora, words, audio and trained versions; back to ``pending``.
 
         Raises:
             NotFoundError, ConflictError: as :meth:`delete`.
         """
         async with self.db.session() as s, s.begin():
-            model = await self._modifiable(s, owner, LANGUAGE, custom_id)
+            model = await self._modifiable(s, owner, kind, custom_id)
             folders = [v.artifact for v in model.versions] + [c.path for c in model.corpora]
+            folders += [a.path for a in model.audio] + [self.data.audio_items(custom_id, a.name) for a in model.audio]
+            model.audio.clear()
             model.corpora.clear()
             model.words.clear()
             model.versions.clear()
@@ -517,10 +536,30 @@ class Catalog:
             model = await s.get(CustomModel, custom_id)
             if model is None or model.job is None:
                 return None
+            if model.kind == ACOUSTIC:
+                audio = []
+                for a in model.audio:
+                    if a.status != "ok":
+                        continue
+                    for item in a.items or []:
+                        if item.get("path") is None:  # a single file: the upload itself
+                            audio.append((a.path, a.content_type, item.get("transcript")))
+                        else:
+                            audio.append((item["path"], item.get("content_type"), item.get("transcript")))
+                helper = None
+                helper_id = (model.job_options or {}).get("language_customization_id")
+                if helper_id:
+                    lm = await s.get(CustomModel, helper_id)
+                    version = None if lm is None else next(
+                        (v for v in lm.versions if v.base_version == model.base_version), None)
+                    if version is not None:
+                        helper = (version.artifact, lm.customization_weight)
+                return TrainingInput(custom_id, ACOUSTIC, model.job, model.base_version, audio=tuple(audio),
+                                     helper_lm=helper)
             corpora = tuple(c.path for c in model.corpora if c.status == "analyzed")
             words = tuple(WordSpec(w.word, tuple(w.sounds_like or ()), w.display_as) for w in model.words
                           if "user" in w.source or w.sounds_like or w.display_as)
-            return TrainingInput(custom_id, model.job, model.base_version, corpora, words)
+            return TrainingInput(custom_id, LANGUAGE, model.job, model.base_version, corpora, words)
 
     async def finish_job(self, custom_id: str, base_version: str, artifact: str, summary: dict) -> None:
         """Record a trained version (replacing an earlier one on the same base version); status ``available``."""
@@ -539,7 +578,9 @@ class Catalog:
                 model.versions.append(CustomVersion(custom_id=custom_id, base_version=base_version, created=now,
                                                     transcription_deadline=transcription_deadline(now.date()),
                                                     artifact=artifact, summary=summary))
-                model.status, model.progress, model.job, model.job_options = "available", 100, None, None
+                trained_with = (model.job_options or {}).get("language_customization_id")
+                model.status, model.progress, model.job = "available", 100, None
+                model.job_options = {"language_customization_id": trained_with} if trained_with else None
                 model.dirty, model.updated = False, now
         for folder in stale:
             self.data.remove(folder)
@@ -643,3 +684,195 @@ class Catalog:
         if path:
             self.data.remove(path)
         return job
+
+    # -- custom acoustic models: audio resources, training, upgrade ------------------------------
+
+    async def add_audio(self, owner: str, custom_id: str, name: str, data: bytes, *, content_type: str,
+                        contained_content_type: str | None, transcript: str | None,
+                        allow_overwrite: bool = False) -> None:
+        """Store an audio resource (processed afterwards by :meth:`record_audio`; ``being_processed``).
+
+        Raises:
+            InvalidParameter: a bad name or an empty body.
+            ConflictError: a resource of that name exists (without ``allow_overwrite``), or a job runs.
+        """
+        if not name or len(name) > 128 or "/" in name or name.startswith("."):
+            raise InvalidParameter(f"bad audio resource name {name!r}: 1-128 characters, no '/' and no leading '.'")
+        if len(data) < 100:
+            raise InvalidParameter("the audio resource is empty (at least 100 bytes)")
+        async with self.db.session() as s, s.begin():
+            model = await self._modifiable(s, owner, ACOUSTIC, custom_id)
+            existing = next((a for a in model.audio if a.name == name), None)
+            if existing is not None and not allow_overwrite:
+                raise ConflictError(f"Audio resource {name} already exists for custom model {custom_id}; pass "
+                                    "allow_overwrite=true to replace it")
+            path = self.data.audio(custom_id, name)
+            if existing is not None:
+                model.audio.remove(existing)
+                await s.delete(existing)
+                await s.flush()
+                self.data.remove(self.data.audio_items(custom_id, name))
+            self.data.write_bytes(path, data)
+            model.audio.append(AudioResource(custom_id=custom_id, name=name, path=path, content_type=content_type,
+                                             contained_content_type=contained_content_type, transcript=transcript,
+                                             status="being_processed"))
+            self._changed(model, status="pending")
+
+    async def record_audio(self, custom_id: str, name: str, *, duration_s: float = 0.0, details: dict | None = None,
+                           items: list | None = None, error: str | None = None) -> None:
+        """Record the outcome of processing a resource (``ok``, or ``invalid`` with ``error``)."""
+        async with self.db.session() as s, s.begin():
+            model = await s.get(CustomModel, custom_id, with_for_update=True)
+            resource = None if model is None else next((a for a in model.audio if a.name == name), None)
+            if resource is None:
+                return
+            resource.duration_s, resource.details, resource.items = duration_s, details, items
+            resource.status, resource.error = ("invalid", error) if error else ("ok", None)
+            if model.status == "pending" and not any(a.status == "being_processed" for a in model.audio):
+                model.status = "ready" if self._has_valid_data(model) else "pending"
+            model.updated = self.clock()
+
+    async def pending_audio(self) -> list[tuple[str, str]]:
+        """``(custom_id, name)`` of audio resources not processed yet (after a restart)."""
+        async with self.db.session() as s:
+            rows = await s.execute(select(AudioResource.custom_id, AudioResource.name)
+                                   .where(AudioResource.status == "being_processed"))
+            return [tuple(r) for r in rows.all()]
+
+    async def audio_resource(self, custom_id: str, name: str) -> AudioResource | None:
+        """A resource by id and name, whoever owns it (for background processing)."""
+        async with self.db.session() as s:
+            return await s.get(AudioResource, (custom_id, name))
+
+    async def delete_audio(self, owner: str, custom_id: str, name: str) -> None:
+        """Remove an audio resource.
+
+        Raises:
+            NotFoundError: no such model or resource.
+            ConflictError: a job runs.
+        """
+        async with self.db.session() as s, s.begin():
+            model = await self._modifiable(s, owner, ACOUSTIC, custom_id)
+            resource = next((a for a in model.audio if a.name == name), None)
+            if resource is None:
+                raise NotFoundError(f"Audio resource {name} not found for custom model {custom_id}")
+            model.audio.remove(resource)
+            await s.delete(resource)
+            path = resource.path
+            self._changed(model)
+        self.data.remove(path)
+        self.data.remove(self.data.audio_items(custom_id, name))
+
+    async def start_acoustic_training(self, owner: str, custom_id: str, *, language_id: str | None, strict: bool,
+                                      force: bool = False, min_minutes: float = 0.0) -> list[dict]:
+        """Queue training of a custom acoustic model; return the warnings.
+
+        Raises:
+            ConflictError: a job runs, or audio is still being processed.
+            NotFoundError: an unknown helper language model.
+            InvalidParameter: too little valid audio, invalid audio with ``strict``, a helper language model that
+                is not trained on the same base version, or nothing changed since the last training.
+        """
+        async with self.db.session() as s, s.begin():
+            model = await self._modifiable(s, owner, ACOUSTIC, custom_id)
+            warnings = await self._acoustic_checks(s, owner, model, language_id=language_id, strict=strict,
+                                                   min_minutes=min_minutes)
+            trained_here = any(v.base_version == model.base_version for v in model.versions)
+            same_helper = (model.job_options or {}).get("language_customization_id") == language_id
+            if not model.dirty and trained_here and same_helper and not force:
+                raise InvalidParameter("No input data modified since last training")
+            model.status, model.progress, model.error = "training", 0, None
+            model.warnings = "; ".join(w["message"] for w in warnings) or None
+            model.job, model.job_options = "train", {"language_customization_id": language_id}
+            model.updated = self.clock()
+            return warnings
+
+    async def _acoustic_checks(self, s: AsyncSession, owner: str, model: CustomModel, *, language_id: str | None,
+                               strict: bool, min_minutes: float) -> list[dict]:
+        if any(a.status == "being_processed" for a in model.audio):
+            raise ConflictError(f"Audio resources of custom model {model.id} are still being processed; train once "
+                                "their status is ok")
+        invalid = [a.name for a in model.audio if a.status == "invalid"]
+        warnings = []
+        if invalid:
+            message = (f"Analysis of the following audio resources has not completed successfully: "
+                       f"[{', '.join(invalid)}]. They will be excluded from custom acoustic model training.")
+            if strict:
+                raise InvalidParameter(message + " (strict=true: fix or delete them, or train with strict=false)")
+            warnings.append({"code": "invalid_audio_files", "message": message})
+        minutes = sum(a.duration_s for a in model.audio if a.status == "ok") / 60
+        if minutes < min_minutes or minutes == 0:
+            raise InvalidParameter(f"Training needs at least {max(min_minutes, 0.01):g} minutes of valid audio; "
+                                   f"custom model {model.id} has {minutes:.2f}")
+        base = await s.get(BaseVersion, model.base_version)
+        if base is not None and self.today() > base.adaptation_deadline:
+            raise InvalidParameter(f"Base model version {base.version} accepted training until "
+                                   f"{base.adaptation_deadline.isoformat()}; upgrade the custom model to a "
+                                   "newer base version")
+        if language_id is not None:
+            helper = await self._get(s, owner, LANGUAGE, language_id)
+            if helper.base_model_name != model.base_model_name:
+                raise InvalidParameter(f"custom language model {language_id} is based on {helper.base_model_name}, "
+                                       f"not {model.base_model_name}")
+            if not any(v.base_version == model.base_version for v in helper.versions):
+                raise InvalidParameter(f"custom language model {language_id} must be available on base model version "
+                                       f"{model.base_version} (train or upgrade it first)")
+        return warnings
+
+    async def start_acoustic_upgrade(self, owner: str, custom_id: str, *, language_id: str | None,
+                                     force: bool) -> str:
+        """Queue an upgrade of a custom acoustic model to the newest base version; return that version.
+
+        Upgrade order (PROTOCOLS.md §1.9): upgrade the helper language model first, then the acoustic
+        model; once on the newest version, upgrading again with ``custom_language_model_id`` retrains with
+        it (400 ``No input data modified since last training`` unless ``force``).
+
+        Raises:
+            ConflictError: a job runs.
+            InvalidParameter: not ready/available, the helper on another base version, or nothing to upgrade.
+        """
+        async with self.db.session() as s, s.begin():
+            model = await self._modifiable(s, owner, ACOUSTIC, custom_id)
+            if model.status not in ("ready", "available"):
+                raise InvalidParameter(f"Custom model {custom_id} must be ready or available to upgrade; its status "
+                                       f"is {model.status}")
+            bases = [BaseInfo(b.model, b.version, b.created) for b in
+                     (await s.scalars(select(BaseVersion).where(BaseVersion.model == model.base_model_name))).all()]
+            target = newest(bases, model.base_model_name).version
+            previous = model.base_version
+            if previous == target:
+                if language_id is None:
+                    raise InvalidParameter(f"Custom model {custom_id} is already on the newest base model version "
+                                           f"{target}")
+                trained_with = (model.job_options or {}).get("language_customization_id")
+                if not force and not model.dirty and trained_with == language_id:
+                    raise InvalidParameter("No input data modified since last training")
+            model.base_version = target
+            await self._acoustic_checks(s, owner, model, language_id=language_id, strict=False, min_minutes=0.0)
+            model.status, model.progress, model.error = "upgrading", 0, None
+            model.job, model.job_options = "upgrade", {"from": previous, "language_customization_id": language_id}
+            model.updated = self.clock()
+            return target
+
+    async def set_progress(self, custom_id: str, progress: int) -> None:
+        """Record a running job's progress (0-100)."""
+        async with self.db.session() as s, s.begin():
+            model = await s.get(CustomModel, custom_id, with_for_update=True)
+            if model is not None and model.job is not None:
+                model.progress = max(0, min(99, progress))
+
+    async def cancel_job(self, owner: str, kind: str, custom_id: str) -> None:
+        """Cancel a queued or running job: back to ``available`` (if trained) or ``ready``.
+
+        Raises:
+            NotFoundError: see :meth:`get`.
+            InvalidParameter: no job runs.
+        """
+        async with self.db.session() as s, s.begin():
+            model = await self._get(s, owner, kind, custom_id, lock=True)
+            if model.job is None:
+                raise InvalidParameter(f"Custom model {custom_id} has no training in progress (status {model.status})")
+            if model.job == "upgrade" and model.job_options:
+                model.base_version = model.job_options.get("from", model.base_version)
+            model.status = "available" if model.versions else ("ready" if self._has_valid_data(model) else "pending")
+            model.job, model.progress, model.updated = None, 100 if model.versions else 0, self.clock()

@@ -67,6 +67,8 @@ class CustomModel(Base):
     corpora: Mapped[list[Corpus]] = relationship(cascade="all, delete-orphan", order_by="Corpus.name",
                                                  lazy="selectin")
     words: Mapped[list[Word]] = relationship(cascade="all, delete-orphan", order_by="Word.word", lazy="selectin")
+    audio: Mapped[list[AudioResource]] = relationship(cascade="all, delete-orphan", order_by="AudioResource.name",
+                                                      lazy="selectin")
 
 
 class CustomVersion(Base):
@@ -127,4 +129,26 @@ class Job(Base):
     audio_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     user_token: Mapped[str | None] = mapped_column(String(256), nullable=True)
     results: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class AudioResource(Base):
+    """An audio resource of a custom acoustic model: one audio file, or an archive of them.
+
+    ``details`` is Watson's ``{type, codec, frequency, compression}``; ``items`` lists the files
+    extracted for training (relative paths and transcripts) once the resource is processed.
+    """
+
+    __tablename__ = "audio_resources"
+
+    custom_id: Mapped[str] = mapped_column(ForeignKey("custom_models.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    content_type: Mapped[str] = mapped_column(String(128))
+    contained_content_type: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    transcript: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(32))
+    duration_s: Mapped[float] = mapped_column(Float, default=0.0)
+    details: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    items: Mapped[list | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)

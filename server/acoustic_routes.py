@@ -1,0 +1,194 @@
+"""The Watson custom acoustic model API: ``/v1/acoustic_customizations`` (PROTOCOLS.md §1.8, §1.9).
+
+Audio resources are stored as sent and processed in the background
+(:mod:`server.audio_resources`: ``being_processed → ok | invalid``).
+Training fine-tunes the model's base version on them in a worker process
+(:mod:`server.customization`), with the transcripts the resources carry
+(``transcripts.tsv`` in an archive, a ``Transcript`` header on a single file)
+or, without them, transcripts the base model makes with the helper custom
+language model (``custom_language_model_id``). ``progress`` counts 0-100.
+voxgate extension: ``POST …/{id}/cancel_training`` stops a training or upgrade
+at once (the model keeps the versions it had).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from protocol.errors import InvalidParameter, NotFoundError, TooLarge
+from server.catalog.store import ACOUSTIC
+from server.catalog.tables import AudioResource, CustomModel
+from server.customization_routes import iso, json_body, query_bool, watson_route
+from server.state import ServerState
+
+MAX_AUDIO_BYTES = 100 * 1024 * 1024
+#: the least valid audio a training needs (Watson asks for 10 minutes; voxgate sets its own floor)
+MIN_TRAINING_MINUTES = 1.0
+
+
+def acoustic_model_json(m: CustomModel) -> dict:
+    """A Watson ``AcousticModel``."""
+    body = {"customization_id": m.id, "created": iso(m.created), "updated": iso(m.updated), "language": m.language,
+            "versions": [v.base_version for v in m.versions] or [m.base_version], "owner": m.owner, "name": m.name,
+            "description": m.description, "base_model_name": m.base_model_name, "status": m.status,
+            "progress": m.progress}
+    if m.warnings:
+        body["warnings"] = m.warnings
+    if m.error:
+        body["error"] = m.error
+    return body
+
+
+def audio_json(a: AudioResource) -> dict:
+    """A Watson ``AudioResource``."""
+    body = {"duration": round(a.duration_s, 2), "name": a.name, "details": a.details or {}, "status": a.status}
+    if a.error:
+        body["error"] = a.error
+    return body
+
+
+def _id(request: web.Request) -> str:
+    return request.match_info["customization_id"]
+
+
+@watson_route()
+async def create(request: web.Request, state: ServerState, owner: str):
+    """``POST /v1/acoustic_customizations``: 201 ``{"customization_id"}``."""
+    body = await json_body(request)
+    for key in ("name", "base_model_name"):
+        if not isinstance(body.get(key), str) or not body[key]:
+            raise InvalidParameter(f"{key} is required (a string)")
+    unknown = sorted(set(body) - {"name", "base_model_name", "description"})
+    if unknown:
+        raise InvalidParameter(f"unknown fields in the request body: {unknown}")
+    model = await state.catalog.create(owner, ACOUSTIC, name=body["name"], base_model_name=body["base_model_name"],
+                                       description=str(body.get("description") or ""))
+    return 201, {"customization_id": model.id}
+
+
+@watson_route(("language",))
+async def list_models(request: web.Request, state: ServerState, owner: str):
+    """``GET /v1/acoustic_customizations[?language=]``."""
+    models = await state.catalog.list(owner, ACOUSTIC, language=request.query.get("language"))
+    return 200, {"customizations": [acoustic_model_json(m) for m in models]}
+
+
+@watson_route()
+async def get_model(request: web.Request, state: ServerState, owner: str):
+    """``GET /v1/acoustic_customizations/{id}``."""
+    return 200, acoustic_model_json(await state.catalog.get(owner, ACOUSTIC, _id(request)))
+
+
+@watson_route()
+async def delete_model(request: web.Request, state: ServerState, owner: str):
+    """``DELETE /v1/acoustic_customizations/{id}``: 409 while training or in use."""
+    custom_id = _id(request)
+    await state.catalog.delete(owner, ACOUSTIC, custom_id, in_use=state.customizations.in_use.get(custom_id, 0) > 0)
+    return 200, {}
+
+
+@watson_route(("custom_language_model_id", "strict"))
+async def train(request: web.Request, state: ServerState, owner: str):
+    """``POST …/{id}/train?custom_language_model_id=&strict=``: 200 ``{"warnings"}``, training in the background."""
+    warnings = await state.catalog.start_acoustic_training(
+        owner, _id(request), language_id=request.query.get("custom_language_model_id") or None,
+        strict=query_bool(request, "strict", True), min_minutes=MIN_TRAINING_MINUTES)
+    state.customizations.train_later(_id(request))
+    return 200, {"warnings": warnings} if warnings else {}
+
+
+@watson_route()
+async def reset(request: web.Request, state: ServerState, owner: str):
+    """``POST …/{id}/reset``: removes audio resources and trained versions."""
+    await state.catalog.reset(owner, _id(request), ACOUSTIC)
+    return 200, {}
+
+
+@watson_route(("custom_language_model_id", "force"))
+async def upgrade(request: web.Request, state: ServerState, owner: str):
+    """``POST …/{id}/upgrade_model?custom_language_model_id=&force=``."""
+    await state.catalog.start_acoustic_upgrade(owner, _id(request),
+                                               language_id=request.query.get("custom_language_model_id") or None,
+                                               force=query_bool(request, "force", False))
+    state.customizations.train_later(_id(request))
+    return 200, {}
+
+
+@watson_route()
+async def cancel_training(request: web.Request, state: ServerState, owner: str):
+    """``POST …/{id}/cancel_training`` (voxgate): stop a training or upgrade now."""
+    await state.customizations.cancel(owner, ACOUSTIC, _id(request))
+    return 200, {}
+
+
+@watson_route()
+async def list_audio(request: web.Request, state: ServerState, owner: str):
+    """``GET …/audio``: ``{"total_minutes_of_audio", "audio"}``."""
+    audio = (await state.catalog.get(owner, ACOUSTIC, _id(request))).audio
+    minutes = sum(a.duration_s for a in audio if a.status == "ok") / 60
+    return 200, {"total_minutes_of_audio": round(minutes, 2), "audio": [audio_json(a) for a in audio]}
+
+
+def _resource(model: CustomModel, name: str) -> AudioResource:
+    for a in model.audio:
+        if a.name == name:
+            return a
+    raise NotFoundError(f"Audio resource {name} not found for custom model {model.id}")
+
+
+@watson_route()
+async def get_audio(request: web.Request, state: ServerState, owner: str):
+    """``GET …/audio/{name}``: an ``AudioListing`` (an archive lists its files under ``audio``)."""
+    model = await state.catalog.get(owner, ACOUSTIC, _id(request))
+    resource = _resource(model, request.match_info["audio_name"])
+    if (resource.details or {}).get("type") == "archive":
+        files = [{"name": f"{resource.name}/{i}", "duration": round(item["duration"], 2), "status": "ok",
+                  "details": {"type": "audio"}} for i, item in enumerate(resource.items or [])]
+        return 200, {"container": audio_json(resource), "audio": files}
+    return 200, audio_json(resource)
+
+
+@watson_route(("allow_overwrite",))
+async def add_audio(request: web.Request, state: ServerState, owner: str):
+    """``POST …/audio/{name}``: one audio file, or a zip / tar.gz archive (``Contained-Content-Type``); 201."""
+    content_type = request.headers.get("Content-Type")
+    if not content_type:
+        raise InvalidParameter("Content-Type is required: the audio's type, or application/zip or application/gzip")
+    contained = request.headers.get("Contained-Content-Type")
+    transcript = request.headers.get("Transcript")
+    if transcript is not None:
+        transcript = unquote(transcript).strip() or None
+    data = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        data += chunk
+        if len(data) > MAX_AUDIO_BYTES:
+            raise TooLarge(f"an audio resource may hold at most {MAX_AUDIO_BYTES} bytes")
+    name = request.match_info["audio_name"]
+    await state.catalog.add_audio(owner, _id(request), name, bytes(data), content_type=content_type,
+                                  contained_content_type=contained, transcript=transcript,
+                                  allow_overwrite=query_bool(request, "allow_overwrite", False))
+    state.customizations.process_audio_later(_id(request), name)
+    return 201, {}
+
+
+@watson_route()
+async def delete_audio(request: web.Request, state: ServerState, owner: str):
+    """``DELETE …/audio/{name}``."""
+    await state.catalog.delete_audio(owner, _id(request), request.match_info["audio_name"])
+    return 200, {}
+
+
+def routes() -> list[web.RouteDef]:
+    """Every route of the custom acoustic model API."""
+    base = "/v1/acoustic_customizations"
+    one = base + "/{customization_id}"
+    return [
+        web.post(base, create), web.get(base, list_models),
+        web.get(one, get_model), web.delete(one, delete_model),
+        web.post(one + "/train", train), web.post(one + "/reset", reset), web.post(one + "/upgrade_model", upgrade),
+        web.post(one + "/cancel_training", cancel_training),
+        web.get(one + "/audio", list_audio), web.post(one + "/audio/{audio_name}", add_audio),
+        web.get(one + "/audio/{audio_name}", get_audio), web.delete(one + "/audio/{audio_name}", delete_audio),
+    ]
