@@ -197,3 +197,35 @@ def test_atomic_write_keeps_the_old_content_when_the_write_fails(tmp_path, monke
         write_atomic(target, b"new")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["corpus.txt"]
+
+
+def test_an_older_schema_is_upgraded_in_place_keeping_its_rows(database_url, tmp_path):
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from server.catalog.db import alembic_config
+
+    async def main():
+        db = Database(database_url)
+
+        def to_0001(connection):
+            cfg = alembic_config(database_url)
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "0001")
+        async with db.engine.begin() as conn:
+            await conn.run_sync(to_0001)
+            before = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+            await conn.execute(text(
+                "INSERT INTO base_versions (version, model, locale, rate_hz, created, adaptation_deadline, "
+                "transcription_deadline, path, registered) VALUES ('m.v2020-01-01', 'm', 'en-US', 8000, "
+                "'2020-01-01', '2021-01-15', '2022-01-15', '/m', '2020-01-02 00:00:00')"))
+        await db.close()
+        c = await open_catalog(database_url, tmp_path / "data")  # migrates to head, as a new server does
+        versions = [b.version for b in await c.base_versions()]
+        async with c.db.engine.connect() as conn:
+            after = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        await c.db.close()
+        return before, after, versions
+    before, after, versions = asyncio.run(main())
+    assert "audio_resources" not in before and "audio_resources" in after
+    assert sorted(versions) == [OLD, "m.v2020-01-01"]
