@@ -229,3 +229,43 @@ def test_an_older_schema_is_upgraded_in_place_keeping_its_rows(database_url, tmp
     before, after, versions = asyncio.run(main())
     assert "audio_resources" not in before and "audio_resources" in after
     assert sorted(versions) == [OLD, "m.v2020-01-01"]
+
+
+def test_acoustic_model_rules(run):
+    from server.catalog.store import ACOUSTIC
+
+    async def f(c: Catalog):
+        am = await c.create("acme", ACOUSTIC, name="voices", base_model_name=BB)
+        lm = await c.create("acme", LANGUAGE, name="words", base_model_name=BB)
+        await c.add_audio("acme", am.id, "calls", b"x" * 200, content_type="audio/wav", contained_content_type=None,
+                          transcript="hello")
+        statuses = [(await c.get("acme", ACOUSTIC, am.id)).status]
+        with pytest.raises(ConflictError, match="still being processed"):
+            await c.start_acoustic_training("acme", am.id, language_id=None, strict=True)
+        await c.record_audio(am.id, "calls", duration_s=30.0, details={"type": "audio"},
+                             items=[{"path": None, "transcript": "hello", "duration": 30.0}])
+        await c.add_audio("acme", am.id, "broken", b"y" * 200, content_type="audio/wav", contained_content_type=None,
+                          transcript=None)
+        await c.record_audio(am.id, "broken", error="not audio")
+        statuses.append((await c.get("acme", ACOUSTIC, am.id)).status)
+        with pytest.raises(InvalidParameter, match=r"following audio resources .*\[broken\]"):
+            await c.start_acoustic_training("acme", am.id, language_id=None, strict=True)
+        with pytest.raises(InvalidParameter, match="at least 1 minutes of valid audio; .* has 0.50"):
+            await c.start_acoustic_training("acme", am.id, language_id=None, strict=False, min_minutes=1.0)
+        with pytest.raises(InvalidParameter, match="must be available on base model version"):
+            await c.start_acoustic_training("acme", am.id, language_id=lm.id, strict=False)
+        with pytest.raises(NotFoundError):
+            await c.start_acoustic_training("acme", am.id, language_id="nope", strict=False)
+        [warning] = await c.start_acoustic_training("acme", am.id, language_id=None, strict=False)
+        job = await c.training_input(am.id)
+        with pytest.raises(ConflictError):
+            await c.delete_audio("acme", am.id, "calls")
+        await c.cancel_job("acme", ACOUSTIC, am.id)
+        after_cancel = await c.get("acme", ACOUSTIC, am.id)
+        return statuses, warning, job, after_cancel
+    statuses, warning, job, after_cancel = run(f)
+    assert statuses == ["pending", "ready"]
+    assert "excluded from custom acoustic model training" in warning["message"]
+    assert job.kind == "acoustic" and job.audio == (("customizations/" + job.custom_id + "/audio/calls.upload",
+                                                     "audio/wav", "hello"),)
+    assert (after_cancel.status, after_cancel.job) == ("ready", None)
