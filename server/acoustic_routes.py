@@ -20,7 +20,7 @@ from aiohttp import web
 from protocol.errors import InvalidParameter, NotFoundError, TooLarge
 from server.catalog.store import ACOUSTIC
 from server.catalog.tables import AudioResource, CustomModel
-from server.customization_routes import iso, json_body, query_bool, watson_route
+from server.customization_routes import iso, model_routes, query_bool, shared_routes, watson_route
 from server.state import ServerState
 
 MAX_AUDIO_BYTES = 100 * 1024 * 1024
@@ -53,40 +53,7 @@ def _id(request: web.Request) -> str:
     return request.match_info["customization_id"]
 
 
-@watson_route()
-async def create(request: web.Request, state: ServerState, owner: str):
-    """``POST /v1/acoustic_customizations``: 201 ``{"customization_id"}``."""
-    body = await json_body(request)
-    for key in ("name", "base_model_name"):
-        if not isinstance(body.get(key), str) or not body[key]:
-            raise InvalidParameter(f"{key} is required (a string)")
-    unknown = sorted(set(body) - {"name", "base_model_name", "description"})
-    if unknown:
-        raise InvalidParameter(f"unknown fields in the request body: {unknown}")
-    model = await state.catalog.create(owner, ACOUSTIC, name=body["name"], base_model_name=body["base_model_name"],
-                                       description=str(body.get("description") or ""))
-    return 201, {"customization_id": model.id}
-
-
-@watson_route(("language",))
-async def list_models(request: web.Request, state: ServerState, owner: str):
-    """``GET /v1/acoustic_customizations[?language=]``."""
-    models = await state.catalog.list(owner, ACOUSTIC, language=request.query.get("language"))
-    return 200, {"customizations": [acoustic_model_json(m) for m in models]}
-
-
-@watson_route()
-async def get_model(request: web.Request, state: ServerState, owner: str):
-    """``GET /v1/acoustic_customizations/{id}``."""
-    return 200, acoustic_model_json(await state.catalog.get(owner, ACOUSTIC, _id(request)))
-
-
-@watson_route()
-async def delete_model(request: web.Request, state: ServerState, owner: str):
-    """``DELETE /v1/acoustic_customizations/{id}``: 409 while training or in use."""
-    custom_id = _id(request)
-    await state.catalog.delete(owner, ACOUSTIC, custom_id, in_use=state.customizations.in_use.get(custom_id, 0) > 0)
-    return 200, {}
+ACOUSTIC_ROUTES = model_routes(ACOUSTIC, acoustic_model_json, frozenset({"name", "base_model_name", "description"}))
 
 
 @watson_route(("custom_language_model_id", "strict"))
@@ -99,13 +66,6 @@ async def train(request: web.Request, state: ServerState, owner: str):
     return 200, {"warnings": warnings} if warnings else {}
 
 
-@watson_route()
-async def reset(request: web.Request, state: ServerState, owner: str):
-    """``POST …/{id}/reset``: removes audio resources and trained versions."""
-    await state.catalog.reset(owner, _id(request), ACOUSTIC)
-    return 200, {}
-
-
 @watson_route(("custom_language_model_id", "force"))
 async def upgrade(request: web.Request, state: ServerState, owner: str):
     """``POST …/{id}/upgrade_model?custom_language_model_id=&force=``."""
@@ -113,13 +73,6 @@ async def upgrade(request: web.Request, state: ServerState, owner: str):
                                                language_id=request.query.get("custom_language_model_id") or None,
                                                force=query_bool(request, "force", False))
     state.customizations.train_later(_id(request))
-    return 200, {}
-
-
-@watson_route()
-async def cancel_training(request: web.Request, state: ServerState, owner: str):
-    """``POST …/{id}/cancel_training`` (voxgate): stop a training or upgrade now."""
-    await state.customizations.cancel(owner, ACOUSTIC, _id(request))
     return 200, {}
 
 
@@ -185,10 +138,8 @@ def routes() -> list[web.RouteDef]:
     base = "/v1/acoustic_customizations"
     one = base + "/{customization_id}"
     return [
-        web.post(base, create), web.get(base, list_models),
-        web.get(one, get_model), web.delete(one, delete_model),
-        web.post(one + "/train", train), web.post(one + "/reset", reset), web.post(one + "/upgrade_model", upgrade),
-        web.post(one + "/cancel_training", cancel_training),
+        *shared_routes(base, ACOUSTIC_ROUTES),
+        web.post(one + "/train", train), web.post(one + "/upgrade_model", upgrade),
         web.get(one + "/audio", list_audio), web.post(one + "/audio/{audio_name}", add_audio),
         web.get(one + "/audio/{audio_name}", get_audio), web.delete(one + "/audio/{audio_name}", delete_audio),
     ]

@@ -11,6 +11,8 @@ parameters do not fail a request: the body carries ``warnings``
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -122,40 +124,71 @@ def _id(request: web.Request) -> str:
     return request.match_info["customization_id"]
 
 
-@watson_route()
-async def create(request: web.Request, state: ServerState, owner: str):
-    """``POST /v1/customizations``: 201 ``{"customization_id"}``."""
-    body = await json_body(request)
-    for key in ("name", "base_model_name"):
-        if not isinstance(body.get(key), str) or not body[key]:
-            raise InvalidParameter(f"{key} is required (a string)")
-    unknown = sorted(set(body) - {"name", "base_model_name", "dialect", "description"})
-    if unknown:
-        raise InvalidParameter(f"unknown fields in the request body: {unknown}")
-    model = await state.catalog.create(owner, LANGUAGE, name=body["name"], base_model_name=body["base_model_name"],
-                                       description=str(body.get("description") or ""), dialect=body.get("dialect"))
-    return 201, {"customization_id": model.id}
+@dataclass(frozen=True)
+class ModelRoutes:
+    """The handlers both kinds of custom model share: create, list, get, delete, reset, cancel_training."""
+
+    create: object
+    list_models: object
+    get_model: object
+    delete_model: object
+    reset: object
+    cancel_training: object
 
 
-@watson_route(("language",))
-async def list_models(request: web.Request, state: ServerState, owner: str):
-    """``GET /v1/customizations[?language=]``."""
-    models = await state.catalog.list(owner, LANGUAGE, language=request.query.get("language"))
-    return 200, {"customizations": [language_model_json(m) for m in models]}
+def model_routes(kind: str, to_json: Callable[[CustomModel], dict], fields: frozenset[str]) -> ModelRoutes:
+    """The shared handlers for one kind (``fields``: what a create body may hold)."""
+
+    @watson_route()
+    async def create(request: web.Request, state: ServerState, owner: str):
+        """``POST``: 201 ``{"customization_id"}``."""
+        body = await json_body(request)
+        for key in ("name", "base_model_name"):
+            if not isinstance(body.get(key), str) or not body[key]:
+                raise InvalidParameter(f"{key} is required (a string)")
+        unknown = sorted(set(body) - fields)
+        if unknown:
+            raise InvalidParameter(f"unknown fields in the request body: {unknown}")
+        model = await state.catalog.create(owner, kind, name=body["name"], base_model_name=body["base_model_name"],
+                                           description=str(body.get("description") or ""),
+                                           dialect=body.get("dialect"))
+        return 201, {"customization_id": model.id}
+
+    @watson_route(("language",))
+    async def list_models(request: web.Request, state: ServerState, owner: str):
+        """``GET [?language=]``."""
+        models = await state.catalog.list(owner, kind, language=request.query.get("language"))
+        return 200, {"customizations": [to_json(m) for m in models]}
+
+    @watson_route()
+    async def get_model(request: web.Request, state: ServerState, owner: str):
+        """``GET …/{id}``."""
+        return 200, to_json(await state.catalog.get(owner, kind, _id(request)))
+
+    @watson_route()
+    async def delete_model(request: web.Request, state: ServerState, owner: str):
+        """``DELETE …/{id}``: 409 while a job or a recognition request uses it."""
+        custom_id = _id(request)
+        await state.catalog.delete(owner, kind, custom_id, in_use=state.customizations.in_use.get(custom_id, 0) > 0)
+        return 200, {}
+
+    @watson_route()
+    async def reset(request: web.Request, state: ServerState, owner: str):
+        """``POST …/{id}/reset``: removes the model's data and trained versions."""
+        await state.catalog.reset(owner, _id(request), kind)
+        return 200, {}
+
+    @watson_route()
+    async def cancel_training(request: web.Request, state: ServerState, owner: str):
+        """``POST …/{id}/cancel_training`` (voxgate): stop a training or upgrade now."""
+        await state.customizations.cancel(owner, kind, _id(request))
+        return 200, {}
+
+    return ModelRoutes(create, list_models, get_model, delete_model, reset, cancel_training)
 
 
-@watson_route()
-async def get_model(request: web.Request, state: ServerState, owner: str):
-    """``GET /v1/customizations/{id}``."""
-    return 200, language_model_json(await state.catalog.get(owner, LANGUAGE, _id(request)))
-
-
-@watson_route()
-async def delete_model(request: web.Request, state: ServerState, owner: str):
-    """``DELETE /v1/customizations/{id}``: 409 while a job or a recognition request uses it."""
-    custom_id = _id(request)
-    await state.catalog.delete(owner, LANGUAGE, custom_id, in_use=state.customizations.in_use.get(custom_id, 0) > 0)
-    return 200, {}
+LANGUAGE_ROUTES = model_routes(LANGUAGE, language_model_json,
+                               frozenset({"name", "base_model_name", "dialect", "description"}))
 
 
 @watson_route(("customization_weight", "strict", "word_type_to_add"))
@@ -168,20 +201,6 @@ async def train(request: web.Request, state: ServerState, owner: str):
                                                   strict=query_bool(request, "strict", True))
     state.customizations.train_later(_id(request))
     return 200, {"warnings": warnings} if warnings else {}
-
-
-@watson_route()
-async def reset(request: web.Request, state: ServerState, owner: str):
-    """``POST /v1/customizations/{id}/reset``."""
-    await state.catalog.reset(owner, _id(request))
-    return 200, {}
-
-
-@watson_route()
-async def cancel_training(request: web.Request, state: ServerState, owner: str):
-    """``POST …/{id}/cancel_training`` (voxgate): stop a training or upgrade now."""
-    await state.customizations.cancel(owner, LANGUAGE, _id(request))
-    return 200, {}
 
 
 @watson_route()
@@ -324,15 +343,21 @@ async def grammars(request: web.Request, state: ServerState, owner: str):
                  "error": "Grammars are not supported by this server; use corpora and words"}
 
 
+def shared_routes(base: str, handlers: ModelRoutes) -> list[web.RouteDef]:
+    """Routes of the handlers both kinds share, under ``base``."""
+    one = base + "/{customization_id}"
+    return [web.post(base, handlers.create), web.get(base, handlers.list_models), web.get(one, handlers.get_model),
+            web.delete(one, handlers.delete_model), web.post(one + "/reset", handlers.reset),
+            web.post(one + "/cancel_training", handlers.cancel_training)]
+
+
 def routes() -> list[web.RouteDef]:
     """Every route of the custom language model API."""
     base = "/v1/customizations"
     one = base + "/{customization_id}"
     return [
-        web.post(base, create), web.get(base, list_models),
-        web.get(one, get_model), web.delete(one, delete_model),
-        web.post(one + "/train", train), web.post(one + "/reset", reset), web.post(one + "/upgrade_model", upgrade),
-        web.post(one + "/cancel_training", cancel_training),
+        *shared_routes(base, LANGUAGE_ROUTES),
+        web.post(one + "/train", train), web.post(one + "/upgrade_model", upgrade),
         web.get(one + "/corpora", list_corpora), web.post(one + "/corpora/{corpus_name}", add_corpus),
         web.get(one + "/corpora/{corpus_name}", get_corpus), web.delete(one + "/corpora/{corpus_name}", delete_corpus),
         web.get(one + "/words", list_words), web.post(one + "/words", add_words),
