@@ -130,3 +130,60 @@ def test_a_job_with_undecodable_audio_fails_with_a_reason(server_factory):
                 await asyncio.sleep(0.05)
     done = asyncio.run(poll())
     assert done["status"] == "failed" and done["error"]
+
+
+def test_acoustic_audio_resources_over_http(server_factory, tiny_bundle):
+    import io
+    import zipfile
+
+    from tests.conftest import FIXTURES
+
+    server = server_factory(CREDENTIALS)
+    [(status, body)] = call(server, ("POST", "/v1/acoustic_customizations",
+                                     {"json": {"name": "voices", "base_model_name": tiny_bundle.name}, "headers": ACME}))
+    assert status == 201
+    base = f"/v1/acoustic_customizations/{body['customization_id']}"
+    wav = (FIXTURES / "hello.wav").read_bytes()
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("a.wav", wav)
+        z.writestr("transcripts.tsv", "a.wav\thello world\n")
+    results = call(server,
+                   ("POST", f"{base}/audio/one", {"data": wav, "headers": {**ACME, "Content-Type": "audio/wav",
+                                                                           "Transcript": "hello%20world"}}),
+                   ("POST", f"{base}/audio/one", {"data": wav, "headers": {**ACME, "Content-Type": "audio/wav"}}),
+                   ("POST", f"{base}/audio/pack", {"data": archive.getvalue(),
+                                                   "headers": {**ACME, "Content-Type": "application/zip",
+                                                               "Contained-Content-Type": "audio/wav"}}),
+                   ("POST", f"{base}/audio/junk", {"data": b"not audio" * 20,
+                                                   "headers": {**ACME, "Content-Type": "audio/wav"}}),
+                   ("POST", f"{base}/audio/tiny", {"data": b"RIFF", "headers": {**ACME, "Content-Type": "audio/wav"}}),
+                   ("GET", f"{base}/audio", {"headers": RIVAL}))
+    assert [s for s, _ in results] == [201, 409, 201, 201, 400, 404]
+
+    async def settled():
+        async with aiohttp.ClientSession(server.http, headers=ACME) as http:
+            for _ in range(200):
+                async with http.get(f"{base}/audio") as r:
+                    listing = await r.json()
+                if all(a["status"] != "being_processed" for a in listing["audio"]):
+                    return listing
+                await asyncio.sleep(0.05)
+    listing = asyncio.run(settled())
+    by_name = {a["name"]: a for a in listing["audio"]}
+    assert by_name["one"]["status"] == "ok" and by_name["one"]["details"]["type"] == "audio"
+    assert by_name["pack"]["status"] == "ok" and by_name["pack"]["details"]["compression"] == "zip"
+    assert by_name["junk"]["status"] == "invalid" and by_name["junk"]["error"]
+    assert 0 < listing["total_minutes_of_audio"] < 0.1
+    results = call(server, ("GET", f"{base}/audio/pack", {"headers": ACME}),
+                   ("POST", f"{base}/train", {"headers": ACME}),
+                   ("POST", f"{base}/train?strict=false", {"headers": ACME}),
+                   ("POST", f"{base}/cancel_training", {"headers": ACME}),
+                   ("DELETE", f"{base}/audio/junk", {"headers": ACME}),
+                   ("GET", base, {"headers": ACME}))
+    assert [s for s, _ in results] == [200, 400, 400, 400, 200, 200]
+    assert results[0][1]["container"]["name"] == "pack" and len(results[0][1]["audio"]) == 1
+    assert "[junk]" in results[1][1]["error"]
+    assert "at least 1 minutes of valid audio" in results[2][1]["error"]
+    assert "no training in progress" in results[3][1]["error"]
+    assert results[5][1]["status"] == "ready"
