@@ -11,6 +11,7 @@ Routes:
     /v1/customizations[/...]               Watson custom language models (server.customization_routes)
     /v1/acoustic_customizations[/...]      Watson custom acoustic models (server.acoustic_routes)
     /v1/recognitions[/{id}]                Watson asynchronous jobs (server.jobs)
+    POST /v1/(un)register_callback         job notifications (server.callbacks)
 
 The catalog (base versions, custom models) lives in a database, a SQLite file
 in the data directory unless a ``database_url`` names another; it is
@@ -37,7 +38,7 @@ from aiohttp import web
 from engine.bundle import ModelBundle
 from engine.catalog import default_models_dir
 from protocol.errors import NotFoundError
-from server import acoustic_routes, customization_routes, jobs
+from server import acoustic_routes, callbacks, customization_routes, jobs
 from server.jobs import JobRunner
 from server.catalog.artifacts import DataDir, default_data_dir
 from server.catalog.db import Database, sqlite_url
@@ -167,6 +168,7 @@ def make_app(models_dir: Path | None = None, config: Config | None = None, *, da
         web.get("/stream-transcription-websocket", transcribe_websocket),
         web.post("/stream-transcription", transcribe_http),
         *customization_routes.routes(), *acoustic_routes.routes(), *jobs.routes(),
+        *callbacks.routes(),
     ])
     return app
 

@@ -7,7 +7,8 @@ as batch requests: a job that names an expired model is refused at once
 with 400 and a message naming the model and its deadline (and fails the
 same way if the model expired while it waited). Jobs left ``waiting`` or
 ``processing`` by a stopped server run again at the next start.
-Callbacks (``callback_url``) are not supported: clients poll.
+With a ``callback_url`` registered by the same instance
+(:mod:`server.callbacks`), the job's events are also posted to it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from aiohttp import web
 from protocol.errors import InvalidParameter, TooLarge, VoxgateError, public_message
 from protocol.watson import parse_query_options, results_message
 from server.catalog.tables import Job
+from server.callbacks import Notifier, parse_events
 from server.customization import resolve_request
 from server.recognition import hypothesis
 from server.state import DEFAULT_MODEL, STATE, ServerState
@@ -61,6 +63,7 @@ class JobRunner:
         self.state = state
         self._slots = asyncio.Semaphore(CONCURRENT_JOBS)
         self._tasks: set[asyncio.Task] = set()
+        self.notifier = Notifier(state)
 
     async def start(self) -> None:
         """Queue the jobs a stopped server left unfinished."""
@@ -79,18 +82,20 @@ class JobRunner:
             job = await catalog.update_job(job_id, status="processing")
             if job is None or job.audio_path is None:
                 return
+            await self.notifier.notify(job, "recognitions.started")
             try:
                 results = await self._recognise(job)
             except VoxgateError as exc:
-                await catalog.update_job(job_id, status="failed", error=public_message(exc))
-                return
+                job = await catalog.update_job(job_id, status="failed", error=public_message(exc))
             except asyncio.CancelledError:
                 raise  # server stopping: the job stays processing and runs again at the next start
             except Exception:  # noqa: BLE001 - the job fails with a generic message; the log has the detail
                 log.exception("recognition job %s failed", job_id)
-                await catalog.update_job(job_id, status="failed", error="internal error while recognising")
-                return
-            await catalog.update_job(job_id, status="completed", results=results)
+                job = await catalog.update_job(job_id, status="failed", error="internal error while recognising")
+            else:
+                job = await catalog.update_job(job_id, status="completed", results=results)
+            if job is not None:
+                await self.notifier.notify(job, f"recognitions.{job.status}")
 
     async def _recognise(self, job: Job) -> dict:
         state = self.state
@@ -120,6 +125,7 @@ class JobRunner:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.notifier.close()
 
 
 def _base(request: web.Request) -> str:
@@ -133,7 +139,12 @@ async def create_job(request: web.Request) -> web.Response:
         owner = state.auth.api_key_instance(request.headers, request.query)
         params = {k: v for k, v in request.query.items() if k != "access_token"}
         if params.get("callback_url"):
-            raise InvalidParameter("callback_url is not supported by this server; poll GET /v1/recognitions/{id}")
+            if await state.catalog.callback(owner, params["callback_url"]) is None:
+                raise InvalidParameter(f"callback_url {params['callback_url']} is not registered for these "
+                                       "credentials; register it with POST /v1/register_callback first")
+            parse_events(params.get("events"))
+        elif params.get("events"):
+            raise InvalidParameter("events needs a callback_url")
         content_type = request.headers.get("Content-Type")
         if content_type and content_type.lower().startswith("multipart/"):
             raise InvalidParameter("multipart requests are not supported; send the audio as the body")

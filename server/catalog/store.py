@@ -27,7 +27,7 @@ from server.catalog.artifacts import DataDir
 from server.catalog.db import Database
 from server.catalog.lifecycle import adaptation_deadline, transcription_deadline
 from server.catalog.resolution import BaseInfo, CustomInfo, newest
-from server.catalog.tables import AudioResource, BaseVersion, Corpus, CustomModel, CustomVersion, Job, Word
+from server.catalog.tables import AudioResource, BaseVersion, Callback, Corpus, CustomModel, CustomVersion, Job, Word
 
 log = logging.getLogger("voxgate.catalog")
 
@@ -876,3 +876,32 @@ class Catalog:
                 model.base_version = model.job_options.get("from", model.base_version)
             model.status = "available" if model.versions else ("ready" if self._has_valid_data(model) else "pending")
             model.job, model.progress, model.updated = None, 100 if model.versions else 0, self.clock()
+
+    # -- job callbacks ---------------------------------------------------------------------------
+
+    async def register_callback(self, owner: str, url: str, secret: str | None) -> bool:
+        """Record a verified callback URL; False if it was already registered (the secret is updated)."""
+        async with self.db.session() as s, s.begin():
+            row = await s.get(Callback, (owner, url), with_for_update=True)
+            if row is not None:
+                row.secret = secret
+                return False
+            s.add(Callback(owner=owner, url=url, secret=secret, created=self.clock()))
+            return True
+
+    async def unregister_callback(self, owner: str, url: str) -> None:
+        """Forget a callback URL.
+
+        Raises:
+            NotFoundError: not registered by this owner.
+        """
+        async with self.db.session() as s, s.begin():
+            row = await s.get(Callback, (owner, url))
+            if row is None:
+                raise NotFoundError(f"callback_url {url} is not registered for these credentials")
+            await s.delete(row)
+
+    async def callback(self, owner: str, url: str) -> Callback | None:
+        """A registered callback URL of the owner."""
+        async with self.db.session() as s:
+            return await s.get(Callback, (owner, url))

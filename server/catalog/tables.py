@@ -152,3 +152,14 @@ class AudioResource(Base):
     details: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     items: Mapped[list | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Callback(Base):
+    """A callback URL an instance registered (and proved it answers) for job notifications."""
+
+    __tablename__ = "callbacks"
+
+    owner: Mapped[str] = mapped_column(String(200), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000), primary_key=True)
+    secret: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created: Mapped[dt.datetime] = mapped_column(DateTime)

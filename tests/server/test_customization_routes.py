@@ -110,7 +110,7 @@ def test_jobs_refuse_bad_requests(server_factory):
                    ("DELETE", "/v1/recognitions/nope", {"headers": ACME}),
                    ("GET", "/v1/recognitions", {"headers": RIVAL}))
     assert [s for s, _ in results] == [400, 400, 404, 404, 404, 404, 200]
-    assert "callback_url is not supported" in results[0][1]["error"]
+    assert "is not registered for these credentials" in results[0][1]["error"]
     assert results[6][1] == {"recognitions": []}
 
 

@@ -1,0 +1,150 @@
+"""Job notifications: ``POST /v1/register_callback``, ``POST /v1/unregister_callback`` and the
+callbacks themselves (Watson dialect, PROTOCOLS.md §1.4).
+
+Registering proves the URL answers: the server sends ``GET url?challenge_string=X``
+(signed with ``X-Callback-Signature`` when a ``user_secret`` is given) and
+expects ``X`` back as the body. A job created with that ``callback_url`` then
+gets ``POST url`` with ``{"id", "event", "user_token"[, "results"]}`` for the
+events it subscribed to, each signed as base64(HMAC-SHA256(user_secret, body)).
+A failed delivery is logged, not retried: the job's status stays readable with
+``GET /v1/recognitions/{id}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from urllib.parse import urlparse
+
+import aiohttp
+from aiohttp import web
+
+from protocol.errors import InvalidParameter, VoxgateError
+from server.state import STATE, ServerState
+from server.watson_routes import watson_error
+
+log = logging.getLogger("voxgate.callbacks")
+
+EVENTS = frozenset({"recognitions.started", "recognitions.completed", "recognitions.completed_with_results",
+                    "recognitions.failed"})
+DEFAULT_EVENTS = ("recognitions.started", "recognitions.completed", "recognitions.failed")
+TIMEOUT = aiohttp.ClientTimeout(total=10)
+
+
+def signature(secret: str, payload: bytes) -> str:
+    """``X-Callback-Signature``: base64 of the HMAC-SHA256 of the payload with the user's secret."""
+    return base64.b64encode(hmac.new(secret.encode(), payload, hashlib.sha256).digest()).decode()
+
+
+def parse_events(value: str | None) -> tuple[str, ...]:
+    """The events a job subscribes to (Watson's defaults when not given).
+
+    Raises:
+        InvalidParameter: an unknown event, or both completed events.
+    """
+    if not value:
+        return DEFAULT_EVENTS
+    events = tuple(e.strip() for e in value.split(",") if e.strip())
+    unknown = sorted(set(events) - EVENTS)
+    if unknown:
+        raise InvalidParameter(f"unknown events {unknown}; known: {', '.join(sorted(EVENTS))}")
+    if {"recognitions.completed", "recognitions.completed_with_results"} <= set(events):
+        raise InvalidParameter("subscribe to recognitions.completed or recognitions.completed_with_results, not both")
+    return events
+
+
+def _url(request: web.Request) -> str:
+    url = request.query.get("callback_url", "")
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise InvalidParameter("callback_url must be an http:// or https:// URL")
+    return url
+
+
+async def register(request: web.Request) -> web.Response:
+    """``POST /v1/register_callback?callback_url=&user_secret=``: 201 created, 200 if already registered."""
+    state: ServerState = request.app[STATE]
+    try:
+        owner = state.auth.api_key_instance(request.headers, request.query)
+        url = _url(request)
+        secret = request.query.get("user_secret") or None
+        challenge = secrets.token_urlsafe(16)
+        headers = {"X-Callback-Signature": signature(secret, challenge.encode())} if secret else {}
+        try:
+            async with aiohttp.ClientSession(timeout=TIMEOUT) as http, http.get(
+                    url, params={"challenge_string": challenge}, headers=headers) as r:
+                answer = (await r.text()).strip()
+                ok = r.status == 200 and answer == challenge
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise InvalidParameter(f"callback_url {url} could not be reached: {exc}") from None
+        if not ok:
+            raise InvalidParameter(f"callback_url {url} did not answer the challenge: it must return the "
+                                   "challenge_string query parameter as its body with status 200")
+        created = await state.catalog.register_callback(owner, url, secret)
+    except VoxgateError as exc:
+        return watson_error(exc)
+    return web.json_response({"status": "created" if created else "already created", "url": url},
+                             status=201 if created else 200)
+
+
+async def unregister(request: web.Request) -> web.Response:
+    """``POST /v1/unregister_callback?callback_url=``: 200."""
+    state: ServerState = request.app[STATE]
+    try:
+        owner = state.auth.api_key_instance(request.headers, request.query)
+        await state.catalog.unregister_callback(owner, _url(request))
+    except VoxgateError as exc:
+        return watson_error(exc)
+    return web.json_response({})
+
+
+class Notifier:
+    """Sends job events to their registered callback URLs."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self._http: aiohttp.ClientSession | None = None
+
+    async def notify(self, job, event: str) -> None:
+        """Send ``event`` of ``job`` if it subscribed (``completed`` also as ``completed_with_results``)."""
+        url = job.params.get("callback_url")
+        if not url:
+            return
+        events = parse_events(job.params.get("events"))
+        if event == "recognitions.completed" and "recognitions.completed_with_results" in events:
+            event = "recognitions.completed_with_results"
+        if event not in events:
+            return
+        registered = await self.state.catalog.callback(job.owner, url)
+        if registered is None:
+            log.warning("job %s: callback_url %s is no longer registered; %s not sent", job.id, url, event)
+            return
+        body: dict = {"id": job.id, "event": event, "user_token": job.user_token or ""}
+        if event == "recognitions.completed_with_results":
+            body["results"] = [job.results]
+        payload = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        if registered.secret:
+            headers["X-Callback-Signature"] = signature(registered.secret, payload)
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=TIMEOUT)
+        try:
+            async with self._http.post(url, data=payload, headers=headers) as r:
+                if r.status >= 300:
+                    log.warning("job %s: callback %s answered %d to %s", job.id, url, r.status, event)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("job %s: callback %s failed for %s: %s", job.id, url, event, exc)
+
+    async def close(self) -> None:
+        """Close the HTTP client."""
+        if self._http is not None:
+            await self._http.close()
+
+
+def routes() -> list[web.RouteDef]:
+    """The callback registration routes."""
+    return [web.post("/v1/register_callback", register), web.post("/v1/unregister_callback", unregister)]
