@@ -24,8 +24,6 @@ from server.customization_routes import iso, model_routes, query_bool, shared_ro
 from server.state import ServerState
 
 MAX_AUDIO_BYTES = 100 * 1024 * 1024
-#: the least valid audio a training needs (Watson asks for 10 minutes; voxgate sets its own floor)
-MIN_TRAINING_MINUTES = 1.0
 
 
 def acoustic_model_json(m: CustomModel) -> dict:
@@ -61,7 +59,7 @@ async def train(request: web.Request, state: ServerState, owner: str):
     """``POST …/{id}/train?custom_language_model_id=&strict=``: 200 ``{"warnings"}``, training in the background."""
     warnings = await state.catalog.start_acoustic_training(
         owner, _id(request), language_id=request.query.get("custom_language_model_id") or None,
-        strict=query_bool(request, "strict", True), min_minutes=MIN_TRAINING_MINUTES)
+        strict=query_bool(request, "strict", True), min_minutes=state.config.customization.min_acoustic_minutes)
     state.customizations.train_later(_id(request))
     return 200, {"warnings": warnings} if warnings else {}
 

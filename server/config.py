@@ -17,6 +17,9 @@
     chunk_ms = 160                # audio per model step and stream (multiple of 40)
     final_pass = "beam"           # "beam": word-LM beam search for finals; "greedy": cheaper, less accurate
 
+    [customization]
+    min_acoustic_minutes = 1.0    # the least valid audio a custom acoustic model trains on
+
     [[credentials]]               # one table per credential; no credentials = open, loopback only
     instance = "acme"             # the service instance (owner of custom models)
     api_key = "..."               # Authorization: Basic apikey:KEY / Bearer KEY / ?access_token=KEY
@@ -82,6 +85,22 @@ class RecognitionConfig:
 
 
 @dataclass(frozen=True)
+class CustomizationConfig:
+    """Custom model training.
+
+    Attributes:
+        min_acoustic_minutes: the least valid audio a custom acoustic model trains on (Watson asks
+            for 10 minutes; a few minutes of one speaker already adapt well).
+    """
+
+    min_acoustic_minutes: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.min_acoustic_minutes < 0:
+            raise ValueError(f"min_acoustic_minutes must not be negative, got {self.min_acoustic_minutes}")
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything ``voxgate serve`` reads from its config file."""
 
@@ -89,6 +108,7 @@ class Config:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     credentials: tuple[Credential, ...] = ()
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
+    customization: CustomizationConfig = field(default_factory=CustomizationConfig)
 
 
 def _table(cls: type, values: Any, where: str) -> Any:
@@ -114,16 +134,17 @@ def parse_config(data: dict[str, Any], source: str = "config") -> Config:
     Raises:
         ConfigError: unknown tables or keys, wrong types, duplicate or incomplete credentials.
     """
-    unknown = sorted(set(data) - {"server", "scheduler", "recognition", "credentials"})
+    unknown = sorted(set(data) - {"server", "scheduler", "recognition", "customization", "credentials"})
     if unknown:
         raise ConfigError(f"{source}: unknown table(s) {', '.join(unknown)}; "
-                          "expected server, scheduler, recognition, credentials")
+                          "expected server, scheduler, recognition, customization, credentials")
     limits = _table(Limits, data.get("server", {}), f"{source}: [server]")
     if limits.max_sessions < 1 or limits.session_timeout_s <= 0 or limits.max_frame_bytes < 1 \
             or limits.max_request_bytes < 1:
         raise ConfigError(f"{source}: [server] limits must be positive")
     scheduler = _table(SchedulerConfig, data.get("scheduler", {}), f"{source}: [scheduler]")
     recognition = _table(RecognitionConfig, data.get("recognition", {}), f"{source}: [recognition]")
+    customization = _table(CustomizationConfig, data.get("customization", {}), f"{source}: [customization]")
     raw = data.get("credentials", [])
     if not isinstance(raw, list):
         raise ConfigError(f"{source}: credentials must be an array of tables ([[credentials]])")
@@ -142,7 +163,7 @@ def parse_config(data: dict[str, Any], source: str = "config") -> Config:
                 raise ConfigError(f"{source}: [[credentials]] #{i} ({c.instance}) repeats a key of another credential")
             if secret:
                 seen.add(secret)
-    return Config(limits, scheduler, credentials, recognition)
+    return Config(limits, scheduler, credentials, recognition, customization)
 
 
 def load_config(path: Path | None) -> Config:
