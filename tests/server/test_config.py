@@ -65,3 +65,11 @@ def test_unreadable_and_malformed_files(tmp_path) -> None:
     bad.write_text("[server\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+def test_customization_table() -> None:
+    assert parse_config({"customization": {"min_acoustic_minutes": 2.5}}).customization.min_acoustic_minutes == 2.5
+    with pytest.raises(ConfigError, match="min_acoustic_minutes must not be negative"):
+        parse_config({"customization": {"min_acoustic_minutes": -1}})
+    with pytest.raises(ConfigError, match=r"\[customization\]: unknown key\(s\) min_minutes"):
+        parse_config({"customization": {"min_minutes": 1}})
