@@ -42,11 +42,12 @@ async def _custom_entries(url: str) -> list[Entry]:
         await db.migrate()
         from sqlalchemy import select
 
-        from server.catalog.tables import CustomVersion
+        from server.catalog.tables import CustomModel, CustomVersion
 
         async with db.session() as s:
-            rows = (await s.scalars(select(CustomVersion))).all()
-            return [Entry(v.custom_id, v.base_version, Kind(v.custom.kind), v.created.date()) for v in rows]
+            rows = (await s.execute(select(CustomVersion.custom_id, CustomVersion.base_version, CustomVersion.created,
+                                           CustomModel.kind).join(CustomModel))).all()
+            return [Entry(custom_id, base, Kind(kind), created.date()) for custom_id, base, created, kind in rows]
     finally:
         await db.close()
 

@@ -130,3 +130,44 @@ def test_models_lifecycle_table_and_bad_date(capsys, tmp_path) -> None:
     assert "no model artifacts" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["models", "lifecycle", "--at", "tomorrow"])
+
+
+def test_models_lifecycle_lists_the_catalogs_custom_models(capsys, tmp_path) -> None:
+    import asyncio
+    import datetime as dt
+
+    from server.catalog.artifacts import DataDir
+    from server.catalog.db import Database, sqlite_url
+    from server.catalog.store import LANGUAGE, Catalog, InstalledBase, WordSpec
+
+    data = DataDir(tmp_path / "data")
+
+    async def make() -> str:
+        db = Database(sqlite_url(data.database))
+        await db.migrate()
+        catalog = Catalog(db, data, clock=lambda: dt.datetime(2024, 7, 14, 9, 0))
+        await catalog.sync_base_versions([InstalledBase("en-US_BroadbandModel", "en-US_BroadbandModel.v2026-11-01",
+                                                        "en-US", 16000, dt.date(2026, 11, 1), "/m")])
+        model = await catalog.create("acme", LANGUAGE, name="m", base_model_name="en-US_BroadbandModel")
+        await catalog.add_words("acme", model.id, [WordSpec("zed")])
+        await catalog.start_training("acme", model.id, customization_weight=None, strict=True)
+        await catalog.finish_job(model.id, "en-US_BroadbandModel.v2026-11-01", "customizations/x/y", {})
+        await db.close()
+        return model.id
+
+    custom_id = asyncio.run(make())
+    assert main(["models", "lifecycle", "--at", "2026-07-16", "--json", "--data-dir", str(data.root)]) == 0
+    [entry] = [e for e in json.loads(capsys.readouterr().out) if e["model"] == custom_id]
+    assert entry == {"model": custom_id, "version": "en-US_BroadbandModel.v2026-11-01", "kind": "language",
+                     "created": "2024-07-14", "adaptation_deadline": None, "transcription_deadline": "2026-07-15",
+                     "state": "expired: falls back to the newest base version"}
+
+
+def test_models_register_refuses_what_it_cannot_use(capsys, tmp_path) -> None:
+    from engine.catalog import default_models_dir
+
+    assert main(["models", "register", str(tmp_path), "--data-dir", str(tmp_path / "d")]) == 2
+    assert "not a usable model artifact" in capsys.readouterr().err
+    shipped = default_models_dir() / "en-US_BroadbandModel" / "en-US_BroadbandModel.v2026-11-01"
+    assert main(["models", "register", str(shipped), "--data-dir", str(tmp_path / "d")]) == 2
+    assert "already installed" in capsys.readouterr().err
