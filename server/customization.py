@@ -254,18 +254,18 @@ class Customizations:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     @contextlib.contextmanager
-    def using(self, custom_id: str | None) -> Iterator[None]:
-        """Count a recognition request as using a custom model while the block runs (delete waits for none)."""
-        if custom_id is None:
-            yield
-            return
-        self.in_use[custom_id] = self.in_use.get(custom_id, 0) + 1
+    def using(self, *custom_ids: str | None) -> Iterator[None]:
+        """Count a recognition request as using its custom models while the block runs (delete answers 409)."""
+        ids = [i for i in custom_ids if i]
+        for custom_id in ids:
+            self.in_use[custom_id] = self.in_use.get(custom_id, 0) + 1
         try:
             yield
         finally:
-            self.in_use[custom_id] -= 1
-            if not self.in_use[custom_id]:
-                del self.in_use[custom_id]
+            for custom_id in ids:
+                self.in_use[custom_id] -= 1
+                if not self.in_use[custom_id]:
+                    del self.in_use[custom_id]
 
     async def acoustic_model(self, artifact: str, base: LoadedModel, custom_id: str) -> LoadedModel:
         """A custom acoustic model version, loaded for recognition (once; it shares the base version's

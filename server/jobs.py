@@ -110,11 +110,12 @@ class JobRunner:
 
         recognition = watson_recognition(state, resolved, options, keep)
         try:
-            with state.catalog.data.path(job.audio_path).open("rb") as fh:
+            with state.customizations.using(resolved.language_id, resolved.acoustic_id), \
+                    state.catalog.data.path(job.audio_path).open("rb") as fh:
                 while chunk := fh.read(READ_BYTES):
                     recognition.feed(chunk)
                     await asyncio.sleep(0)  # let the stepper and other requests run
-            await recognition.finish()
+                await recognition.finish()
         finally:
             recognition.close()
         return json.loads(results_message(0, [hypothesis(r) for r in finals if r.words], options,

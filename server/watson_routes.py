@@ -92,7 +92,7 @@ async def recognize_websocket(request: web.Request) -> web.StreamResponse:
     except VoxgateError as exc:
         state.metrics.errors.labels("watson-ws", type(exc).__name__).inc()
         return watson_error(exc)
-    with admission, state.customizations.using(resolved.language_id):
+    with admission, state.customizations.using(resolved.language_id, resolved.acoustic_id):
         ws = web.WebSocketResponse(max_msg_size=state.config.limits.max_frame_bytes + 1, autoping=True)
         await ws.prepare(request)
         log.info("session for %s on %s%s", instance, resolved.model.bundle.version,
@@ -220,7 +220,7 @@ async def recognize_http(request: web.Request) -> web.Response:
             raise UnsupportedMedia("multipart requests are not supported; send the audio as the body with its "
                                    "Content-Type and the options as query parameters")
         options = parse_query_options(request.query, content_type)
-        with state.admit("watson-http"), state.customizations.using(resolved.language_id):
+        with state.admit("watson-http"), state.customizations.using(resolved.language_id, resolved.acoustic_id):
             finals: list[Result] = []
 
             async def keep_finals(results: list[Result]) -> None:
