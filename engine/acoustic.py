@@ -45,6 +45,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import torchaudio.functional as AF
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -73,6 +74,8 @@ class AdaptConfig:
         seed: seeds the shuffling, dropout and augmentation.
         augment: feature-domain augmentation of the base recipe (frequency warp, spectral
             tilt, gain, SpecAugment masks).
+        speeds: speed perturbation: each epoch takes every utterance at one of these speeds,
+            drawn at random (``(1.0,)``: none).
         weight_decay: AdamW weight decay (towards zero; the deltas of ``lora`` start at zero).
         top_blocks: blocks trained by ``top``.
         lora_rank: rank of each delta of ``lora``.
@@ -85,14 +88,18 @@ class AdaptConfig:
     batch_size: int = 8
     seed: int = 1
     augment: bool = True
+    speeds: tuple[float, ...] = (1.0,)
     weight_decay: float = 1e-2
     top_blocks: int = 2
     lora_rank: int = 16
     threads: int = 2
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "speeds", tuple(self.speeds))  # from a list in JSON, too
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if not self.speeds or not all(0.5 <= f <= 2.0 for f in self.speeds):
+            raise ValueError(f"speeds must be factors between 0.5 and 2, got {self.speeds!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0 or self.lora_rank < 1:
             raise ValueError("epochs, batch_size, learning_rate and lora_rank must be positive")
 
@@ -112,12 +119,22 @@ class _LowRankDelta(nn.Module):
 
 @dataclass
 class _Example:
-    features: torch.Tensor  # (T, D), T a multiple of the model's frames per output
+    features: list[torch.Tensor]  # per speed, (T, D) with T a multiple of the model's frames per output
     tokens: list[int]
+    seconds: float  # of the audio as given
 
 
-def _prepare(bundle: ModelBundle, examples: list[tuple[torch.Tensor, str]]) -> tuple[list[_Example], dict]:
-    """Features and token ids of the usable examples, and counts of the rest by reason."""
+def _speed(samples: torch.Tensor, factor: float, rate_hz: int) -> torch.Tensor:
+    """Play ``factor`` times faster (tempo and pitch together, as Kaldi's speed perturbation)."""
+    if factor == 1.0:
+        return samples
+    # Rates on a 100 Hz grid keep the resampling kernel small.
+    return AF.resample(samples, int(round(rate_hz * factor / 100)) * 100, rate_hz)
+
+
+def _prepare(bundle: ModelBundle, examples: list[tuple[torch.Tensor, str]],
+             speeds: tuple[float, ...] = (1.0,)) -> tuple[list[_Example], dict]:
+    """Features (one set per speed) and token ids of the usable examples, and counts of the rest by reason."""
     k = bundle.model.config.frames_per_output
     usable, skipped = [], {"empty_transcript": 0, "audio_too_short": 0}
     for samples, text in examples:
@@ -127,14 +144,14 @@ def _prepare(bundle: ModelBundle, examples: list[tuple[torch.Tensor, str]]) -> t
         if not tokens:
             skipped["empty_transcript"] += 1
             continue
-        feats = log_mel(samples, bundle.features)
-        feats = feats[: feats.shape[0] // k * k]
+        feats = [log_mel(_speed(samples, f, bundle.sample_rate_hz), bundle.features) for f in speeds]
+        feats = [x[: x.shape[0] // k * k] for x in feats]
         # CTC needs an output frame per token, plus a blank between repeated tokens.
         repeats = sum(a == b for a, b in zip(tokens, tokens[1:]))
-        if feats.shape[0] // k < len(tokens) + repeats:
+        if min(x.shape[0] for x in feats) // k < len(tokens) + repeats:
             skipped["audio_too_short"] += 1
             continue
-        usable.append(_Example(feats, tokens))
+        usable.append(_Example(feats, tokens, samples.numel() / bundle.sample_rate_hz))
     return usable, skipped
 
 
@@ -173,21 +190,25 @@ def _changed_tensors(model: nn.Module, config: AdaptConfig) -> dict:
     return {"replace": replace, "low_rank": {}}
 
 
-def _batches(examples: list[_Example], batch_size: int, rng: random.Random) -> list[list[int]]:
-    """Length-sorted buckets of ``batch_size`` utterances, in random order."""
-    order = sorted(range(len(examples)), key=lambda i: (examples[i].features.shape[0], i))
-    out = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+def _batches(examples: list[_Example], batch_size: int, rng: random.Random) -> list[list[tuple[int, int]]]:
+    """``(example, speed)`` pairs, a speed drawn per example, in length-sorted buckets of ``batch_size``
+    shuffled."""
+    picks = [(i, rng.randrange(len(e.features))) for i, e in enumerate(examples)]
+    picks.sort(key=lambda p: (examples[p[0]].features[p[1]].shape[0], p))
+    out = [picks[i : i + batch_size] for i in range(0, len(picks), batch_size)]
     rng.shuffle(out)
     return out
 
 
-def _collate(examples: list[_Example], indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, list[list[int]]]:
+def _collate(examples: list[_Example], picks: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor,
+                                                                             list[list[int]]]:
     """``(B, T, D)`` padded features, ``(B,)`` lengths and the token lists."""
-    lengths = [examples[i].features.shape[0] for i in indices]
-    feats = torch.zeros(len(indices), max(lengths), examples[indices[0]].features.shape[1])
-    for row, i in enumerate(indices):
-        feats[row, : lengths[row]] = examples[i].features
-    return feats, torch.tensor(lengths), [examples[i].tokens for i in indices]
+    chosen = [examples[i].features[v] for i, v in picks]
+    lengths = [x.shape[0] for x in chosen]
+    feats = torch.zeros(len(chosen), max(lengths), chosen[0].shape[1])
+    for row, x in enumerate(chosen):
+        feats[row, : x.shape[0]] = x
+    return feats, torch.tensor(lengths), [examples[i].tokens for i, _ in picks]
 
 
 def _swap_in(tmp: Path, out_dir: Path) -> None:
@@ -229,13 +250,12 @@ def adapt_acoustic_model(bundle: ModelBundle, examples: list[tuple[torch.Tensor,
     if not examples:
         raise ValueError("no examples to adapt on: give at least one (audio, transcript) pair")
     began = time.monotonic()
-    usable, skipped = _prepare(bundle, examples)
+    usable, skipped = _prepare(bundle, examples, config.speeds)
     if not usable:
         raise ValueError(f"none of the {len(examples)} examples is usable: {skipped['empty_transcript']} have a "
                          f"transcript with no words after normalisation, {skipped['audio_too_short']} have audio "
                          "too short for their transcript")
-    frames = sum(e.features.shape[0] for e in usable)
-    minutes = frames * bundle.features.hop_ms / 60000
+    minutes = sum(e.seconds for e in usable) / 60
     out_dir = Path(out_dir)
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
@@ -246,7 +266,7 @@ def adapt_acoustic_model(bundle: ModelBundle, examples: list[tuple[torch.Tensor,
     finally:
         torch.set_num_threads(threads)
     summary = {
-        "base_version": bundle.version, "method": config.method, "config": dataclasses.asdict(config),
+        "base_version": bundle.version, "method": config.method, "config": {**dataclasses.asdict(config), "speeds": list(config.speeds)},
         "examples": len(examples), "examples_used": len(usable), "skipped": skipped,
         "audio_minutes": round(minutes, 3), "epoch_losses": [round(x, 4) for x in losses],
         "final_loss": round(losses[-1], 4), "train_seconds": round(time.monotonic() - began, 1),

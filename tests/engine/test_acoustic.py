@@ -153,11 +153,21 @@ def test_unusable_examples_are_skipped_and_counted(tiny_bundle, examples, tmp_pa
     assert summary["skipped"] == {"empty_transcript": 1, "audio_too_short": 0}
 
 
+def test_speed_perturbation_trains_on_every_example(tiny_bundle, examples, tmp_path):
+    config = dataclasses.replace(FAST, speeds=[0.9, 1.0, 1.1], epochs=2)
+    assert config.speeds == (0.9, 1.0, 1.1)
+    summary = adapt_acoustic_model(tiny_bundle, examples, tmp_path / "am", config=config)
+    assert summary["examples_used"] == 3 and summary["config"]["speeds"] == [0.9, 1.0, 1.1]
+    assert summary["audio_minutes"] == pytest.approx(4.5 / 60, rel=0.05)
+
+
 def test_bad_config_is_a_value_error():
     with pytest.raises(ValueError, match="method must be one of"):
         AdaptConfig(method="everything")
     with pytest.raises(ValueError, match="positive"):
         AdaptConfig(epochs=0)
+    with pytest.raises(ValueError, match="speeds"):
+        AdaptConfig(speeds=(0.1,))
 
 
 def test_loading_refuses_another_base_version(tiny_bundle, examples, tmp_path, tokenizer_file):

@@ -1,0 +1,186 @@
+"""A custom acoustic model on real speech: the Allison prompts, train split -> test split.
+
+With the newest ``en-US_NarrowbandModel`` in ``models/``, a custom acoustic model
+(:func:`engine.acoustic.adapt_acoustic_model`, default :class:`~engine.acoustic.AdaptConfig`)
+is trained on the TRAIN split of the Allison prompts (asterisk-core-sounds-en, 8 kHz, one
+speaker; prompts whose name's sha1 hex digest ends in 3-f) with their real transcripts, and
+a custom LM (:func:`engine.customlm.build_custom_lm`) on the TRAIN-split prompt texts only.
+Everything is evaluated on the TEST split (digest ends in 0-2), which is never trained or
+tuned on: WER and CER (jiwer, after :func:`engine.text.normalize_transcript`) of
+
+- the base model, alone and with the custom LM;
+- the custom acoustic model, alone and with the custom LM;
+- pocketsphinx 5 (its en-US model) on the same test audio;
+- a custom acoustic model trained on pseudo-labels instead of the real transcripts (the base
+  model's transcripts with the custom LM, :func:`engine.acoustic.pseudo_label`), alone and
+  with the custom LM.
+
+The customization weight is ``CUSTOMIZATION_WEIGHT``, picked on train-split audio (see the
+module docstring of :mod:`engine.acoustic`). Training runs on 2 torch threads; its time is
+reported. Generated artifacts go to ``--cache`` (outside git).
+
+Usage::
+
+    python -m benchmarks.acoustic --out benchmarks/reports
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import jiwer
+import matplotlib
+import torch
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from benchmarks import pocketsphinx_baseline  # noqa: E402
+from engine.acoustic import AdaptConfig, adapt_acoustic_model, load_adapted_bundle, pseudo_label  # noqa: E402
+from engine.audio import load_audio  # noqa: E402
+from engine.bundle import load_bundle, resolve_model  # noqa: E402
+from engine.catalog import default_models_dir  # noqa: E402
+from engine.customlm import CustomLM, build_custom_lm  # noqa: E402
+from engine.recipe.allison import SOUNDS, prompts, split_of, write_manifest  # noqa: E402
+from engine.recognizer import Recognizer  # noqa: E402
+from engine.text import normalize_transcript  # noqa: E402
+
+CUSTOMIZATION_WEIGHT = 0.9
+TARGET_WER = 0.10
+
+
+def allison_split(split: str) -> list[tuple[str, Path, str]]:
+    """``(prompt name, wav, transcript)`` of one split, in name order."""
+    return [(name, SOUNDS / f"{name}.wav", text) for name, text in sorted(prompts().items())
+            if split_of(name) == split and (SOUNDS / f"{name}.wav").exists()]
+
+
+def wer_of(bundle, audio: list[torch.Tensor], references: list[str], custom: CustomLM | None,
+           weight: float) -> dict:
+    """WER and CER of the bundle (with the custom LM when given) over the test audio."""
+    recognizer = Recognizer(bundle)
+    refs, hyps = [], []
+    for samples, reference in zip(audio, references):
+        result = recognizer.transcribe(samples, custom_lm=custom, customization_weight=weight if custom else 0.0)
+        refs.append(normalize_transcript(reference))
+        hyps.append(normalize_transcript(result.transcript))
+    return {"wer": round(jiwer.wer(refs, hyps), 4), "cer": round(float(jiwer.cer(refs, hyps)), 4),
+            "files": len(refs)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train, evaluate and write the report."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("benchmarks/reports"))
+    p.add_argument("--cache", type=Path, default=Path("/work/data/acoustic"), help="custom models built here")
+    p.add_argument("--no-pseudo", action="store_true", help="skip the pseudo-labelled custom acoustic model")
+    args = p.parse_args(argv)
+    torch.set_num_threads(2)
+    installed = resolve_model(default_models_dir(), "en-US_NarrowbandModel")
+    base = load_bundle(installed.path)
+    rate = base.sample_rate_hz
+    train, test = allison_split("train"), allison_split("test")
+    train_audio = [load_audio(wav, rate) for _, wav, _ in train]
+    test_audio = [load_audio(wav, rate) for _, wav, _ in test]
+    test_refs = [text for _, _, text in test]
+
+    lm_dir = args.cache / f"lm-{base.version}"
+    build_custom_lm(base, ["\n".join(text for _, _, text in train)], [], lm_dir)
+    custom = CustomLM.load(lm_dir)
+    config = AdaptConfig()
+
+    rows: list[dict] = []
+
+    def add(system: str, bundle, custom_lm: CustomLM | None, **extra) -> None:
+        rows.append({"system": system, **wer_of(bundle, test_audio, test_refs, custom_lm, CUSTOMIZATION_WEIGHT),
+                     **extra})
+        print(json.dumps(rows[-1]), flush=True)
+
+    add("base", base, None)
+    add("base + custom LM", base, custom)
+
+    trainings = {}
+    am_dir = args.cache / f"am-{base.version}"
+    trainings["transcripts"] = adapt_acoustic_model(base, [(a, t) for a, (_, _, t) in zip(train_audio, train)],
+                                                    am_dir, config=config)
+    print(json.dumps(trainings["transcripts"]), flush=True)
+    adapted = load_adapted_bundle(installed.path, am_dir)
+    add("custom AM", adapted, None)
+    add("custom AM + custom LM", adapted, custom)
+
+    with_manifest = args.cache / "allison-test.tsv"
+    write_manifest("test", with_manifest)
+    sphinx = pocketsphinx_baseline.evaluate(with_manifest)
+    rows.append({"system": "pocketsphinx 5 en-us", "wer": sphinx["wer"], "cer": sphinx["cer"], "files": sphinx["files"]})
+    print(json.dumps(rows[-1]), flush=True)
+
+    if not args.no_pseudo:
+        began = time.monotonic()
+        labels = [pseudo_label(base, a, custom_lm=custom, customization_weight=CUSTOMIZATION_WEIGHT)
+                  for a in train_audio]
+        label_seconds = time.monotonic() - began
+        label_wer = jiwer.wer([normalize_transcript(t) for _, _, t in train], [x or "<empty>" for x in labels])
+        pseudo_dir = args.cache / f"am-pseudo-{base.version}"
+        trainings["pseudo_labels"] = {**adapt_acoustic_model(base, list(zip(train_audio, labels)), pseudo_dir,
+                                                             config=config),
+                                      "label_seconds": round(label_seconds, 1), "label_wer": round(label_wer, 4)}
+        print(json.dumps(trainings["pseudo_labels"]), flush=True)
+        adapted_pseudo = load_adapted_bundle(installed.path, pseudo_dir)
+        add("custom AM (pseudo-labels)", adapted_pseudo, None)
+        add("custom AM (pseudo-labels) + custom LM", adapted_pseudo, custom)
+
+    command = "python -m benchmarks.acoustic" + (" " + " ".join(argv) if argv else " --out benchmarks/reports")
+    write_report(args.out, command, base.version, rows, trainings, len(train), len(test))
+
+
+def write_report(out: Path, command: str, version: str, rows: list[dict], trainings: dict, n_train: int,
+                 n_test: int) -> None:
+    """acoustic.md, acoustic.json and acoustic.png in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "acoustic.json").write_text(json.dumps({"command": command, "base_version": version,
+                                                   "customization_weight": CUSTOMIZATION_WEIGHT, "rows": rows,
+                                                   "trainings": trainings}, indent=1) + "\n")
+    t = trainings["transcripts"]
+    lines = ["# Custom acoustic model on real speech (Allison prompts, 8 kHz)", "",
+             f"Command: `{command}`. Base: `{version}`. Custom AM: `engine.acoustic.adapt_acoustic_model` with the "
+             f"default config ({t['method']}, {t['config']['epochs']} epochs, lr {t['config']['learning_rate']}, "
+             f"batch {t['config']['batch_size']}, augmentation {'on' if t['config']['augment'] else 'off'}) on the "
+             f"{n_train} TRAIN-split prompts ({t['audio_minutes']:.1f} min of audio) with their transcripts. Custom LM: "
+             "`engine.customlm.build_custom_lm` on the TRAIN-split prompt texts only, customization weight "
+             f"{CUSTOMIZATION_WEIGHT}. Evaluated on the {n_test} TEST-split prompts (never trained or tuned on). "
+             "WER/CER with jiwer after `engine.text.normalize_transcript`.", "",
+             "| system | files | WER | CER |", "|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['system']} | {r['files']} | {100 * r['wer']:.1f}% | {100 * r['cer']:.1f}% |")
+    lines += ["", "## Training (2 torch threads, this machine's 2-core CPU)", "",
+              "| labels | examples used | minutes of audio | final loss | training time |", "|---|---|---|---|---|"]
+    for labels, s in trainings.items():
+        extra = (f" (+ {s['label_seconds']:.0f} s labelling; label WER {100 * s['label_wer']:.1f}%)"
+                 if "label_seconds" in s else "")
+        lines.append(f"| {labels} | {s['examples_used']} | {s['audio_minutes']:.1f} | {s['final_loss']:.3f} | "
+                     f"{s['train_seconds'] / 60:.1f} min{extra} |")
+    best = next(r for r in rows if r["system"] == "custom AM + custom LM")
+    verdict = ("met" if best["wer"] <= TARGET_WER
+               else f"not met: {100 * (best['wer'] - TARGET_WER):.1f} points above it")
+    lines += ["", f"## Against the target (custom AM + custom LM <= {100 * TARGET_WER:.0f}% WER)", "",
+              f"{100 * best['wer']:.1f}% WER: target {verdict}."]
+    (out / "acoustic.md").write_text("\n".join(lines) + "\n")
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    ax.bar(range(len(rows)), [100 * r["wer"] for r in rows],
+           color=["tab:blue" if "custom AM" not in r["system"] else "tab:green" for r in rows])
+    for i, r in enumerate(rows):
+        ax.text(i, 100 * r["wer"] + 1, f"{100 * r['wer']:.1f}", ha="center", fontsize=8)
+    ax.axhline(100 * TARGET_WER, color="red", linestyle="--", linewidth=1, label="target")
+    ax.set_xticks(range(len(rows)), [r["system"].replace(" + ", "\n+ ") for r in rows], fontsize=7)
+    ax.set_ylabel("WER %")
+    ax.set_title(f"Allison test split ({rows[0]['files']} prompts), {version}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "acoustic.png", dpi=100)
+
+
+if __name__ == "__main__":
+    main()
