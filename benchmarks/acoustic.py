@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     with_manifest = args.cache / "allison-test.tsv"
     write_manifest("test", with_manifest)
     sphinx = pocketsphinx_baseline.evaluate(with_manifest)
-    rows.append({"system": "pocketsphinx 5 en-us", "wer": sphinx["wer"], "cer": sphinx["cer"], "files": sphinx["files"]})
+    rows.append({"system": "pocketsphinx 5 en-us", "wer": sphinx["wer"], "cer": sphinx["cer"],
+                 "files": sphinx["files"]})
     print(json.dumps(rows[-1]), flush=True)
 
     if not args.no_pseudo:
@@ -148,7 +149,8 @@ def write_report(out: Path, command: str, version: str, rows: list[dict], traini
              f"Command: `{command}`. Base: `{version}`. Custom AM: `engine.acoustic.adapt_acoustic_model` with the "
              f"default config ({t['method']}, {t['config']['epochs']} epochs, lr {t['config']['learning_rate']}, "
              f"batch {t['config']['batch_size']}, augmentation {'on' if t['config']['augment'] else 'off'}) on the "
-             f"{n_train} TRAIN-split prompts ({t['audio_minutes']:.1f} min of audio) with their transcripts. Custom LM: "
+             f"{n_train} TRAIN-split prompts ({t['audio_minutes']:.1f} min of audio) with their transcripts. "
+             "Custom LM: "
              "`engine.customlm.build_custom_lm` on the TRAIN-split prompt texts only, customization weight "
              f"{CUSTOMIZATION_WEIGHT}. Evaluated on the {n_test} TEST-split prompts (never trained or tuned on). "
              "WER/CER with jiwer after `engine.text.normalize_transcript`.", "",

@@ -26,7 +26,7 @@ from tests.conftest import tiny_model
 pytestmark = pytest.mark.timeout(60)
 
 TEXTS = ["press one for sales", "goodbye", "thank you for calling"]
-FAST = AdaptConfig(epochs=6, learning_rate=3e-3, batch_size=2, augment=False, threads=1)
+FAST = AdaptConfig(epochs=6, learning_rate=3e-3, batch_size=2, augment=False, speeds=(1.0,), threads=1)
 
 
 def noise(seconds: float, seed: int) -> torch.Tensor:
@@ -83,8 +83,8 @@ def test_loss_goes_down_and_loading_gives_the_adapted_weights(tiny_bundle, examp
 
 
 def test_lora_folder_keeps_only_the_factors(tiny_bundle, examples, tmp_path):
-    adapt_acoustic_model(tiny_bundle, examples, tmp_path / "am", config=AdaptConfig(method="lora", lora_rank=2,
-                                                                                   epochs=1, threads=1))
+    adapt_acoustic_model(tiny_bundle, examples, tmp_path / "am", config=dataclasses.replace(FAST, method="lora",
+                                                                                          lora_rank=2, epochs=1))
     saved = torch.load(tmp_path / "am" / WEIGHTS_FILE, weights_only=True)
     assert saved["replace"] == {}
     a, b = saved["low_rank"]["head.weight"]["a"], saved["low_rank"]["head.weight"]["b"]
@@ -92,7 +92,7 @@ def test_lora_folder_keeps_only_the_factors(tiny_bundle, examples, tmp_path):
 
 
 def test_same_seed_same_weights_other_seed_other_weights(tiny_bundle, examples, tmp_path):
-    config = AdaptConfig(epochs=2, batch_size=2, threads=1)  # augmentation on: it is seeded too
+    config = AdaptConfig(epochs=2, batch_size=2, augment=True, threads=1)  # augmentation and speeds are seeded too
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):
         adapt_acoustic_model(tiny_bundle, examples, tmp_path / name, config=dataclasses.replace(config, seed=seed))
     a, b, c = (torch.load(tmp_path / n / WEIGHTS_FILE, weights_only=True)["replace"] for n in "abc")
