@@ -6,7 +6,10 @@ newest broadband base model from the TRAIN split of the Allison prompt texts
 
 - ``allison-test``: the test-split Allison recordings (real speech, 8 kHz) -> narrowband;
 - ``synth-test-*``: test-split prompt texts spoken at 16 kHz by synthesisers that never
-  trained the base models (espeak-ng Scottish, flite awb, festival HTS slt) -> broadband.
+  trained the base models (espeak-ng Scottish, flite awb, festival HTS slt) -> broadband;
+- ``synth-seen-*``: the same texts spoken by two voices the base models were trained on
+  (espeak-ng en-us, flite kal; the texts are new to them) -> broadband, to show the lift
+  where the acoustic model is on firmer ground.
 
 WER (jiwer, after :func:`engine.text.normalize_transcript`) of the base search alone and
 with the custom LM at several customization weights. The default weight is picked on
@@ -50,6 +53,8 @@ from engine.text import normalize_transcript  # noqa: E402
 
 CANDIDATE_WEIGHTS = (0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9)
 REPORTED_WEIGHTS = (0.3, 0.5, 0.8)
+#: training voices speaking the (unseen) test-split texts
+SEEN_VOICES = {"espeak-en-us": ("espeak", "en-us"), "flite-kal": ("flite", "kal")}
 STEP_FRAMES = 4  # output frames per live step (16 feature frames)
 
 
@@ -132,9 +137,12 @@ def main(argv: list[str] | None = None) -> None:
         "broadband": (resolve_model(models, "en-US_BroadbandModel").path,
                       synthetic_set(train_prompts[: args.tune_files // len(synth_voices)], args.cache / "synth-train",
                                     synth_voices),
-                      {f"synth-test-{label}": synthetic_set(test_prompts[: args.synth_texts], args.cache / "synth-test",
-                                                            {label: voice})
-                       for label, voice in synth_voices.items()}),
+                      {**{f"synth-test-{label}": synthetic_set(test_prompts[: args.synth_texts],
+                                                               args.cache / "synth-test", {label: voice})
+                          for label, voice in synth_voices.items()},
+                       **{f"synth-seen-{label}": synthetic_set(test_prompts[: args.synth_texts],
+                                                              args.cache / "synth-seen", {label: voice})
+                          for label, voice in SEEN_VOICES.items()}}),
     }
     rows, speed, picked, summaries = [], {}, {}, {}
     for band, (path, tune_files, test_sets) in bands.items():
