@@ -68,12 +68,10 @@ import copy
 import dataclasses
 import json
 import math
-import os
 import random
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +86,7 @@ from engine.bundle import BundleError, ModelBundle, load_bundle
 from engine.customlm import CustomLM, custom_decoder
 from engine.decoding import greedy_batch, tokens_to_words
 from engine.features import log_mel
+from engine.files import swap_in
 from engine.recipe.train import augment_features
 from engine.recognizer import pad_to_output_frames
 from engine.text import normalize_transcript
@@ -246,17 +245,6 @@ def _collate(examples: list[_Example], picks: list[tuple[int, int]]) -> tuple[to
     return feats, torch.tensor(lengths), [examples[i].tokens for i, _ in picks]
 
 
-def _swap_in(tmp: Path, out_dir: Path) -> None:
-    """Put the built folder at ``out_dir``: a rename, after moving a previous one aside."""
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out_dir)
-
-
 def adapt_acoustic_model(bundle: ModelBundle, examples: list[tuple[torch.Tensor, str]], out_dir: Path, *,
                          config: AdaptConfig = AdaptConfig(),
                          progress: Callable[[float], None] | None = None) -> dict:
@@ -314,7 +302,7 @@ def adapt_acoustic_model(bundle: ModelBundle, examples: list[tuple[torch.Tensor,
         torch.save(changed, tmp / WEIGHTS_FILE)
         (tmp / META_FILE).write_text(json.dumps(summary, indent=2) + "\n")
         tmp.chmod(0o755)
-        _swap_in(tmp, out_dir)
+        swap_in(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

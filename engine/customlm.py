@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import tempfile
 import threading
@@ -58,6 +57,7 @@ from flashlight.lib.text.dictionary import Dictionary, load_words
 
 from engine.beam import native_stderr_silenced, path_tokens
 from engine.decoding import Token, Word
+from engine.files import swap_in
 from engine.lm import build_arpa
 from engine.text import normalize_transcript
 from engine.tokenizer import BLANK_ID, Tokenizer
@@ -233,23 +233,12 @@ def build_custom_lm(bundle, corpora: list[str], words: list[CustomWord], out_dir
         summary.update(custom_words=len(custom_keys), oov_words_added=len(oov), base_version=bundle.version)
         (tmp / SUMMARY_FILE).write_text(json.dumps({**summary, "build_id": uuid.uuid4().hex}, indent=1) + "\n")
         tmp.chmod(0o755)
-        _swap_in(tmp, out_dir)
+        swap_in(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     report(1.0)
     return summary
-
-
-def _swap_in(tmp: Path, out_dir: Path) -> None:
-    """Put the built folder at ``out_dir``: a rename, after moving a previous build aside."""
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out_dir)
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,16 @@ class TrainingInput:
     helper_lm: tuple[str, float | None] | None = None
 
 
+def _check_name(what: str, name: str) -> None:
+    """A resource name is also a file name in the data directory.
+
+    Raises:
+        InvalidParameter: empty, over 128 characters, with a ``/`` or a leading ``.``.
+    """
+    if not name or len(name) > 128 or "/" in name or name.startswith("."):
+        raise InvalidParameter(f"bad {what} name {name!r}: 1-128 characters, no '/' and no leading '.'")
+
+
 class Catalog:
     """The catalog over one database and data directory.
 
@@ -240,8 +250,7 @@ class Catalog:
             InvalidParameter: a reserved or bad name, or an empty body.
             ConflictError: a corpus of that name exists (without ``allow_overwrite``), or a job runs.
         """
-        if not name or len(name) > 128 or "/" in name or name.startswith("."):
-            raise InvalidParameter(f"bad corpus name {name!r}: 1-128 characters, no '/' and no leading '.'")
+        _check_name("corpus", name)
         if name.lower() in RESERVED_CORPUS_NAMES:
             raise InvalidParameter(f"corpus name {name!r} is reserved ({', '.join(sorted(RESERVED_CORPUS_NAMES))})")
         if not text.strip():
@@ -696,8 +705,7 @@ class Catalog:
             InvalidParameter: a bad name or an empty body.
             ConflictError: a resource of that name exists (without ``allow_overwrite``), or a job runs.
         """
-        if not name or len(name) > 128 or "/" in name or name.startswith("."):
-            raise InvalidParameter(f"bad audio resource name {name!r}: 1-128 characters, no '/' and no leading '.'")
+        _check_name("audio resource", name)
         if len(data) < 100:
             raise InvalidParameter("the audio resource is empty (at least 100 bytes)")
         async with self.db.session() as s, s.begin():
