@@ -72,7 +72,7 @@ def _speech_model(bundle: ModelBundle, base_url: str, versions: list, today: dt.
     newest = versions[-1].version if versions else None
     return {"name": bundle.name, "language": bundle.manifest["locale"], "rate": bundle.sample_rate_hz,
             "url": f"{base_url}/v1/models/{bundle.name}", "description": bundle.manifest.get("description", ""),
-            "supported_features": {"custom_language_model": bundle.beam is not None, "custom_acoustic_model": False,
+            "supported_features": {"custom_language_model": bundle.beam is not None, "custom_acoustic_model": True,
                                    "speaker_labels": False, "low_latency": True},
             # voxgate extension: every version with its stored deadlines and its state today
             "versions": [Entry(v.model, v.version, Kind.BASE, v.created, newest_base=v.version == newest).to_json(today)

@@ -142,6 +142,8 @@ def test_custom_language_model_lifecycle_with_the_watson_sdk(setup):
         stt = sdk(server)
         listed = stt.get_model(BB).get_result()
         assert [v["version"] for v in listed["versions"]] == [OLD, NEW]
+        assert listed["supported_features"]["custom_language_model"] is True
+        assert listed["supported_features"]["custom_acoustic_model"] is True
         # still on the old version: results say so, with Watson's warning
         old = recognise(stt, language_customization_id=custom_id)
         assert old["recognized_with"]["base_model_version"] == OLD
