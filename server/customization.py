@@ -1,5 +1,5 @@
-"""Custom language models at run time: corpus analysis and training jobs, and the trained models
-recognition loads.
+"""Custom models at run time: corpus analysis and audio processing, training jobs (language and
+acoustic), the trained models recognition loads, and the resolution of a request's models.
 
 Training runs in a worker process of its own (:mod:`server.subprocess_job`:
 building the n-gram is CPU-bound Python, which in a thread would take the GIL
@@ -21,14 +21,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from engine.audio import AudioError
+from engine.acoustic import adapt_acoustic_model, load_adapted_bundle, pseudo_label
+from engine.audio import AudioError, load_audio
+from engine.bundle import load_bundle
 from engine.customlm import CustomLM, CustomWord, analyze_corpus, base_vocabulary, build_custom_lm
+from engine.recognizer import Recognizer
+from engine.scheduler import BatchScheduler, SchedulerConfig
 from server import audio_resources
 from server.catalog.artifacts import DataDir
 from server.catalog.resolution import resolve
 from server.catalog.store import ACOUSTIC, LANGUAGE, Catalog
-from engine.recognizer import Recognizer
-from engine.scheduler import BatchScheduler, SchedulerConfig
 from server.metrics import Metrics
 from server.recognition import LoadedModel, LoadedModels
 from server.subprocess_job import JobFailed, run_job
@@ -38,10 +40,9 @@ log = logging.getLogger("voxgate.customization")
 #: Watson's default weight of a custom language model against the base model
 DEFAULT_CUSTOMIZATION_WEIGHT = 0.3
 
+
 def _train(bundle_path: str, corpus_paths: list[str], words: list[tuple], out_dir: str, *, progress) -> dict:
     """In the worker process: build a custom LM artifact."""
-    from engine.bundle import load_bundle
-
     bundle = load_bundle(Path(bundle_path))
     texts = [Path(p).read_text(encoding="utf-8") for p in corpus_paths]
     custom_words = [CustomWord(word, tuple(sounds_like), display_as) for word, sounds_like, display_as in words]
@@ -51,10 +52,6 @@ def _train(bundle_path: str, corpus_paths: list[str], words: list[tuple], out_di
 def _train_acoustic(bundle_path: str, audio: list[tuple], helper: tuple | None, out_dir: str, *, progress) -> dict:
     """In the worker process: fine-tune a base version on the audio (transcripts given, or made by the base
     model with the helper language model)."""
-    from engine.acoustic import adapt_acoustic_model, pseudo_label
-    from engine.audio import load_audio
-    from engine.bundle import load_bundle
-
     bundle = load_bundle(Path(bundle_path))
     custom_lm = CustomLM.load(Path(helper[0])) if helper else None
     weight = helper[1] if helper and helper[1] is not None else DEFAULT_CUSTOMIZATION_WEIGHT
@@ -272,8 +269,6 @@ class Customizations:
         beam-search worker, since the lexicon and LM are the base's)."""
         loaded = self._acoustic.get(artifact)
         if loaded is None:
-            from engine.acoustic import load_adapted_bundle
-
             bundle = await asyncio.to_thread(load_adapted_bundle, base.bundle.path, self.data.path(artifact))
             recognizer = Recognizer(bundle, search_pool=base.search_pool)
             observer = self._metrics.step_observer(f"{bundle.version}+{custom_id}") if self._metrics else None
