@@ -77,7 +77,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 import torchaudio.functional as AF
 from torch import nn
 from torch.nn.utils import parametrize
@@ -87,7 +86,7 @@ from engine.customlm import CustomLM, custom_decoder
 from engine.decoding import greedy_batch, tokens_to_words
 from engine.features import log_mel
 from engine.files import swap_in
-from engine.recipe.train import augment_features
+from engine.recipe.train import augment_features, ctc_batch_loss
 from engine.recognizer import pad_to_output_frames
 from engine.text import normalize_transcript
 
@@ -333,8 +332,7 @@ def _train(bundle: ModelBundle, examples: list[_Example], config: AdaptConfig,
             if config.augment:
                 feats = augment_features(feats, lengths, gen)
             log_probs, out_lengths = model(feats, lengths)
-            loss = F.ctc_loss(log_probs.transpose(0, 1), torch.tensor([t for ts in targets for t in ts]),
-                              out_lengths, torch.tensor([len(t) for t in targets]), blank=0, zero_infinity=True)
+            loss = ctc_batch_loss(log_probs, out_lengths, targets)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)

@@ -73,6 +73,12 @@ class Corpus:
         return out
 
 
+def ctc_batch_loss(log_probs: torch.Tensor, out_lengths: torch.Tensor, targets: list[list[int]]) -> torch.Tensor:
+    """The recipe's CTC loss of a batch: ``(B, U, V)`` log posteriors, output lengths, token targets."""
+    return F.ctc_loss(log_probs.transpose(0, 1), torch.tensor([t for ts in targets for t in ts]), out_lengths,
+                      torch.tensor([len(t) for t in targets]), blank=0, zero_infinity=True)
+
+
 def augment_features(x: torch.Tensor, lengths: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Feature-domain augmentation: frequency warp, spectral tilt, gain, SpecAugment masks.
 
@@ -221,8 +227,7 @@ def main(argv: list[str] | None = None) -> None:
             if not args.no_feature_augment:
                 feats = augment_features(feats, lens, gen)
             log_probs, out_lens = model(feats, lens)
-            loss = F.ctc_loss(log_probs.transpose(0, 1), torch.tensor([t for ts in targets for t in ts]),
-                              out_lens, torch.tensor([len(t) for t in targets]), blank=0, zero_infinity=True)
+            loss = ctc_batch_loss(log_probs, out_lens, targets)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
