@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import raiseload
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.errors import ConflictError, InvalidParameter, LimitExceeded, NotFoundError
@@ -202,8 +203,11 @@ class Catalog:
             return await self._get(s, owner, kind, custom_id)
 
     async def _get(self, s: AsyncSession, owner: str, kind: str, custom_id: str, *,
-                   lock: bool = False) -> CustomModel:
+                   lock: bool = False, versions_only: bool = False) -> CustomModel:
         query = select(CustomModel).where(CustomModel.id == custom_id)
+        if versions_only:
+            query = query.options(raiseload(CustomModel.corpora), raiseload(CustomModel.words),
+                                  raiseload(CustomModel.audio))
         if lock:
             query = query.with_for_update()
         model = await s.scalar(query)
@@ -613,7 +617,9 @@ class Catalog:
         Raises:
             NotFoundError: see :meth:`get`.
         """
-        model = await self.get(owner, kind, custom_id)
+        async with self.db.session() as s:
+            # on every recognition request: the versions only, not the corpora, words and audio
+            model = await self._get(s, owner, kind, custom_id, versions_only=True)
         info = CustomInfo(model.id, kind, model.base_model_name, model.status,
                           {v.base_version: v.created.date() for v in model.versions})
         return info, model
