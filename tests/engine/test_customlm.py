@@ -25,6 +25,7 @@ from engine.customlm import (
 from engine.recognizer import Recognizer
 from engine.searchpool import SearchPool
 from tests.conftest import FIXTURES
+from tests.engine.streaming import stream_finals
 
 BROADBAND = default_models_dir() / "en-US_BroadbandModel" / "en-US_BroadbandModel.v2026-11-01"
 CORPUS = "Please call Vorlaxa support today.\nCall Vorlaxa now!\nVorlaxa support is open 24 hours.\n"
@@ -157,14 +158,7 @@ def test_built_decoders_are_cached(bundle, tmp_path: Path) -> None:
 
 def finals(recognizer: Recognizer, audio: torch.Tensor, custom: CustomLM) -> list:
     stream = recognizer.new_stream(online_beam=True, custom_lm=custom, customization_weight=0.3)
-    out = []
-    for i in range(0, audio.numel(), 1600):
-        stream.accept_audio(audio[i : i + 1600])
-        while stream.has_chunk:
-            out += [r for r in recognizer.step([stream])[0] if r.final]
-    stream.end_audio()
-    while not stream.finished:
-        out += [r for r in recognizer.step([stream])[0] if r.final]
+    out = stream_finals(recognizer, stream, audio)
     if recognizer.search_pool is not None:
         out = [recognizer.rescored(r, r.rescore.result(timeout=120)) if r.rescore is not None else r for r in out]
     return [w for r in out for w in r.words]

@@ -11,6 +11,7 @@ from engine.lm import build_arpa
 from engine.recognizer import Recognizer
 from engine.searchpool import SearchPool
 from tests.conftest import SENTENCES, tiny_model
+from tests.engine.streaming import stream_finals
 from tests.engine.test_recognizer import noise
 
 
@@ -30,16 +31,7 @@ def test_pool_finals_equal_in_process_finals(tmp_path: Path, tokenizer_file, tok
     audio = torch.cat([noise(1.5, seed=3), torch.zeros(16000), noise(1.2, seed=4)])
 
     def finals(recognizer: Recognizer) -> list:
-        stream = recognizer.new_stream(online_beam=True)
-        out = []
-        for i in range(0, audio.numel(), 1600):
-            stream.accept_audio(audio[i : i + 1600])
-            while stream.has_chunk:
-                out += [r for r in recognizer.step([stream])[0] if r.final]
-        stream.end_audio()
-        while not stream.finished:
-            out += [r for r in recognizer.step([stream])[0] if r.final]
-        return out
+        return stream_finals(recognizer, recognizer.new_stream(online_beam=True), audio)
 
     local = finals(Recognizer(bundle))
     pool = SearchPool(path)
