@@ -245,11 +245,6 @@ class Customizations:
         task.add_done_callback(done)
         return task
 
-    async def idle(self) -> None:
-        """Wait until no background work is left (tests)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
     @contextlib.contextmanager
     def using(self, *custom_ids: str | None) -> Iterator[None]:
         """Count a recognition request as using its custom models while the block runs (delete answers 409)."""

@@ -21,7 +21,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from protocol.errors import InvalidParameter, NotFoundError
-from server.catalog.lifecycle import adaptation_deadline, transcription_deadline
+from server.catalog.lifecycle import transcription_deadline
 
 PREVIOUS_VERSION_WARNING = (
     "Using previous version of base model, because your custom model has been built with it. Please note that "
@@ -159,12 +159,3 @@ def resolve(bases: list[BaseInfo], *, model: str | None, default_model: str, bas
         warnings.append(PREVIOUS_VERSION_WARNING)
     return Resolution(model, chosen, language.id if language else None, acoustic.id if acoustic else None,
                       tuple(warnings))
-
-
-def can_train_on(base: BaseInfo, today: dt.date) -> bool:
-    """Whether custom models may still be trained on a base version."""
-    return today <= adaptation_deadline(base.created)
-
-
-__all__ = ["BaseInfo", "CustomInfo", "ModelExpired", "PREVIOUS_VERSION_WARNING", "Resolution", "can_train_on",
-           "newest", "resolve"]
