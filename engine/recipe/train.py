@@ -157,6 +157,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sortagrad", action="store_true", help="first epoch in order of length, short first")
     p.add_argument("--no-feature-augment", action="store_true",
                    help="skip feature-domain augmentation (for a model that underfits)")
+    p.add_argument("--plain-epochs", type=int, default=0,
+                   help="train the last N epochs without feature-domain augmentation")
+    p.add_argument("--dropout", type=float, default=0.0,
+                   help="dropout inside the blocks (default 0: the models underfit, and dropout's random masks "
+                        "cost a third of a CPU step)")
     p.add_argument("--channels", type=int, default=256)
     p.add_argument("--epochs", type=int, default=14)
     p.add_argument("--minutes", type=float, default=90.0, help="stop after the epoch that passes this budget")
@@ -184,7 +189,8 @@ def main(argv: list[str] | None = None) -> None:
     usable = corpus.usable[: args.limit] if args.limit else corpus.usable
     n_dev = min(DEV_UTTERANCES, len(usable) // 10)
     dev, train = usable[-n_dev:], usable[:-n_dev]
-    config = ModelConfig(n_mels=corpus.features.shape[1], vocab_size=tokenizer.vocab_size, channels=args.channels)
+    config = ModelConfig(n_mels=corpus.features.shape[1], vocab_size=tokenizer.vocab_size, channels=args.channels,
+                         dropout=args.dropout)
     model = StreamingCTC(config)
     if args.init_from:
         load_init(model, args.init_from)
@@ -224,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch")
         for idx in bar:
             feats, lens, targets = corpus.batch(idx)
-            if not args.no_feature_augment:
+            if not args.no_feature_augment and epoch < args.epochs - args.plain_epochs:
                 feats = augment_features(feats, lens, gen)
             log_probs, out_lens = model(feats, lens)
             loss = ctc_batch_loss(log_probs, out_lens, targets)
