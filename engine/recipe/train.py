@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
             sched.step()
-            total, count = total + float(loss), count + 1
+            total, count = total + loss.item(), count + 1
             bar.set_postfix(loss=f"{total / count:.3f}", lr=f"{sched.get_last_lr()[0]:.2e}")
         dev_wer = decode_wer(model, corpus, dev, tokenizer)
         history.append({"epoch": epoch + 1, "loss": total / max(count, 1), "dev_wer": dev_wer,

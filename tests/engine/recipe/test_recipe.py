@@ -98,3 +98,33 @@ def test_atomic_save_replaces_and_leaves_no_temporary(tmp_path) -> None:
     atomic_save({"epoch": 2}, target)
     assert torch.load(target)["epoch"] == 2
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
+
+
+def test_training_runs_resumes_and_keeps_the_last_epochs_plain(tmp_path, monkeypatch) -> None:
+    """A tiny run: snapshots, no dropout by default, feature augmentation off in the plain epochs, resume."""
+    import json
+    from pathlib import Path
+
+    from engine.recipe import train
+
+    n, frames = 20, 40
+    (tmp_path / "corpus").mkdir()
+    torch.save({"features": torch.randn(n * frames, 80).half(), "lengths": torch.full((n,), frames),
+                "texts": ["a cat"] * n}, tmp_path / "corpus" / "train-wideband.pt")
+    tokenizer = next(Path("models/en-US_BroadbandModel").glob("*/tokenizer.model"))
+    augmented = []
+    real_augment = train.augment_features
+    monkeypatch.setattr(train, "augment_features", lambda x, *a: augmented.append(x.shape[0]) or real_augment(x, *a))
+    args = ["--corpus", str(tmp_path / "corpus"), "--band", "wide", "--out", str(tmp_path / "run"),
+            "--tokenizer", str(tokenizer), "--channels", "16", "--max-frames", str(4 * frames), "--threads", "1",
+            "--plain-epochs", "1", "--snapshot-epochs", "1"]
+    train.main([*args, "--epochs", "2"])
+    # 18 training utterances (2 are dev) in batches of 4: 5 batches in the one augmented epoch.
+    assert len(augmented) == 5
+    last = torch.load(tmp_path / "run" / "ckpt-last.pt", weights_only=False)
+    assert last["epoch"] == 2 and last["config"]["dropout"] == 0.0
+    assert torch.load(tmp_path / "run" / "ckpt-epoch1.pt", weights_only=False)["epoch"] == 1
+    train.main([*args, "--epochs", "3"])
+    resumed = torch.load(tmp_path / "run" / "ckpt-last.pt", weights_only=False)
+    assert resumed["epoch"] == 3 and [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    assert json.loads(json.dumps(resumed["history"]))[0]["loss"] > 0
