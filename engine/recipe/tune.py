@@ -5,7 +5,8 @@ spoken by random training voices (never by the held-out or reserved voices).
 Emissions are computed once; each (lm_weight, word_score) pair re-decodes them.
 
 Usage: ``python -m engine.recipe.tune --bundle models/NAME/VERSION --text DIR --eval-dir DIR``
-prints the best pair as JSON (and the whole grid on stderr).
+prints the best pair as JSON (and the whole grid on stderr), with the WER of wider beams
+at that pair for comparison (``wider_beam_wer``; the bundle keeps its beam of 16).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from engine.recipe.voices import random_training_voice, synthesize
 
 LM_WEIGHTS = (0.5, 0.7, 1.0, 1.5, 2.0, 3.0)
 WORD_SCORES = (-1.0, 0.0, 1.0, 2.0, 3.0)
+# Wider beams, tried at the best fusion pair and reported (not chosen: a wider beam slows every final).
+WIDER_BEAMS = (32, 64)
 
 
 def tuning_sentences(text_dir: Path, eval_dir: Path, count: int, seed: int) -> list[str]:
@@ -77,9 +80,16 @@ def main(argv: list[str] | None = None) -> None:
         results[f"lm_weight={lm_weight} word_score={word_score}"] = wer
         if best is None or wer < best[0]:
             best = (wer, lm_weight, word_score)
+    wider = {}
+    for beam_size in WIDER_BEAMS:
+        beam = BeamDecoder(bundle.tokenizer, args.bundle / decoder["lexicon"], args.bundle / decoder["lm"],
+                           BeamConfig(lm_weight=best[1], word_score=best[2], beam_size=beam_size))
+        wider[str(beam_size)] = round(jiwer.wer(refs, [bundle.tokenizer.decode([t.token_id for t in beam.decode(e)])
+                                                       for e in emissions]), 4)
     print(json.dumps(results, indent=1), file=sys.stderr)
     print(json.dumps({"lm_weight": best[1], "word_score": best[2], "tune_wer": round(best[0], 4),
-                      "greedy_wer": round(results["greedy"], 4), "utterances": len(refs)}))
+                      "greedy_wer": round(results["greedy"], 4), "utterances": len(refs),
+                      "wider_beam_wer": wider}))
 
 
 if __name__ == "__main__":
