@@ -100,6 +100,18 @@ def test_same_seed_same_weights_other_seed_other_weights(tiny_bundle, examples, 
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+def test_dropout_is_the_configs_not_the_base_models(tiny_bundle, examples, tmp_path):
+    """The shipped base models carry dropout 0; fine-tuning applies the config's."""
+    config = AdaptConfig(epochs=1, batch_size=2, speeds=(1.0,), threads=1)
+    for name, dropout in (("none", 0.0), ("none-again", 0.0), ("half", 0.5)):
+        adapt_acoustic_model(tiny_bundle, examples, tmp_path / name, config=dataclasses.replace(config, dropout=dropout))
+    a, b, c = (torch.load(tmp_path / n / WEIGHTS_FILE, weights_only=True)["replace"] for n in ("none", "none-again", "half"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+    assert all(m.p == tiny_bundle.model.config.dropout for m in tiny_bundle.model.modules()
+               if isinstance(m, torch.nn.Dropout))  # the base model itself is left alone
+
+
 def test_progress_is_reported_up_to_one(tiny_bundle, examples, tmp_path):
     seen: list[float] = []
     adapt_acoustic_model(tiny_bundle, examples, tmp_path / "am", config=FAST, progress=seen.append)
@@ -168,6 +180,8 @@ def test_bad_config_is_a_value_error():
         AdaptConfig(epochs=0)
     with pytest.raises(ValueError, match="speeds"):
         AdaptConfig(speeds=(0.1,))
+    with pytest.raises(ValueError, match="dropout"):
+        AdaptConfig(dropout=1.0)
 
 
 def test_loading_refuses_another_base_version(tiny_bundle, examples, tmp_path, tokenizer_file):
