@@ -443,7 +443,11 @@ class Catalog:
         model.dirty = True
         model.updated = self.clock()
         if model.status in ("pending", "ready", "available", "failed"):
-            model.status = status if status == "pending" or self._has_valid_data(model) else "pending"
+            # Watson's ``pending`` also covers "the service is still analysing data that was added":
+            # a word added while a corpus is analysed must not make the model ready before it.
+            resources = model.audio if model.kind == ACOUSTIC else model.corpora
+            busy = any(r.status == "being_processed" for r in resources)
+            model.status = "ready" if status == "ready" and not busy and self._has_valid_data(model) else "pending"
         model.error = None
 
     @staticmethod

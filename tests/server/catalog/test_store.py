@@ -62,6 +62,17 @@ def test_migrations_create_the_schema_and_base_versions_get_their_deadlines(run)
         dt.date(2026, 5, 1), dt.date(2027, 7, 15), dt.date(2028, 7, 15))
 
 
+def test_a_word_added_while_a_corpus_is_analysed_leaves_the_model_pending(run):
+    async def f(c: Catalog):
+        m = await c.create("acme", LANGUAGE, name="ivr", base_model_name=BB)
+        await c.add_corpus("acme", m.id, "prompts", b"Press One for Sales")
+        await c.add_words("acme", m.id, [WordSpec("zed")])
+        during = (await c.get("acme", LANGUAGE, m.id)).status
+        await c.analyse_corpus(m.id, "prompts", analyse)
+        return during, (await c.get("acme", LANGUAGE, m.id)).status
+    assert run(f) == ("pending", "ready")
+
+
 def test_lifecycle_of_a_language_model(run):
     async def f(c: Catalog):
         m = await c.create("acme", LANGUAGE, name="ivr", base_model_name=BB)
