@@ -1,5 +1,7 @@
 import hashlib
+import math
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,6 +10,7 @@ from engine.recipe import augment
 from engine.recipe.allison import split_of
 from engine.recipe.export import training_summary
 from engine.recipe.sentences import clean_sentence, harvest, is_held_out
+from engine.recipe import train
 from engine.recipe.train import augment_features, load_init
 from engine.recipe.voices import ESPEAK_TRAIN_ACCENTS, FLITE_TRAIN, HELD_OUT, random_training_voice
 from tests.conftest import tiny_model
@@ -102,19 +105,18 @@ def test_atomic_save_replaces_and_leaves_no_temporary(tmp_path) -> None:
 
 def test_training_runs_resumes_and_keeps_the_last_epochs_plain(tmp_path, monkeypatch) -> None:
     """A tiny run: snapshots, no dropout by default, feature augmentation off in the plain epochs, resume."""
-    import json
-    from pathlib import Path
-
-    from engine.recipe import train
-
     n, frames = 20, 40
     (tmp_path / "corpus").mkdir()
     torch.save({"features": torch.randn(n * frames, 80).half(), "lengths": torch.full((n,), frames),
                 "texts": ["a cat"] * n}, tmp_path / "corpus" / "train-wideband.pt")
     tokenizer = next(Path("models/en-US_BroadbandModel").glob("*/tokenizer.model"))
     augmented = []
-    real_augment = train.augment_features
-    monkeypatch.setattr(train, "augment_features", lambda x, *a: augmented.append(x.shape[0]) or real_augment(x, *a))
+
+    def counting_augment(x, lengths, gen):
+        augmented.append(x.shape[0])
+        return augment_features(x, lengths, gen)
+
+    monkeypatch.setattr(train, "augment_features", counting_augment)
     args = ["--corpus", str(tmp_path / "corpus"), "--band", "wide", "--out", str(tmp_path / "run"),
             "--tokenizer", str(tokenizer), "--channels", "16", "--max-frames", str(4 * frames), "--threads", "1",
             "--plain-epochs", "1", "--snapshot-epochs", "1"]
@@ -127,4 +129,4 @@ def test_training_runs_resumes_and_keeps_the_last_epochs_plain(tmp_path, monkeyp
     train.main([*args, "--epochs", "3"])
     resumed = torch.load(tmp_path / "run" / "ckpt-last.pt", weights_only=False)
     assert resumed["epoch"] == 3 and [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
-    assert json.loads(json.dumps(resumed["history"]))[0]["loss"] > 0
+    assert all(math.isfinite(h["loss"]) and h["loss"] > 0 for h in resumed["history"])
