@@ -313,11 +313,8 @@ class Catalog:
                 else:
                     row.source = sorted(set(row.source) | {name})
                     row.count = row.count + count
-            await s.flush()
-            pending = await s.scalar(select(func.count()).select_from(Corpus).where(
-                Corpus.custom_id == custom_id, Corpus.status == "being_processed"))
-            if model.status == "pending" and not pending:
-                model.status = "ready" if self._has_valid_data(model) else "pending"
+            if model.status == "pending":
+                model.status = self._settled_status(model)
             model.updated = self.clock()
 
     async def pending_corpora(self) -> list[tuple[str, str]]:
@@ -443,12 +440,18 @@ class Catalog:
         model.dirty = True
         model.updated = self.clock()
         if model.status in ("pending", "ready", "available", "failed"):
-            # Watson's ``pending`` also covers "the service is still analysing data that was added":
-            # a word added while a corpus is analysed must not make the model ready before it.
-            resources = model.audio if model.kind == ACOUSTIC else model.corpora
-            busy = any(r.status == "being_processed" for r in resources)
-            model.status = "ready" if status == "ready" and not busy and self._has_valid_data(model) else "pending"
+            model.status = self._settled_status(model) if status == "ready" else "pending"
         model.error = None
+
+    def _settled_status(self, model: CustomModel) -> str:
+        """``ready`` when the model has valid data and nothing is still being analysed, else ``pending``.
+
+        Watson's ``pending`` also covers "the service is still analysing data that was added": a word
+        added while a corpus is analysed must not make the model ready before it.
+        """
+        resources = model.audio if model.kind == ACOUSTIC else model.corpora
+        busy = any(r.status == "being_processed" for r in resources)
+        return "ready" if not busy and self._has_valid_data(model) else "pending"
 
     @staticmethod
     def _has_valid_data(model: CustomModel) -> bool:
@@ -746,8 +749,8 @@ class Catalog:
                 return
             resource.duration_s, resource.details, resource.items = duration_s, details, items
             resource.status, resource.error = ("invalid", error) if error else ("ok", None)
-            if model.status == "pending" and not any(a.status == "being_processed" for a in model.audio):
-                model.status = "ready" if self._has_valid_data(model) else "pending"
+            if model.status == "pending":
+                model.status = self._settled_status(model)
             model.updated = self.clock()
 
     async def pending_audio(self) -> list[tuple[str, str]]:
