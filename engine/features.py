@@ -75,6 +75,10 @@ class FeatureConfig:
         """Feature dimension ``D``."""
         return int(self.mel_filters.shape[1])
 
+    def frames_to_features(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(T, win)`` windows of samples to ``(T, D)`` log-mel."""
+        return _frames_to_log_mel(frames, self)
+
     def to_dict(self) -> dict:
         """Serialisable form for a model manifest."""
         return {"sample_rate_hz": self.sample_rate_hz, "window_ms": self.window_ms, "hop_ms": self.hop_ms,
@@ -114,7 +118,7 @@ def log_mel(samples: torch.Tensor, config: FeatureConfig) -> torch.Tensor:
     """
     if samples.numel() < config.win_length:
         return torch.zeros(0, config.n_mels)
-    return _frames_to_log_mel(samples.unfold(0, config.win_length, config.hop_length), config)
+    return config.frames_to_features(samples.unfold(0, config.win_length, config.hop_length))
 
 
 class FeatureStream:
@@ -157,7 +161,7 @@ class FeatureStream:
     def pull(self) -> torch.Tensor:
         """Every newly complete frame ``(T, D)``."""
         frames = self._take_frames()
-        return torch.zeros(0, self.config.n_mels) if frames is None else _frames_to_log_mel(frames, self.config)
+        return torch.zeros(0, self.config.n_mels) if frames is None else self.config.frames_to_features(frames)
 
     def accept(self, samples: torch.Tensor) -> torch.Tensor:
         """:meth:`push` then :meth:`pull`."""
@@ -179,4 +183,4 @@ def pull_batch(streams: list[FeatureStream]) -> list[torch.Tensor]:
     present = [f for f in taken if f is not None]
     if not present:
         return [torch.zeros(0, config.n_mels) for _ in streams]
-    return list(_frames_to_log_mel(torch.cat(present), config).split(counts))
+    return list(config.frames_to_features(torch.cat(present)).split(counts))
