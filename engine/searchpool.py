@@ -44,7 +44,7 @@ def _start_worker(bundle_path: str) -> None:
     from engine.bundle import load_bundle
 
     torch.set_num_threads(1)
-    _BUNDLE = load_bundle(Path(bundle_path))
+    _BUNDLE = load_bundle(Path(bundle_path), search_only=True)
     _BEAM = _BUNDLE.beam
 
 

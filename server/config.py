@@ -15,7 +15,7 @@
 
     [recognition]
     chunk_ms = 160                # audio per model step and stream (multiple of 40)
-    final_pass = "beam"           # "beam": word-LM beam search for finals; "greedy": cheaper, less accurate
+    final_pass = "auto"           # "auto": the version's own; "whisper", "ctc" (word-LM beam search), "greedy"
 
     [customization]
     min_acoustic_minutes = 1.0    # the least valid audio a custom acoustic model trains on
@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from engine.finalpass import parse_kind
 from engine.scheduler import SchedulerConfig
 
 
@@ -70,18 +71,27 @@ class RecognitionConfig:
     Attributes:
         chunk_ms: audio per model step and stream (a multiple of 40 ms); longer chunks cost less
             per second of audio and delay interim results by as much.
-        final_pass: ``beam`` (beam search with the model's word LM over each closed utterance) or
-            ``greedy`` (the interim hypothesis becomes the final: cheaper, less accurate).
+        final_pass: what makes each final (:mod:`engine.finalpass`): ``auto`` (the model
+            version's own: ``whisper`` for the Whisper-based versions, ``ctc`` for the older ones),
+            ``whisper`` (Whisper's decoder over the utterance), ``ctc`` (beam search with the
+            model's word LM; ``beam`` is accepted as its older name) or ``greedy`` (the interim
+            hypothesis becomes the final: cheapest, least accurate). A version that lacks the
+            asked pass uses the next best it has.
     """
 
     chunk_ms: int = 160
-    final_pass: str = "beam"
+    final_pass: str = "auto"
 
     def __post_init__(self) -> None:
         if self.chunk_ms % 40 or not 40 <= self.chunk_ms <= 2000:
             raise ValueError(f"chunk_ms must be a multiple of 40 between 40 and 2000, got {self.chunk_ms}")
-        if self.final_pass not in ("beam", "greedy"):
-            raise ValueError(f"final_pass must be 'beam' or 'greedy', got {self.final_pass!r}")
+        if self.final_pass != "auto":
+            parse_kind(self.final_pass)
+
+    @property
+    def requested_final_pass(self) -> str | None:
+        """The configured final pass, None for ``auto``."""
+        return None if self.final_pass == "auto" else self.final_pass
 
 
 @dataclass(frozen=True)

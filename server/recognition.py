@@ -12,6 +12,7 @@ drives it from the one task that reads its connection (shutdown included).
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +73,9 @@ class LoadedModels:
         for m in installed:
             bundle = load_bundle(m.path)
             pool = SearchPool(m.path) if bundle.beam is not None else None
-            recognizer = Recognizer(bundle, search_pool=pool)
+            # Whisper's decoder runs each final on a thread of its own, beside the batched steps.
+            finals = ThreadPoolExecutor(1, thread_name_prefix=f"final-{m.version}") if bundle.whisper else None
+            recognizer = Recognizer(bundle, search_pool=pool, final_executor=finals)
             self.versions[m.version] = LoadedModel(bundle, recognizer, BatchScheduler(
                 recognizer, scheduler, on_step=metrics.step_observer(m.version)), pool)
         # Serve only once every search worker has loaded its bundle (seconds), not while they load.
@@ -178,11 +181,14 @@ class Recognition:
         except AudioError as exc:
             raise _audio_error(exc) from exc
         chunk_frames = round(settings.chunk_ms / model.bundle.features.hop_ms)
-        self.stream = model.recognizer.new_stream(endpoint=endpoint, chunk_frames=chunk_frames,
-                                                  max_chunks=MAX_CHUNKS_PER_STEP,
-                                                  beam_finals=settings.final_pass == "beam" or custom_lm is not None,
-                                                  online_beam=True, custom_lm=custom_lm,
-                                                  customization_weight=customization_weight)
+        final_pass = model.recognizer.final_pass(settings.requested_final_pass, custom_lm=custom_lm,
+                                                 customization_weight=customization_weight)
+        try:
+            self.stream = model.recognizer.new_stream(endpoint=endpoint, chunk_frames=chunk_frames,
+                                                      max_chunks=MAX_CHUNKS_PER_STEP, final_pass=final_pass,
+                                                      online=True)
+        except ValueError as exc:
+            raise InvalidParameter(str(exc)) from exc
         self._metrics = metrics
         self._on_results = on_results
         self._speech_until_s = 0.0

@@ -22,6 +22,7 @@ Shapes: ``B``: batch, ``T``: mel frames (10 ms), ``U``: output frames (20 ms), `
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -122,6 +123,13 @@ def load_pretrained(name: str) -> Whisper:
     model = Whisper(WhisperDims.from_state_dict(state))
     model.load_state_dict(state)
     return model.eval()
+
+
+@functools.cache
+def shared_pretrained(name: str) -> Whisper:
+    """:func:`load_pretrained`, once per process: every version built on the same weights shares them
+    (read-only at inference; the streaming models take copies of the encoder)."""
+    return load_pretrained(name)
 
 
 def stack_states(states: list[WhisperState]) -> WhisperState:

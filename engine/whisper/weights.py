@@ -149,7 +149,9 @@ class _Reader:
     def string(self) -> str:
         (n,) = self.unpack("H")
         raw = self.f.read(n)
-        if len(raw) != n or not raw.endswith(b"\0"):
+        if len(raw) != n:
+            raise WeightsError("model.bin ends early")
+        if not raw.endswith(b"\0"):
             raise WeightsError("model.bin has a malformed string")
         return raw[:-1].decode("utf-8")
 
@@ -184,7 +186,9 @@ def read_ct2(data: bytes) -> tuple[str, dict[str, torch.Tensor]]:
         (dtype_id,) = r.unpack("B")
         (nbytes,) = r.unpack("I")
         raw = r.f.read(nbytes)
-        if len(raw) != nbytes or dtype_id >= len(_DTYPES):
+        if len(raw) != nbytes:
+            raise WeightsError("model.bin ends early")
+        if dtype_id >= len(_DTYPES):
             raise WeightsError(f"model.bin: variable {name!r} is malformed")
         if _DTYPES[dtype_id] is None:
             tensor = torch.frombuffer(bytearray(raw), dtype=torch.bfloat16)

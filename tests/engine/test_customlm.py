@@ -147,7 +147,7 @@ def test_weight_zero_is_the_base_search(bundle, audio, tmp_path: Path) -> None:
     assert (recognizer.transcribe(audio, custom_lm=custom, customization_weight=0.0).words
             == recognizer.transcribe(audio).words)
     with pytest.raises(ValueError, match="between 0 and 1"):
-        recognizer.new_stream(custom_lm=custom, customization_weight=1.5)
+        recognizer.final_pass("ctc", custom_lm=custom, customization_weight=1.5)
 
 
 def test_built_decoders_are_cached(bundle, tmp_path: Path) -> None:
@@ -157,7 +157,8 @@ def test_built_decoders_are_cached(bundle, tmp_path: Path) -> None:
 
 
 def finals(recognizer: Recognizer, audio: torch.Tensor, custom: CustomLM) -> list:
-    stream = recognizer.new_stream(online_beam=True, custom_lm=custom, customization_weight=0.3)
+    stream = recognizer.new_stream(online=True, final_pass=recognizer.final_pass("ctc", custom_lm=custom,
+                                                                              customization_weight=0.3))
     out = stream_finals(recognizer, stream, audio)
     if recognizer.search_pool is not None:
         out = [recognizer.rescored(r, r.rescore.result(timeout=120)) if r.rescore is not None else r for r in out]

@@ -31,7 +31,7 @@ def test_pool_finals_equal_in_process_finals(tmp_path: Path, tokenizer_file, tok
     audio = torch.cat([noise(1.5, seed=3), torch.zeros(16000), noise(1.2, seed=4)])
 
     def finals(recognizer: Recognizer) -> list:
-        return stream_finals(recognizer, recognizer.new_stream(online_beam=True), audio)
+        return stream_finals(recognizer, recognizer.new_stream(online=True), audio)
 
     local = finals(Recognizer(bundle))
     pool = SearchPool(path)
@@ -40,7 +40,7 @@ def test_pool_finals_equal_in_process_finals(tmp_path: Path, tokenizer_file, tok
         pooled = Recognizer(bundle, search_pool=pool)
         remote = [pooled.rescored(r, r.rescore.result(timeout=60)) if r.rescore is not None else r
                   for r in finals(pooled)]
-        abandoned = pooled.new_stream(online_beam=True)
+        abandoned = pooled.new_stream(online=True)
         abandoned.accept_audio(audio[:16000])
         while abandoned.has_chunk:
             pooled.step([abandoned])

@@ -1,0 +1,162 @@
+"""The final pass: what turns an utterance into its final words, chosen once per request.
+
+A stream's interim results are the CTC greedy path. When an utterance closes, its final comes
+from one :class:`FinalPass`:
+
+- ``greedy``: the greedy path itself (cheapest);
+- ``ctc``: the bundle's CTC beam search with its word LM, and the request's custom LM mixed in
+  (:mod:`engine.beam`, :mod:`engine.customlm`); live streams run it along the utterance;
+- ``rescore``: the CTC beam's N-best reranked by Whisper's decoder over the utterance's
+  full-context encoding (attention rescoring, U2's second pass);
+- ``whisper``: Whisper's decoder over the utterance's full-context encoding
+  (:class:`engine.whisper.decode.UtteranceDecoder`); word times come from a CTC forced alignment
+  of its words on the streaming pass's posteriors.
+
+:func:`choose_final_pass` resolves a request's wish against what the model version has (older
+versions have no Whisper decoder; a custom LM lives in the CTC search), in one place.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from enum import StrEnum
+
+import torch
+import torchaudio.functional as AF
+
+from engine.customlm import CustomLM
+from engine.decoding import Word
+from engine.tokenizer import BLANK_ID, Tokenizer
+
+
+class FinalPassKind(StrEnum):
+    """The kinds of final pass (see the module docstring)."""
+
+    GREEDY = "greedy"
+    CTC = "ctc"
+    RESCORE = "rescore"
+    WHISPER = "whisper"
+
+
+#: Older spellings accepted in configuration: ``beam`` was the CTC beam search.
+ALIASES = {"beam": FinalPassKind.CTC}
+
+
+def parse_kind(value: str) -> FinalPassKind:
+    """A configured or requested final pass by name.
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones).
+    """
+    if value in ALIASES:
+        return ALIASES[value]
+    try:
+        return FinalPassKind(value)
+    except ValueError:
+        raise ValueError(f"final_pass must be one of {', '.join(k.value for k in FinalPassKind)}, "
+                         f"got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class FinalPass:
+    """The final pass of one request.
+
+    Attributes:
+        kind: which pass.
+        custom_lm: a custom LM mixed into the CTC search (``ctc`` and ``rescore``).
+        customization_weight: its share in [0, 1].
+        nbest: hypotheses the CTC search hands to the ``rescore`` pass.
+    """
+
+    kind: FinalPassKind
+    custom_lm: CustomLM | None = None
+    customization_weight: float = 0.3
+    nbest: int = 8
+
+    @property
+    def uses_search(self) -> bool:
+        """True when the finals come from (or start from) the CTC beam search."""
+        return self.kind in (FinalPassKind.CTC, FinalPassKind.RESCORE)
+
+    @property
+    def uses_whisper(self) -> bool:
+        """True when the finals need the utterance's features for Whisper's decoder."""
+        return self.kind in (FinalPassKind.WHISPER, FinalPassKind.RESCORE)
+
+
+def choose_final_pass(bundle, requested: str | FinalPassKind | None = None, *, custom_lm: CustomLM | None = None,
+                      customization_weight: float = 0.3) -> FinalPass:
+    """The final pass a request gets on ``bundle``.
+
+    Args:
+        bundle: the model version (:class:`engine.bundle.ModelBundle`).
+        requested: the configured or requested kind; None: the version's own default.
+        custom_lm: the request's custom LM, if any.
+        customization_weight: its weight (0: not used).
+
+    Rules: a version without Whisper's decoder serves ``whisper`` and ``rescore`` with its CTC
+    search; a version without a beam search serves ``ctc`` and ``rescore`` greedily; a custom
+    LM (weight above 0) needs the CTC search, so ``whisper`` becomes ``rescore`` (the custom LM
+    picks the N-best that Whisper's decoder reranks).
+
+    Raises:
+        ValueError: an unknown kind.
+    """
+    kind = parse_kind(requested) if isinstance(requested, str) else requested
+    if kind is None:
+        kind = parse_kind(bundle.default_final_pass)
+    custom = custom_lm if customization_weight > 0 and bundle.beam is not None else None
+    if custom is not None and kind is FinalPassKind.WHISPER:
+        kind = FinalPassKind.RESCORE
+    if kind in (FinalPassKind.WHISPER, FinalPassKind.RESCORE) and bundle.whisper is None:
+        kind = FinalPassKind.CTC
+    if kind in (FinalPassKind.CTC, FinalPassKind.RESCORE) and bundle.beam is None:
+        kind = FinalPassKind.WHISPER if kind is FinalPassKind.RESCORE and bundle.whisper is not None \
+            else FinalPassKind.GREEDY
+    return FinalPass(kind, custom, customization_weight)
+
+
+def align_words(text: str, log_probs: torch.Tensor, tokenizer: Tokenizer, *, frame_seconds: float,
+                frame_offset: int) -> list[Word]:
+    """Words of ``text`` with times from a CTC forced alignment on ``log_probs`` ``(U, V)``.
+
+    A word's confidence is the mean posterior of its pieces at their aligned frames. When the
+    text cannot be aligned (more pieces than frames), the words share the span evenly with
+    confidence 0.5.
+    """
+    words = text.split()
+    if not words:
+        return []
+    pieces = [tokenizer.encode(w) for w in words]
+    flat = [p for ps in pieces for p in ps]
+    U = log_probs.shape[0]
+    if not flat or len(flat) > U or any(p == BLANK_ID for p in flat):
+        step = max(U, 1) / len(words)
+        return [Word(w, round((frame_offset + i * step) * frame_seconds, 2),
+                     round((frame_offset + (i + 1) * step) * frame_seconds, 2), 0.5) for i, w in enumerate(words)]
+    with warnings.catch_warnings():
+        # Deprecated in torchaudio 2.9 (pinned here), not yet replaced by another library.
+        warnings.simplefilter("ignore")
+        path, scores = AF.forced_align(log_probs[None].float(), torch.tensor([flat], dtype=torch.int32), blank=BLANK_ID)
+    path, scores = path[0].tolist(), scores[0].exp().tolist()
+    # A piece starts where the path leaves blank or another label; CTC separates repeats by a blank.
+    spans: list[tuple[int, int, float]] = []  # (first frame, last frame, best posterior)
+    previous = BLANK_ID
+    for t, label in enumerate(path):
+        if label != BLANK_ID and label != previous:
+            spans.append((t, t, scores[t]))
+        elif label != BLANK_ID:
+            start, _, score = spans[-1]
+            spans[-1] = (start, t, max(score, scores[t]))
+        previous = label
+    out, i = [], 0
+    for word, ps in zip(words, pieces):
+        mine = spans[i: i + len(ps)]
+        i += len(ps)
+        if not mine:
+            break
+        conf = sum(s for _, _, s in mine) / len(mine)
+        out.append(Word(word, round((frame_offset + mine[0][0]) * frame_seconds, 2),
+                        round((frame_offset + mine[-1][1] + 1) * frame_seconds, 2), round(conf, 3)))
+    return out

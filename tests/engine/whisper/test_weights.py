@@ -1,0 +1,88 @@
+"""The CTranslate2 reader against ctranslate2 itself, the sha256 check, the openai-whisper form."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from engine.whisper import weights
+from engine.whisper.features import whisper_log_mel
+from engine.whisper.model import load_pretrained, shared_pretrained
+from engine.whisper.network import Whisper, WhisperDims
+from engine.whisper.weights import SOURCES, WeightsError, openai_state_dict, read_ct2, source_folder
+
+
+def _speechlike(seconds: float, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(int(16000 * seconds)) / 16000
+    tone = torch.sin(2 * torch.pi * (180 + 40 * torch.sin(2 * torch.pi * 3 * t)) * t)
+    return 0.3 * tone * (0.5 + 0.5 * torch.sin(2 * torch.pi * 2 * t)) + 0.01 * torch.randn(t.shape, generator=g)
+
+
+@pytest.mark.timeout(120)
+def test_reader_matches_ctranslate2_encoder() -> None:
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    model = shared_pretrained("whisper-tiny.en")
+    mel = whisper_log_mel(torch.nn.functional.pad(_speechlike(2.0), (0, 16000 * 28)))[:3000]
+    reference = ctranslate2.models.Whisper(str(source_folder(SOURCES["whisper-tiny.en"])), device="cpu",
+                                           compute_type="float32")
+    view = ctranslate2.StorageView.from_array(mel.T[None].contiguous().numpy())
+    expected = torch.from_numpy(np.array(reference.encode(view, to_cpu=True)))
+    with torch.inference_mode():
+        ours = model.encoder(mel[None])
+    assert ours.shape == expected.shape == (1, 1500, 384)
+    assert (ours - expected).abs().max() < 1e-3
+
+
+def test_pinned_hash_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    wrong = SOURCES["whisper-tiny.en"].__class__(**{**SOURCES["whisper-tiny.en"].__dict__, "sha256": "0" * 64})
+    monkeypatch.setitem(SOURCES, "whisper-tiny.en", wrong)
+    with pytest.raises(WeightsError, match="expected 0000.*refusing"):
+        load_pretrained("whisper-tiny.en")
+
+
+def test_missing_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    source = SOURCES["whisper-tiny.en"]
+    monkeypatch.setitem(SOURCES, "x", source.__class__(**{**source.__dict__, "parts": ("no_such_pkg_vx/model.bin",)}))
+    with pytest.raises(WeightsError, match="no_such_pkg_vx.*not installed"):
+        weights.verified_model_bin(SOURCES["x"])
+
+
+def _string(s: str) -> bytes:
+    raw = s.encode() + b"\0"
+    return struct.pack("<H", len(raw)) + raw
+
+
+def test_reader_parses_the_binary_layout() -> None:
+    values = np.arange(6, dtype=np.float16).reshape(2, 3)
+    blob = (struct.pack("<I", 6) + _string("TestSpec") + struct.pack("<I", 1) + struct.pack("<I", 2)
+            + _string("a/weight") + struct.pack("<B", 2) + struct.pack("<2I", 2, 3) + struct.pack("<B", 4)
+            + struct.pack("<I", values.nbytes) + values.tobytes()
+            + _string("a/n") + struct.pack("<B", 0) + struct.pack("<B", 2) + struct.pack("<I", 2)
+            + np.int16(6).tobytes()
+            + struct.pack("<I", 1) + _string("b/weight") + _string("a/weight"))
+    spec, variables = read_ct2(blob)
+    assert spec == "TestSpec"
+    assert variables["a/weight"].tolist() == values.tolist() and variables["a/weight"].dtype == torch.float16
+    assert int(variables["a/n"]) == 6
+    assert variables["b/weight"] is variables["a/weight"]
+    with pytest.raises(WeightsError, match="ends early"):
+        read_ct2(blob[:30])
+    with pytest.raises(WeightsError, match="binary version"):
+        read_ct2(struct.pack("<I", 99) + blob[4:])
+
+
+def test_openai_checkpoint_form_loads() -> None:
+    dims = WhisperDims(n_mels=8, n_audio_ctx=20, n_audio_state=64, n_audio_head=1, n_audio_layer=1, n_vocab=30,
+                       n_text_ctx=10, n_text_state=64, n_text_head=1, n_text_layer=1)
+    model = Whisper(dims)
+    state = {k: v for k, v in model.state_dict().items() if k != "encoder.positional_embedding"}
+    got_dims, got = openai_state_dict({"dims": dims.to_dict(), "model_state_dict": state})
+    again = Whisper(WhisperDims(**got_dims))
+    again.load_state_dict(got)
+    assert torch.equal(again.encoder.positional_embedding, model.encoder.positional_embedding)
+    with pytest.raises(WeightsError, match="not an openai-whisper checkpoint"):
+        openai_state_dict({"state": {}})
