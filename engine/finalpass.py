@@ -6,14 +6,17 @@ from one :class:`FinalPass`:
 - ``greedy``: the greedy path itself (cheapest);
 - ``ctc``: the bundle's CTC beam search with its word LM, and the request's custom LM mixed in
   (:mod:`engine.beam`, :mod:`engine.customlm`); live streams run it along the utterance;
-- ``rescore``: the CTC beam's N-best reranked by Whisper's decoder over the utterance's
-  full-context encoding (attention rescoring, U2's second pass);
 - ``whisper``: Whisper's decoder over the utterance's full-context encoding
   (:class:`engine.whisper.decode.UtteranceDecoder`); word times come from a CTC forced alignment
   of its words on the streaming pass's posteriors.
 
 :func:`choose_final_pass` resolves a request's wish against what the model version has (older
 versions have no Whisper decoder; a custom LM lives in the CTC search), in one place.
+
+Not built: attention rescoring of the CTC N-best (U2's second pass). The streaming CTC head of
+release v2026-12-01 is too weak for its N-best to hold the right words (dev CER ~0.5), and a
+rescoring pass needs the same full-context encoder pass as a full decode, so it would cost as
+much as ``whisper`` for less accuracy.
 """
 
 from __future__ import annotations
@@ -35,7 +38,6 @@ class FinalPassKind(StrEnum):
 
     GREEDY = "greedy"
     CTC = "ctc"
-    RESCORE = "rescore"
     WHISPER = "whisper"
 
 
@@ -64,25 +66,23 @@ class FinalPass:
 
     Attributes:
         kind: which pass.
-        custom_lm: a custom LM mixed into the CTC search (``ctc`` and ``rescore``).
+        custom_lm: a custom LM mixed into the CTC search (``ctc``).
         customization_weight: its share in [0, 1].
-        nbest: hypotheses the CTC search hands to the ``rescore`` pass.
     """
 
     kind: FinalPassKind
     custom_lm: CustomLM | None = None
     customization_weight: float = 0.3
-    nbest: int = 8
 
     @property
     def uses_search(self) -> bool:
-        """True when the finals come from (or start from) the CTC beam search."""
-        return self.kind in (FinalPassKind.CTC, FinalPassKind.RESCORE)
+        """True when the finals come from the CTC beam search."""
+        return self.kind is FinalPassKind.CTC
 
     @property
     def uses_whisper(self) -> bool:
         """True when the finals need the utterance's features for Whisper's decoder."""
-        return self.kind in (FinalPassKind.WHISPER, FinalPassKind.RESCORE)
+        return self.kind is FinalPassKind.WHISPER
 
 
 def choose_final_pass(bundle, requested: str | FinalPassKind | None = None, *, custom_lm: CustomLM | None = None,
@@ -95,10 +95,9 @@ def choose_final_pass(bundle, requested: str | FinalPassKind | None = None, *, c
         custom_lm: the request's custom LM, if any.
         customization_weight: its weight (0: not used).
 
-    Rules: a version without Whisper's decoder serves ``whisper`` and ``rescore`` with its CTC
-    search; a version without a beam search serves ``ctc`` and ``rescore`` greedily; a custom
-    LM (weight above 0) needs the CTC search, so ``whisper`` becomes ``rescore`` (the custom LM
-    picks the N-best that Whisper's decoder reranks).
+    Rules: a version without Whisper's decoder serves ``whisper`` with its CTC search; a version
+    without a beam search serves ``ctc`` greedily; a custom LM (weight above 0) lives in the CTC
+    search, so a request with one gets ``ctc`` (Whisper's pass does not take custom LMs yet).
 
     Raises:
         ValueError: an unknown kind.
@@ -107,13 +106,10 @@ def choose_final_pass(bundle, requested: str | FinalPassKind | None = None, *, c
     if kind is None:
         kind = parse_kind(bundle.default_final_pass)
     custom = custom_lm if customization_weight > 0 and bundle.beam is not None else None
-    if custom is not None and kind is FinalPassKind.WHISPER:
-        kind = FinalPassKind.RESCORE
-    if kind in (FinalPassKind.WHISPER, FinalPassKind.RESCORE) and bundle.whisper is None:
+    if kind is FinalPassKind.WHISPER and (bundle.whisper is None or custom is not None):
         kind = FinalPassKind.CTC
-    if kind in (FinalPassKind.CTC, FinalPassKind.RESCORE) and bundle.beam is None:
-        kind = FinalPassKind.WHISPER if kind is FinalPassKind.RESCORE and bundle.whisper is not None \
-            else FinalPassKind.GREEDY
+    if kind is FinalPassKind.CTC and bundle.beam is None:
+        kind = FinalPassKind.GREEDY
     return FinalPass(kind, custom, customization_weight)
 
 

@@ -56,9 +56,10 @@ log = logging.getLogger("voxgate.server")
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """``GET /healthz``: 200 with the loaded model versions."""
+    """``GET /healthz``: 200 with the installed model versions and those loaded so far."""
     state = request.app[STATE]
     return web.json_response({"status": "ok", "models": sorted(state.models.versions),
+                              "loaded": sorted(v for v, m in state.models.versions.items() if m.loaded),
                               "sessions": len(state.sessions)})
 
 
@@ -85,7 +86,7 @@ async def _models_json(request: web.Request) -> dict[str, dict]:
     rows = [r for r in await state.catalog.base_versions() if r.version in state.models.versions]
     today = state.catalog.today()
     return {name: _speech_model(bundle, base, [r for r in rows if r.model == name], today)
-            for name, bundle in state.models.newest().items()}
+            for name, loaded in state.models.newest().items() for bundle in (loaded.bundle,)}
 
 
 async def list_models(request: web.Request) -> web.Response:
@@ -124,9 +125,8 @@ def _catalog_starter(data: DataDir, database_url: str | None, clock: Clock):
         await db.migrate()
         catalog = Catalog(db, data, clock=clock)
         await catalog.sync_base_versions(
-            InstalledBase(b.name, b.version, b.manifest["locale"], b.sample_rate_hz,
-                          dt.date.fromisoformat(b.manifest["created"]), str(b.path))
-            for b in (m.bundle for m in state.models.versions.values()))
+            InstalledBase(b.name, b.version, b.manifest["locale"], b.sample_rate_hz, b.created, str(b.path))
+            for b in (m.installed for m in state.models.versions.values()))
         state.catalog = catalog
         state.customizations = Customizations(catalog, state.models, scheduler=state.config.scheduler,
                                               metrics=state.metrics)

@@ -136,7 +136,9 @@ class Customizations:
     def vocabulary(self, base_version: str) -> frozenset[str]:
         """The base vocabulary of a version (words outside it are out of vocabulary)."""
         if base_version not in self._vocabularies:
-            self._vocabularies[base_version] = base_vocabulary(self.models.versions[base_version].bundle)
+            loaded = self.models.versions[base_version]
+            loaded.load()  # corpus analysis runs in a thread: an older version may load here
+            self._vocabularies[base_version] = base_vocabulary(loaded.bundle)
         return self._vocabularies[base_version]
 
     def _analyse(self, text: str, base_version: str) -> tuple[int, dict]:
@@ -183,10 +185,10 @@ class Customizations:
             if job.kind == ACOUSTIC:
                 audio = [(str(self.data.path(p)), ct, text) for p, ct, text in job.audio]
                 helper = (str(self.data.path(job.helper_lm[0])), job.helper_lm[1]) if job.helper_lm else None
-                work = (_train_acoustic, str(loaded.bundle.path), audio, helper, out)
+                work = (_train_acoustic, str(loaded.installed.path), audio, helper, out)
             else:
                 words = [(w.word, list(w.sounds_like), w.display_as) for w in job.words]
-                work = (_train, str(loaded.bundle.path), [str(self.data.path(p)) for p in job.corpora], words, out)
+                work = (_train, str(loaded.installed.path), [str(self.data.path(p)) for p in job.corpora], words, out)
             progress = _Progress(self.catalog, custom_id)
             try:
                 summary = await run_job(*work, on_progress=progress.report)
@@ -216,7 +218,7 @@ class Customizations:
             return
         model = await self.catalog.model_by_id(custom_id)
         loaded = None if model is None else self.models.versions.get(model.base_version)
-        rate = loaded.bundle.sample_rate_hz if loaded is not None else 8000
+        rate = loaded.sample_rate_hz if loaded is not None else 8000
         rel_dir = self.data.audio_items(custom_id, name)
         try:
             data = await asyncio.to_thread(self.data.path(resource.path).read_bytes)
@@ -264,11 +266,12 @@ class Customizations:
         beam-search worker, since the lexicon and LM are the base's)."""
         loaded = self._acoustic.get(artifact)
         if loaded is None:
-            bundle = await asyncio.to_thread(load_adapted_bundle, base.bundle.path, self.data.path(artifact))
+            bundle = await asyncio.to_thread(load_adapted_bundle, base.installed.path, self.data.path(artifact))
             recognizer = Recognizer(bundle, search_pool=base.search_pool)
             observer = self._metrics.step_observer(f"{bundle.version}+{custom_id}") if self._metrics else None
             loaded = self._acoustic.setdefault(artifact, LoadedModel(
-                bundle, recognizer, BatchScheduler(recognizer, self._scheduler, on_step=observer)))
+                base.installed, bundle=bundle, recognizer=recognizer,
+                batch_scheduler=BatchScheduler(recognizer, self._scheduler, on_step=observer)))
         return loaded
 
     def load(self, artifact: str) -> CustomLM:
@@ -345,7 +348,7 @@ async def resolve_request(customizations: Customizations, models: LoadedModels, 
     resolution = resolve(bases, model=params.get("model") or None, default_model=default_model,
                          base_model_version=params.get("base_model_version") or None, language=language,
                          acoustic=acoustic, today=catalog.today(), batch=batch)
-    loaded = models.versions[resolution.base_version]
+    loaded = await models.ready(models.versions[resolution.base_version])
     if resolution.acoustic is not None and am_row is not None:
         version = next(v for v in am_row.versions if v.base_version == resolution.base_version)
         loaded = await customizations.acoustic_model(version.artifact, loaded, am_row.id)

@@ -270,7 +270,7 @@ def _word_spec(state: ServerState, owner_base: str, item: object, *, name: str |
     if display_as is not None and (not isinstance(display_as, str) or not display_as.strip()):
         raise InvalidParameter(f"display_as of {word!r} must be a non-empty string")
     spec = CustomWord(word.strip(), tuple(sounds_like), display_as)
-    errors = word_errors(spec, state.models.versions[owner_base].bundle.tokenizer)
+    errors = word_errors(spec, state.models.versions[owner_base].bundle.tokenizer)  # loaded by _base_of
     if errors:
         raise InvalidParameter(f"word {word!r}: {'; '.join(errors)}")
     return WordSpec(spec.word, spec.sounds_like, spec.display_as)
@@ -279,7 +279,8 @@ def _word_spec(state: ServerState, owner_base: str, item: object, *, name: str |
 async def _base_of(state: ServerState, owner: str, custom_id: str) -> str:
     model = await state.catalog.get(owner, LANGUAGE, custom_id)
     if model.base_version not in state.models.versions:
-        raise NotFoundError(f"base model version {model.base_version} of custom model {custom_id} is not loaded")
+        raise NotFoundError(f"base model version {model.base_version} of custom model {custom_id} is not installed")
+    await state.models.ready(state.models.versions[model.base_version])  # its tokenizer checks the words
     return model.base_version
 
 

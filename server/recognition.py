@@ -12,16 +12,16 @@ drives it from the one task that reads its connection (shutdown included).
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 
 from engine.audio import AudioError, UnsupportedAudioType
 from engine.audiostream import StreamDecoder
-from engine.bundle import ModelBundle, find_models, load_bundle
+from engine.bundle import InstalledModel, ModelBundle, find_models, load_bundle
 from engine.customlm import CustomLM
 from engine.endpoint import EndpointConfig
 from engine.recognizer import Recognizer, Result
@@ -36,31 +36,132 @@ from server.metrics import Metrics
 MAX_CHUNKS_PER_STEP = 4
 
 
-@dataclass
-class LoadedModel:
-    """One base-model version, ready to recognise (``search_pool``: its live beam searches, if it has a beam)."""
+class ModelNotLoaded(RuntimeError):
+    """A version's network was used before :meth:`LoadedModels.ready` loaded it (a server bug)."""
 
-    bundle: ModelBundle
-    recognizer: Recognizer
-    scheduler: BatchScheduler
-    search_pool: SearchPool | None = None
+
+class LoadedModel:
+    """One base-model version: its manifest at once, its network, scheduler and search worker once loaded.
+
+    Args:
+        installed: the artifact on disk.
+        scheduler: batching configuration.
+        metrics: where its scheduler reports steps (None: nowhere).
+        bundle, recognizer, batch_scheduler, search_pool: an already loaded version (custom
+            acoustic models), instead of loading ``installed`` later.
+    """
+
+    def __init__(self, installed: InstalledModel, scheduler: SchedulerConfig | None = None,
+                 metrics: Metrics | None = None, *, bundle: ModelBundle | None = None,
+                 recognizer: Recognizer | None = None, batch_scheduler: BatchScheduler | None = None,
+                 search_pool: SearchPool | None = None) -> None:
+        self.installed = installed
+        self._config = scheduler or SchedulerConfig()
+        self._metrics = metrics
+        self._lock = threading.Lock()
+        self._bundle, self._recognizer, self._scheduler = bundle, recognizer, batch_scheduler
+        self.search_pool = search_pool
+        self._finals: ThreadPoolExecutor | None = None
+
+    @property
+    def version(self) -> str:
+        """Version id."""
+        return self.installed.version
+
+    @property
+    def name(self) -> str:
+        """Base model name."""
+        return self.installed.name
+
+    @property
+    def sample_rate_hz(self) -> int:
+        """The version's sample rate."""
+        return self.installed.sample_rate_hz
+
+    @property
+    def locale(self) -> str | None:
+        """Its locale, from the manifest."""
+        return self.installed.manifest.get("locale")
+
+    @property
+    def loaded(self) -> bool:
+        """True once the network is loaded."""
+        return self._bundle is not None
+
+    def _need(self, value):
+        if value is None:
+            raise ModelNotLoaded(f"{self.version} is not loaded yet")
+        return value
+
+    @property
+    def bundle(self) -> ModelBundle:
+        """The loaded bundle (raises :class:`ModelNotLoaded` before :meth:`load`)."""
+        return self._need(self._bundle)
+
+    @property
+    def recognizer(self) -> Recognizer:
+        """Its recognizer."""
+        return self._need(self._recognizer)
+
+    @property
+    def scheduler(self) -> BatchScheduler:
+        """Its batch scheduler."""
+        return self._need(self._scheduler)
+
+    def load(self) -> None:
+        """Load the network, start its search worker and wait until it is ready (seconds; blocking:
+        call it at start or in a thread). Idempotent and safe from several threads.
+
+        Raises:
+            BundleError: a broken artifact.
+        """
+        with self._lock:
+            if self._bundle is not None:
+                return
+            path = self.installed.path
+            bundle = load_bundle(path)
+            pool = SearchPool(path) if bundle.beam is not None else None
+            # Whisper's decoder runs each final on a thread of its own, beside the batched steps.
+            finals = ThreadPoolExecutor(1, thread_name_prefix=f"final-{self.version}") if bundle.whisper else None
+            recognizer = Recognizer(bundle, search_pool=pool, final_executor=finals)
+            observer = self._metrics.step_observer(self.version) if self._metrics is not None else None
+            if pool is not None:
+                pool.wait_ready()
+            self.search_pool, self._finals = pool, finals
+            self._recognizer = recognizer
+            self._scheduler = BatchScheduler(recognizer, self._config, on_step=observer)
+            self._bundle = bundle
+
+    async def close(self) -> None:
+        """Stop the scheduler, the search worker and the final-pass thread (if loaded)."""
+        if self._scheduler is not None:
+            await self._scheduler.close()
+        if self.search_pool is not None:
+            await asyncio.to_thread(self.search_pool.close)
+        if self._finals is not None:
+            self._finals.shutdown(wait=False, cancel_futures=True)
 
 
 class LoadedModels:
-    """Every installed base-model version, each with its scheduler.
+    """Every installed base-model version; the newest of each model loaded at start, older ones on first use.
+
+    Loading older versions lazily keeps the server's memory and start-up from growing with every
+    release (each loaded version has its network and a beam-search worker process).
 
     Args:
         models_dir: folder of model artifacts.
         scheduler: batching configuration shared by all versions.
         metrics: where the schedulers report their steps.
         extra_dirs: more folders of artifacts (base versions registered into the data directory).
+        eager: load every version at start (tests, benchmarks).
 
     Raises:
-        RuntimeError: no model installed.
+        RuntimeError: no model installed, or a version installed twice.
+        BundleError: a newest version whose artifact is broken (a broken older one fails when first used).
     """
 
     def __init__(self, models_dir: Path, scheduler: SchedulerConfig, metrics: Metrics, *,
-                 extra_dirs: tuple[Path, ...] = ()) -> None:
+                 extra_dirs: tuple[Path, ...] = (), eager: bool = False) -> None:
         installed = [m for root in (models_dir, *extra_dirs) for m in find_models(root)]
         if not installed:
             raise RuntimeError(f"no model artifacts under {models_dir}")
@@ -69,29 +170,27 @@ class LoadedModels:
             if m.version in seen:
                 raise RuntimeError(f"model version {m.version} is installed twice: {seen[m.version]} and {m.path}")
             seen[m.version] = m.path
-        self.versions: dict[str, LoadedModel] = {}
-        for m in installed:
-            bundle = load_bundle(m.path)
-            pool = SearchPool(m.path) if bundle.beam is not None else None
-            # Whisper's decoder runs each final on a thread of its own, beside the batched steps.
-            finals = ThreadPoolExecutor(1, thread_name_prefix=f"final-{m.version}") if bundle.whisper else None
-            recognizer = Recognizer(bundle, search_pool=pool, final_executor=finals)
-            self.versions[m.version] = LoadedModel(bundle, recognizer, BatchScheduler(
-                recognizer, scheduler, on_step=metrics.step_observer(m.version)), pool)
-        # Serve only once every search worker has loaded its bundle (seconds), not while they load.
+        self.versions: dict[str, LoadedModel] = {m.version: LoadedModel(m, scheduler, metrics) for m in installed}
+        newest = {m.name: m.version for m in sorted(installed, key=lambda m: (m.name, m.created))}
         for loaded in self.versions.values():
-            if loaded.search_pool is not None:
-                loaded.search_pool.wait_ready()
+            if eager or newest[loaded.name] == loaded.version:
+                loaded.load()
 
-    def newest(self) -> dict[str, ModelBundle]:
-        """Model name -> the bundle of its newest version."""
-        out: dict[str, ModelBundle] = {}
-        for loaded in sorted(self.versions.values(), key=lambda m: m.bundle.version):
-            out[loaded.bundle.name] = loaded.bundle
+    async def ready(self, loaded: LoadedModel) -> LoadedModel:
+        """``loaded``, with its network loaded (in a thread: the event loop keeps serving)."""
+        if not loaded.loaded:
+            await asyncio.to_thread(loaded.load)
+        return loaded
+
+    def newest(self) -> dict[str, LoadedModel]:
+        """Model name -> its newest version (always loaded)."""
+        out: dict[str, LoadedModel] = {}
+        for loaded in sorted(self.versions.values(), key=lambda m: m.installed.created):
+            out[loaded.name] = loaded
         return out
 
     def resolve(self, model: str, version: str | None = None) -> LoadedModel:
-        """The version to use for a request.
+        """The version to use for a request (await :meth:`ready` on it before recognising).
 
         Args:
             model: base model name, e.g. ``en-US_BroadbandModel``.
@@ -100,16 +199,16 @@ class LoadedModels:
         Raises:
             NotFoundError: an unknown model, or a version that is not installed for it.
         """
-        candidates = sorted((v for v in self.versions.values() if v.bundle.name == model), key=lambda m: m.bundle.version)
+        candidates = sorted((v for v in self.versions.values() if v.name == model), key=lambda m: m.installed.created)
         if not candidates:
             known = ", ".join(sorted(self.newest()))
             raise NotFoundError(f"Model {model} not found. Available models: {known}")
         if version is None:
             return candidates[-1]
         for c in candidates:
-            if c.bundle.version == version:
+            if c.version == version:
                 return c
-        available = ", ".join(c.bundle.version for c in candidates)
+        available = ", ".join(c.version for c in candidates)
         raise NotFoundError(f"base_model_version {version} not found for {model}. Available versions: {available}")
 
     def for_rate(self, rate_hz: int, locale: str) -> LoadedModel:
@@ -118,18 +217,14 @@ class LoadedModels:
         Raises:
             NotFoundError: no model for that locale and rate.
         """
-        fits = [v for v in self.versions.values()
-                if v.bundle.manifest.get("locale") == locale and v.bundle.sample_rate_hz <= rate_hz]
+        fits = [v for v in self.versions.values() if v.locale == locale and v.sample_rate_hz <= rate_hz]
         if not fits:
             raise NotFoundError(f"no model for language {locale} at {rate_hz} Hz")
-        return max(fits, key=lambda m: (m.bundle.sample_rate_hz, m.bundle.version))
+        return max(fits, key=lambda m: (m.sample_rate_hz, m.installed.created))
 
     async def close(self) -> None:
-        """Stop every scheduler and search worker."""
-        for loaded in self.versions.values():
-            await loaded.scheduler.close()
-        await asyncio.gather(*(asyncio.to_thread(v.search_pool.close) for v in self.versions.values()
-                               if v.search_pool is not None))
+        """Stop every loaded version's scheduler, search worker and final-pass thread."""
+        await asyncio.gather(*(v.close() for v in self.versions.values()))
 
 
 def _audio_error(exc: AudioError) -> InvalidParameter | UnsupportedMedia:

@@ -64,3 +64,19 @@ def tiny_bundle(tmp_path: Path, tokenizer_file: Path):
                        features=features, name="en-US_BroadbandModel", version="en-US_BroadbandModel.v2026-01-01",
                        locale="en-US", description="tiny test model", training_data={})
     return load_bundle(path)
+
+
+@pytest.fixture(scope="session")
+def whisper_bundle(tmp_path_factory: pytest.TempPathFactory, tokenizer_file: Path):
+    """A Whisper-based broadband bundle on the pinned tiny.en weights with an untrained CTC head."""
+    from engine.whisper.features import WhisperFeatureConfig
+    from engine.whisper.model import WhisperCTCConfig, build_streaming, shared_pretrained
+
+    torch.manual_seed(0)
+    config = WhisperCTCConfig(pretrained="whisper-tiny.en", vocab_size=Tokenizer(tokenizer_file).vocab_size)
+    model = build_streaming(config, shared_pretrained("whisper-tiny.en"))
+    path = save_bundle(tmp_path_factory.mktemp("wmodels"), model=model, tokenizer_file=tokenizer_file,
+                       features=WhisperFeatureConfig(16000), name="en-US_BroadbandModel",
+                       version="en-US_BroadbandModel.v2026-12-01", locale="en-US", description="test",
+                       training_data={}, extra_manifest={"final_pass": "whisper"})
+    return load_bundle(path)

@@ -31,7 +31,8 @@ def test_health_and_models(tiny_bundle) -> None:
     models_dir = tiny_bundle.path.parents[1]
     (health, models, one, missing) = asyncio.run(asyncio.wait_for(_serve_and_get(
         models_dir, ["/healthz", "/v1/models", "/v1/models/en-US_BroadbandModel", "/v1/models/xx-XX_Nope"]), 60))
-    assert health == (200, {"status": "ok", "models": ["en-US_BroadbandModel.v2026-01-01"], "sessions": 0})
+    assert health == (200, {"status": "ok", "models": ["en-US_BroadbandModel.v2026-01-01"],
+                            "loaded": ["en-US_BroadbandModel.v2026-01-01"], "sessions": 0})
     assert models[0] == 200 and [m["name"] for m in models[1]["models"]] == ["en-US_BroadbandModel"]
     assert one[1]["rate"] == 16000 and one[1]["language"] == "en-US"
     assert missing == (404, {"code": 404, "code_description": "Not Found", "error": "Model xx-XX_Nope not found"})

@@ -9,7 +9,7 @@ def test_defaults_without_a_file() -> None:
     config = load_config(None)
     assert config == Config()
     assert config.limits.max_sessions == 256 and config.scheduler.max_batch == 64
-    assert config.recognition.chunk_ms == 160 and config.recognition.final_pass == "beam"
+    assert config.recognition.chunk_ms == 160 and config.recognition.final_pass == "auto"
     assert config.credentials == ()
 
 
@@ -47,7 +47,7 @@ secret_access_key = "s"
     ({"server": {"max_sessions": 0}}, "must be positive"),
     ({"scheduler": {"max_batch": 0}}, "max_batch must be at least 1"),
     ({"recognition": {"chunk_ms": 100}}, "multiple of 40"),
-    ({"recognition": {"final_pass": "best"}}, "'beam' or 'greedy'"),
+    ({"recognition": {"final_pass": "best"}}, "final_pass must be one of greedy, ctc, whisper"),
     ({"credentials": {"instance": "a"}}, "array of tables"),
     ({"credentials": [{"instance": "a"}]}, "needs api_key or access_key_id"),
     ({"credentials": [{"instance": "a", "access_key_id": "X"}]}, "both access_key_id and secret_access_key"),

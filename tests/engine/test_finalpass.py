@@ -1,0 +1,110 @@
+"""Choosing the final pass, the forced alignment of its words, and each pass through a stream."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from engine.audio import load_audio
+from engine.finalpass import FinalPassKind, align_words, choose_final_pass, parse_kind
+from engine.recognizer import Recognizer
+from tests.conftest import FIXTURES
+
+CUSTOM = object()
+
+
+def _bundle(*, whisper: bool, beam: bool, default: str = "ctc"):
+    return SimpleNamespace(whisper=object() if whisper else None, beam=object() if beam else None,
+                           default_final_pass=default)
+
+
+@pytest.mark.parametrize(("whisper", "beam", "requested", "custom", "expected"), [
+    (True, True, None, None, "whisper"),      # the version's default
+    (True, True, "ctc", None, "ctc"),
+    (True, True, "beam", None, "ctc"),        # the older name
+    (True, True, "whisper", CUSTOM, "ctc"),   # a custom LM lives in the CTC search
+    (False, True, "whisper", None, "ctc"),    # an older version has no Whisper decoder
+    (False, False, "whisper", None, "greedy"),
+    (True, False, "ctc", None, "greedy"),
+    (True, False, "whisper", CUSTOM, "whisper"),  # no search to put the custom LM in
+    (True, True, "greedy", CUSTOM, "greedy"),
+])
+def test_choice_rules(whisper, beam, requested, custom, expected) -> None:
+    bundle = _bundle(whisper=whisper, beam=beam, default="whisper")
+    assert choose_final_pass(bundle, requested, custom_lm=custom).kind is FinalPassKind(expected)
+
+
+def test_weight_zero_drops_the_custom_lm() -> None:
+    chosen = choose_final_pass(_bundle(whisper=True, beam=True, default="whisper"), None, custom_lm=CUSTOM,
+                               customization_weight=0.0)
+    assert chosen.kind is FinalPassKind.WHISPER and chosen.custom_lm is None
+
+
+def test_unknown_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="final_pass must be one of greedy, ctc, whisper, got 'fast'"):
+        parse_kind("fast")
+
+
+def test_forced_alignment_places_words(tokenizer) -> None:
+    text = "press one"
+    ids = [tokenizer.encode(w) for w in text.split()]
+    frames = torch.full((40, tokenizer.vocab_size), -10.0)
+    frames[:, 0] = 0.0
+    at = {5: ids[0], 25: ids[1]}
+    for start, pieces in at.items():
+        for j, p in enumerate(pieces):
+            frames[start + 2 * j, :] = -10.0
+            frames[start + 2 * j, p] = 0.0
+    words = align_words(text, frames.log_softmax(-1), tokenizer, frame_seconds=0.02, frame_offset=100)
+    assert [w.word for w in words] == ["press", "one"]
+    assert words[0].start == pytest.approx((100 + 5) * 0.02) and words[1].start == pytest.approx((100 + 25) * 0.02)
+    assert all(0 < w.confidence <= 1 for w in words) and words[0].end <= words[1].start
+
+
+def test_alignment_without_enough_frames_spreads_the_words(tokenizer) -> None:
+    words = align_words("press one for sales", torch.zeros(2, tokenizer.vocab_size).log_softmax(-1), tokenizer,
+                        frame_seconds=0.02, frame_offset=0)
+    assert [w.word for w in words] == ["press", "one", "for", "sales"] and all(w.confidence == 0.5 for w in words)
+
+
+@pytest.mark.timeout(300)
+def test_whisper_final_pass_hears_real_words(whisper_bundle) -> None:
+    audio = load_audio(FIXTURES / "hello.wav", 16000)
+    recognizer = Recognizer(whisper_bundle)
+    stream = recognizer.new_stream(final_pass=recognizer.final_pass("whisper"))
+    finals = recognizer.run(stream, torch.cat([audio, torch.zeros(16000)]))
+    assert " ".join(r.transcript for r in finals) == "read the data from the file"
+    assert int(stream.state.offset) == 0  # the state restarted at the utterance boundary
+    greedy = Recognizer(whisper_bundle).transcribe(audio, final_pass="greedy")
+    assert greedy.transcript != "read the data from the file"  # the untrained CTC head alone cannot
+
+
+@pytest.mark.timeout(300)
+def test_final_executor_gives_the_same_words(whisper_bundle) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    audio = load_audio(FIXTURES / "hello.wav", 16000)
+    with ThreadPoolExecutor(1) as pool:
+        recognizer = Recognizer(whisper_bundle, final_executor=pool)
+        stream = recognizer.new_stream(final_pass=recognizer.final_pass("whisper"))
+        finals = recognizer.run(stream, audio)
+    assert " ".join(r.transcript for r in finals) == "read the data from the file"
+
+
+@pytest.mark.timeout(300)
+def test_a_stream_longer_than_whisper_window(whisper_bundle) -> None:
+    # 42 s: past Whisper's 30 s of positions. The state restarts at each utterance boundary, after
+    # 4 s of silence, and utterances are cut before the positions run out.
+    audio = load_audio(FIXTURES / "hello.wav", 16000)
+    signal = torch.cat([torch.cat([audio, torch.zeros(24000)]) for _ in range(12)])
+    recognizer = Recognizer(whisper_bundle)
+    stream = recognizer.new_stream(chunk_frames=64, final_pass=recognizer.final_pass("greedy"))
+    stream.accept_audio(signal)
+    stream.end_audio()
+    finals, most = [], 0
+    while not stream.finished:
+        finals += [r for r in recognizer.step([stream])[0] if r.final]
+        most = max(most, int(stream.state.offset))
+    assert stream.audio_seconds > 40 and finals
+    assert most < whisper_bundle.model.config.dims.n_audio_ctx
