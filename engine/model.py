@@ -146,6 +146,9 @@ class CausalBlock(nn.Module):
 class StreamingCTC(nn.Module):
     """The causal convolutional streaming CTC model; see the module docstring."""
 
+    stack_states = staticmethod(stack_states)
+    split_states = staticmethod(split_states)
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config

@@ -29,7 +29,7 @@ from engine.finalpass import FinalPass, FinalPassKind, align_words, choose_final
 from engine.decoding import Token, Word, greedy_batch, last_ids, tokens_to_words
 from engine.endpoint import EndpointConfig, should_close
 from engine.features import FeatureStream, log_mel, pull_batch
-from engine.model import StreamingCTC, StreamState, TracedStep, split_states, stack_states
+from engine.model import StreamingCTC, StreamState, TracedStep
 from engine.searchpool import RemoteSearch, SearchPool
 from engine.tokenizer import BLANK_ID
 
@@ -352,13 +352,8 @@ class Recognizer:
         self.final_executor = final_executor
         self.device = next(bundle.model.parameters()).device
         model = bundle.model.eval()
-        if isinstance(model, StreamingCTC):
-            self._step = TracedStep(model)
-            self._stack, self._split = stack_states, split_states
-        else:
-            # The Whisper step has a data-dependent mask; it runs eagerly (its cost is in the matmuls).
-            self._step = model.step
-            self._stack, self._split = model.stack_states, model.split_states
+        # The Whisper step has a data-dependent mask; it runs eagerly (its cost is in the matmuls).
+        self._step = TracedStep(model) if isinstance(model, StreamingCTC) else model.step
 
     def new_stream(self, *, endpoint: EndpointConfig | None = None, chunk_frames: int = DEFAULT_CHUNK_FRAMES,
                    max_chunks: int = 1, final_pass: FinalPass | None = None, online: bool = False) -> Stream:
@@ -471,15 +466,14 @@ class Recognizer:
         for row, (_, _, (chunk, _n)) in enumerate(ready):
             feats[row, : chunk.shape[0]] = chunk
         lengths = torch.tensor([c[1] for _, _, c in ready])
-        state = self._stack([s.state for _, s, _ in ready])
-        state = state.to(self.device) if hasattr(state, "to") else state
+        state = self.bundle.model.stack_states([s.state for _, s, _ in ready]).to(self.device)
         log_probs, out_lengths, new_state = self._step(feats.to(self.device), lengths.to(self.device), state)
         log_probs, out_lengths = log_probs.cpu(), out_lengths.cpu()
         # Greedy decoding of the whole batch in one go; each stream then only files its tokens.
         previous, offsets = zip(*(s.greedy_inputs() for _, s, _ in ready))
         tokens = greedy_batch(log_probs, out_lengths, previous=list(previous), frame_offsets=list(offsets))
         last = last_ids(log_probs, out_lengths, list(previous))
-        for row, ((i, s, _), st) in enumerate(zip(ready, self._split(new_state.to("cpu") if hasattr(new_state, "to") else new_state))):
+        for row, ((i, s, _), st) in enumerate(zip(ready, self.bundle.model.split_states(new_state.to("cpu")))):
             out[i] = s.accept_output(log_probs[row], int(out_lengths[row]), st, greedy=(tokens[row], last[row]))
         return out
 

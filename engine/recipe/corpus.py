@@ -34,20 +34,35 @@ BROADBAND = FeatureConfig(sample_rate_hz=16000)
 NARROWBAND = FeatureConfig(sample_rate_hz=8000)
 
 
-def _train_item(job: tuple[int, str, int]) -> dict | None:
-    index, text, seed = job
-    torch.set_num_threads(1)
-    rng = random.Random(seed)
+def speak_augmented(text: str, rng: random.Random) -> tuple[Voice, torch.Tensor] | None:
+    """``text`` spoken by a random training voice and augmented: the voice and 16 kHz samples (None:
+    the synthesiser failed)."""
     voice = random_training_voice(rng)
     try:
         samples, rate = synthesize(voice, text)
     except RuntimeError:
         return None
     clean = resample(samples, rate, aug.RATE_HZ)
-    wide = aug.augment(clean, rng, speed=voice.engine != "espeak" or rng.random() < 0.3)
+    return voice, aug.augment(clean, rng, speed=voice.engine != "espeak" or rng.random() < 0.3)
+
+
+def telephone_noisy(wide: torch.Tensor, rng: random.Random) -> torch.Tensor:
+    """The telephone channel of :func:`engine.recipe.augment.telephone`, with noise half of the time (8 kHz)."""
     narrow = aug.telephone(wide, rng)
     if rng.random() < 0.5:
         narrow = aug.add_noise(narrow, rng.uniform(10, 40), random.Random(rng.random()))
+    return narrow
+
+
+def _train_item(job: tuple[int, str, int]) -> dict | None:
+    index, text, seed = job
+    torch.set_num_threads(1)
+    rng = random.Random(seed)
+    spoken = speak_augmented(text, rng)
+    if spoken is None:
+        return None
+    voice, wide = spoken
+    narrow = telephone_noisy(wide, rng)
     # numpy, not torch: torch tensors cross process boundaries as shared-memory file descriptors,
     # and thousands of them exhaust the descriptor limit.
     return {"index": index, "text": text, "voice": voice.label,

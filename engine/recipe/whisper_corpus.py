@@ -26,9 +26,9 @@ import torch
 from tqdm import tqdm
 
 from engine.audio import resample
-from engine.recipe import augment as aug
+from engine.features import log_mel
 from engine.recipe.checkpoint import atomic_save
-from engine.recipe.voices import random_training_voice, synthesize
+from engine.recipe.corpus import speak_augmented, telephone_noisy
 from engine.whisper.features import WhisperFeatureConfig
 
 WIDE = WhisperFeatureConfig(16000)
@@ -40,23 +40,20 @@ SHARD = 500
 
 
 def _features(x: torch.Tensor, config: WhisperFeatureConfig):
-    return config.frames_to_features(x.unfold(0, config.win_length, config.hop_length)).half().numpy()
+    # numpy, not torch: see engine.recipe.corpus (tensors crossing processes exhaust file descriptors)
+    return log_mel(x, config).half().numpy()
 
 
 def _labelled(job: tuple[int, str, int]) -> dict | None:
     index, text, seed = job
     torch.set_num_threads(1)
     rng = random.Random(seed)
-    voice = random_training_voice(rng)
-    try:
-        samples, rate = synthesize(voice, text)
-    except RuntimeError:
+    spoken = speak_augmented(text, rng)
+    if spoken is None:
         return None
-    wide = aug.augment(resample(samples, rate, aug.RATE_HZ), rng, speed=voice.engine != "espeak" or rng.random() < 0.3)
+    voice, wide = spoken
     if rng.random() < NARROW_SHARE:
-        narrow = aug.telephone(wide, rng)
-        if rng.random() < 0.5:
-            narrow = aug.add_noise(narrow, rng.uniform(10, 40), random.Random(rng.random()))
+        narrow = telephone_noisy(wide, rng)
         return {"index": index, "text": text, "band": "narrow", "source": voice.label, "mel": _features(narrow, NARROW)}
     return {"index": index, "text": text, "band": "wide", "source": voice.label, "mel": _features(wide, WIDE)}
 

@@ -100,11 +100,7 @@ def _top(model: StreamingWhisperCTC, low: torch.Tensor, lengths: torch.Tensor, b
     B, N, _ = low.shape
     pos = torch.arange(N).expand(B, N)
     mask = block_mask(pos, pos, pos < lengths[:, None], chunk_frames=c.chunk_frames, left_chunks=c.left_chunks)
-    x = low
-    for block in model.encoder.blocks[bottom:]:
-        x = x + block.attn(block.attn_ln(x), mask)
-        x = x + block.mlp(block.mlp_ln(x))
-    return model.encoder.ln_post(x)
+    return model.encoder.ln_post(model.encoder.run_blocks(low, mask, start=bottom))
 
 
 def _losses(model, rows, tokenizer, bottom, distill_weight):

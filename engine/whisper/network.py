@@ -163,6 +163,11 @@ class EncoderCache:
     keys: tuple[torch.Tensor, ...]
     values: tuple[torch.Tensor, ...]
 
+    def to(self, device: torch.device | str) -> EncoderCache:
+        """The same state on another device."""
+        return EncoderCache(self.offset.to(device), self.conv1.to(device), self.conv2.to(device),
+                            tuple(k.to(device) for k in self.keys), tuple(v.to(device) for v in self.values))
+
 
 def _keep_last(full: torch.Tensor, keep: int, ends: torch.Tensor) -> torch.Tensor:
     """Per row, the ``keep`` frames of ``full`` ``(B, M, C)`` that end at index ``ends[b]`` (exclusive)."""
@@ -220,11 +225,16 @@ class AudioEncoder(nn.Module):
             mask = block_mask(pos, pos, valid, chunk_frames=chunk_frames, left_chunks=left_chunks)
         else:
             mask = None if lengths is None else valid[:, None, None, :]
-        blocks = self.blocks if layers is None else self.blocks[:layers]
-        for block in blocks:
+        x = self.run_blocks(x, mask, stop=layers)
+        return self.ln_post(x) if layers is None else x
+
+    def run_blocks(self, x: torch.Tensor, mask: torch.Tensor | None, *, start: int = 0,
+                   stop: int | None = None) -> torch.Tensor:
+        """Blocks ``start`` to ``stop`` (exclusive; None: the last) over ``(B, N, C)`` with ``mask``."""
+        for block in self.blocks[start:stop]:
             x = x + block.attn(block.attn_ln(x), mask)
             x = x + block.mlp(block.mlp_ln(x))
-        return self.ln_post(x) if layers is None else x
+        return x
 
     def initial_cache(self, batch_size: int, cache_frames: int) -> EncoderCache:
         """The state of ``batch_size`` fresh streams with ``cache_frames`` frames of key/value cache."""

@@ -109,14 +109,6 @@ def _chunks(paths: list[Path], size: int = 1 << 20) -> Iterator[bytes]:
                 yield block
 
 
-def sha256_of(paths: list[Path]) -> str:
-    """sha256 hex digest of the concatenation of ``paths``."""
-    digest = hashlib.sha256()
-    for block in _chunks(paths):
-        digest.update(block)
-    return digest.hexdigest()
-
-
 def verified_model_bin(source: PretrainedSource) -> bytes:
     """The source's ``model.bin``, read whole and checked against the pinned sha256.
 
