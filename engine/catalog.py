@@ -3,7 +3,7 @@
 The rule when no model is named: audio sampled below 16 kHz goes to the
 newest ``en-US_NarrowbandModel``, everything else to the newest
 ``en-US_BroadbandModel``. Loaded bundles are cached, so a model loads once
-however many files use it.
+however many files use it, and so are their recognizers.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from engine.bundle import ModelBundle, ModelNotFoundError, load_bundle, parse_version, resolve_model
+from engine.recognizer import Recognizer
 
 DEFAULT_BROADBAND = "en-US_BroadbandModel"
 DEFAULT_NARROWBAND = "en-US_NarrowbandModel"
@@ -33,6 +34,7 @@ class LocalModels:
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or default_models_dir()
         self._loaded: dict[str, ModelBundle] = {}
+        self._recognizers: dict[str, Recognizer] = {}
 
     def get(self, *, name: str | None, version: str | None, rate_hz: int) -> ModelBundle:
         """The bundle for a request.
@@ -54,3 +56,9 @@ class LocalModels:
         if installed.version not in self._loaded:
             self._loaded[installed.version] = load_bundle(installed.path)
         return self._loaded[installed.version]
+
+    def recognizer(self, bundle: ModelBundle) -> Recognizer:
+        """One :class:`~engine.recognizer.Recognizer` per loaded version, made on first use."""
+        if bundle.version not in self._recognizers:
+            self._recognizers[bundle.version] = Recognizer(bundle)
+        return self._recognizers[bundle.version]

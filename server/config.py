@@ -16,6 +16,9 @@
     [recognition]
     chunk_ms = 160                # audio per model step and stream (multiple of 40)
     final_pass = "auto"           # "auto": the version's own; "whisper", "ctc" (word-LM beam search), "greedy"
+    live_final_pass = ""          # per route, "" = final_pass: live streams (Watson WebSocket, both Transcribe streams) ...
+    request_final_pass = ""       # ... sessionless POST /v1/recognize ...
+    job_final_pass = ""           # ... and asynchronous jobs (/v1/recognitions)
 
     [customization]
     min_acoustic_minutes = 1.0    # the least valid audio a custom acoustic model trains on
@@ -77,21 +80,38 @@ class RecognitionConfig:
             model's word LM; ``beam`` is accepted as its older name) or ``greedy`` (the interim
             hypothesis becomes the final: cheapest, least accurate). A version that lacks the
             asked pass uses the next best it has.
+        live_final_pass, request_final_pass, job_final_pass: the same choice for one kind of
+            route (:data:`ROUTES`); empty: ``final_pass``.
     """
 
     chunk_ms: int = 160
     final_pass: str = "auto"
+    live_final_pass: str = ""
+    request_final_pass: str = ""
+    job_final_pass: str = ""
 
     def __post_init__(self) -> None:
         if self.chunk_ms % 40 or not 40 <= self.chunk_ms <= 2000:
             raise ValueError(f"chunk_ms must be a multiple of 40 between 40 and 2000, got {self.chunk_ms}")
-        if self.final_pass != "auto":
-            parse_kind(self.final_pass)
+        for key in ("final_pass", *(f"{route}_final_pass" for route in ROUTES)):
+            value = getattr(self, key)
+            if value not in ("auto", "") or (key == "final_pass" and value == ""):
+                try:
+                    parse_kind(value)
+                except ValueError as exc:
+                    raise ValueError(f"{key}: {exc}") from None
 
-    @property
-    def requested_final_pass(self) -> str | None:
-        """The configured final pass, None for ``auto``."""
-        return None if self.final_pass == "auto" else self.final_pass
+    def requested_final_pass(self, route: str) -> str | None:
+        """The final pass configured for ``route`` (one of :data:`ROUTES`), None for ``auto``."""
+        if route not in ROUTES:
+            raise ValueError(f"unknown route kind {route!r}, expected one of {', '.join(ROUTES)}")
+        value = getattr(self, f"{route}_final_pass") or self.final_pass
+        return None if value == "auto" else value
+
+
+#: The kinds of route a final pass can be configured for: live streams (the Watson WebSocket,
+#: Transcribe's WebSocket and HTTP/2 streams), sessionless ``POST /v1/recognize`` and asynchronous jobs.
+ROUTES = ("live", "request", "job")
 
 
 @dataclass(frozen=True)

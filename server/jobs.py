@@ -108,7 +108,7 @@ class JobRunner:
         async def keep(results) -> None:
             finals.extend(r for r in results if r.final)
 
-        recognition = watson_recognition(state, resolved, options, keep)
+        recognition = watson_recognition(state, resolved, options, keep, route="job")
         try:
             with state.customizations.using(resolved.language_id, resolved.acoustic_id), \
                     state.catalog.data.path(job.audio_path).open("rb") as fh:

@@ -256,7 +256,8 @@ class Recognition:
         endpoint: utterance endpointing.
         metrics: where audio seconds are counted.
         on_results: awaited with each step's results.
-        settings: chunk length and final pass.
+        settings: chunk length and final passes.
+        route: the kind of route (:data:`server.config.ROUTES`) whose final pass applies.
         custom_lm: a trained custom language model for the finals' beam search, or None.
         customization_weight: its weight against the base LM (0-1).
 
@@ -268,7 +269,7 @@ class Recognition:
     """
 
     def __init__(self, model: LoadedModel, content_type: str | None, *, endpoint: EndpointConfig,
-                 metrics: Metrics, on_results: ResultsHandler, settings: RecognitionConfig,
+                 metrics: Metrics, on_results: ResultsHandler, settings: RecognitionConfig, route: str,
                  custom_lm: CustomLM | None = None, customization_weight: float = 0.3) -> None:
         self.model = model
         try:
@@ -276,7 +277,7 @@ class Recognition:
         except AudioError as exc:
             raise _audio_error(exc) from exc
         chunk_frames = round(settings.chunk_ms / model.bundle.features.hop_ms)
-        final_pass = model.recognizer.final_pass(settings.requested_final_pass, custom_lm=custom_lm,
+        final_pass = model.recognizer.final_pass(settings.requested_final_pass(route), custom_lm=custom_lm,
                                                  customization_weight=customization_weight)
         try:
             self.stream = model.recognizer.new_stream(endpoint=endpoint, chunk_frames=chunk_frames,

@@ -50,7 +50,8 @@ class TranscriptStream:
         self.params = params
         self.session = TranscribeSession(max_request_bytes=state.config.limits.max_request_bytes)
         self.recognition = Recognition(model, params.content_type, endpoint=EndpointConfig(), metrics=state.metrics,
-                                       on_results=self._emit, settings=state.config.recognition)
+                                       on_results=self._emit, settings=state.config.recognition,
+                                       route="live")
         self._send = send
         self._result_id = str(uuid.uuid4())
         self._span: tuple[float, float] | None = None  # start and end of the open result, once it has words

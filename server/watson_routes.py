@@ -155,7 +155,8 @@ class WatsonSocket:
     async def _handle(self, event) -> None:
         if isinstance(event, RequestStarted):
             self.request = _Request(event.options, self.resolved)
-            self.recognition = watson_recognition(self.state, self.resolved, event.options, self._on_results)
+            self.recognition = watson_recognition(self.state, self.resolved, event.options, self._on_results,
+                                                  route="live")
             await self.ws.send_str(listening_message())
             return
         assert self.recognition is not None and self.request is not None
@@ -226,7 +227,7 @@ async def recognize_http(request: web.Request) -> web.Response:
             async def keep_finals(results: list[Result]) -> None:
                 finals.extend(r for r in results if r.final)
 
-            recognition = watson_recognition(state, resolved, options, keep_finals)
+            recognition = watson_recognition(state, resolved, options, keep_finals, route="request")
             try:
                 received = 0
                 async for chunk in request.content.iter_chunked(64 * 1024):
@@ -250,8 +251,9 @@ async def recognize_http(request: web.Request) -> web.Response:
     return web.Response(text=body, content_type="application/json")
 
 
-def watson_recognition(state: ServerState, resolved: Resolved, options: Options, on_results) -> Recognition:
-    """A request's recognition with the resolved models and the request's options."""
+def watson_recognition(state: ServerState, resolved: Resolved, options: Options, on_results, *,
+                       route: str) -> Recognition:
+    """A request's recognition with the resolved models, the request's options and ``route``'s final pass."""
     return Recognition(resolved.model, options.content_type, endpoint=_endpoint(options), metrics=state.metrics,
-                       on_results=on_results, settings=state.config.recognition, custom_lm=resolved.custom_lm,
+                       on_results=on_results, settings=state.config.recognition, route=route, custom_lm=resolved.custom_lm,
                        customization_weight=resolved.weight(options.customization_weight))

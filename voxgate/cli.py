@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--base-model-version", help="version id")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
+    e.add_argument("--final-pass", choices=("auto", "whisper", "ctc", "greedy"), default="auto",
+                   help="what makes each final (default: the version's own; see README)")
 
     s = sub.add_parser("serve", help="start the server")
     s.add_argument("--host", default="127.0.0.1")
@@ -57,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     lc.add_argument("--json", action="store_true", help="print a JSON list")
     reg = msub.add_parser("register", help="install a new base model version (a release) into the data directory")
     reg.add_argument("path", help="the model artifact folder (manifest.json, weights, tokenizer)")
+    imp = msub.add_parser("import", help="check a Whisper checkpoint of your own and write it as a weights artifact "
+                                         "the training recipe builds base-model versions on")
+    imp.add_argument("path", help="a CTranslate2 model folder (model.bin, tokenizer.json) or an openai-whisper .pt")
+    imp.add_argument("--out", required=True, help="the new artifact's folder (must not exist)")
+    imp.add_argument("--licence", required=True, help="the weights' licence, recorded in the manifest (e.g. MIT)")
+    imp.add_argument("--name", help="the artifact's name (default: imported- and 12 hex digits of its sha256)")
+    imp.add_argument("--tokenizer", help="a Whisper tokenizer.json (default: the checkpoint's own, or the pinned "
+                                         "weights' with the same vocabulary)")
     for p in (lc, reg):
         p.add_argument("--models-dir", help="folder of model artifacts (default: the shipped models/)")
         p.add_argument("--data-dir", help="the server's data directory (default: $VOXGATE_DATA_DIR or ./voxgate-data)")
@@ -81,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "models":
         from voxgate import lifecycle
 
+        if args.models_command == "import":
+            return lifecycle.import_command(args)
         if args.models_command == "register":
             return lifecycle.register_command(args)
         return lifecycle.lifecycle_command(args)

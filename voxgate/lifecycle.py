@@ -1,11 +1,13 @@
-"""``voxgate models lifecycle`` and ``voxgate models register``.
+"""``voxgate models lifecycle``, ``voxgate models register`` and ``voxgate models import``.
 
 ``lifecycle`` prints every model version — base versions shipped under the
 models folder or registered into the data directory, and the custom models
 in the catalog — with its deadlines and its state on a date.
 ``register PATH`` installs a new base version (a base-model release) into the
 data directory and records it in the catalog; a running server serves it
-after a restart.
+after a restart. ``import PATH`` turns a Whisper checkpoint of the user's own (CTranslate2 folder
+or openai-whisper ``.pt``) into a weights artifact the recipe fine-tunes versions on
+(:mod:`engine.whisper.importing`).
 """
 
 from __future__ import annotations
@@ -108,4 +110,22 @@ def register_command(args: argparse.Namespace) -> int:
     entry = Entry(manifest["name"], version, Kind.BASE, created)
     print(f"registered {version} in {dest}: custom models can train on it until {entry.adaptation_deadline}, "
           f"recognition until {entry.transcription_deadline}. Restart the server to serve it.")
+    return 0
+
+
+def import_command(args: argparse.Namespace) -> int:
+    """Check a user's Whisper checkpoint and write it as a weights artifact; return the exit status."""
+    from engine.whisper.importing import import_checkpoint
+    from engine.whisper.weights import WeightsError
+
+    try:
+        artifact = import_checkpoint(Path(args.path), Path(args.out), licence=args.licence, name=args.name,
+                                     tokenizer=Path(args.tokenizer) if args.tokenizer else None)
+    except WeightsError as exc:
+        print(f"voxgate: {args.path}: {exc}", file=sys.stderr)
+        return 2
+    print(f"imported {args.path} as {artifact.name} (sha256 {artifact.sha256}) into {artifact.folder}.\n"
+          f"Fine-tune a streaming version on it with: python -m engine.recipe.whisper_train --pretrained "
+          f"{artifact.folder} --corpus DIR --text DIR --out RUN; export the run with engine.recipe.whisper_export; "
+          f"install the version with 'voxgate models register'.")
     return 0

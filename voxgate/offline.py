@@ -15,7 +15,7 @@ from engine.audio import AudioError, content_type_for_path, decode_bytes, resamp
 from engine.bundle import BundleError, ModelNotFoundError
 from engine.catalog import LocalModels
 from engine.manifest import ManifestError, read_manifest
-from engine.recognizer import Recognizer, Transcription
+from engine.recognizer import Transcription
 from engine.text import normalize_transcript
 
 
@@ -24,8 +24,8 @@ class FileError(Exception):
 
 
 def recognise_file(models: LocalModels, path: Path, *, name: str | None, version: str | None,
-                   content_type: str | None = None) -> tuple[Transcription, str]:
-    """Decode one file, pick its model, recognise it.
+                   content_type: str | None = None, final_pass: str | None = None) -> tuple[Transcription, str]:
+    """Decode one file, pick its model, recognise it (``final_pass``: see :mod:`engine.finalpass`).
 
     Returns:
         The transcription and the model version used.
@@ -49,7 +49,7 @@ def recognise_file(models: LocalModels, path: Path, *, name: str | None, version
     if samples.size < bundle.features.win_length * rate // bundle.sample_rate_hz:
         raise FileError("the audio is too short to recognise (under 25 ms)")
     audio = resample(samples, rate, bundle.sample_rate_hz)
-    return Recognizer(bundle).transcribe(audio), bundle.version
+    return models.recognizer(bundle).transcribe(audio, final_pass=final_pass), bundle.version
 
 
 def _fail(path: Path | str, message: str) -> None:
@@ -96,7 +96,8 @@ def eval_command(args: argparse.Namespace) -> int:
     errors = 0
     for audio, reference in tqdm(rows, desc="eval", unit="file", file=sys.stderr, disable=None):
         try:
-            result, version = recognise_file(models, audio, name=args.model, version=args.base_model_version)
+            result, version = recognise_file(models, audio, name=args.model, version=args.base_model_version,
+                                             final_pass=None if args.final_pass == "auto" else args.final_pass)
         except FileError as exc:
             _fail(audio, str(exc))
             errors += 1
@@ -118,11 +119,11 @@ def eval_command(args: argparse.Namespace) -> int:
               "insertions": out.insertions, "reference_words": sum(len(r.split()) for r, _ in pairs),
               "audio_seconds": round(audio_s, 2), "processing_seconds": round(proc_s, 3),
               "rtf": round(proc_s / audio_s, 4) if audio_s else None, "torch_threads": torch.get_num_threads(),
-              "model_versions": sorted(versions)}
+              "model_versions": sorted(versions), "final_pass": args.final_pass}
     if args.json:
         print(json.dumps(report))
     else:
         print(f"WER {report['wer']:.2%}  CER {report['cer']:.2%}  RTF {report['rtf']}  "
               f"({report['files']} files, {report['audio_seconds']} s audio, {report['torch_threads']} torch threads, "
-              f"{', '.join(report['model_versions'])})")
+              f"{', '.join(report['model_versions'])}, final pass {report['final_pass']})")
     return 1 if errors else 0

@@ -31,7 +31,8 @@ from torch import nn
 
 from engine.whisper.features import STREAMING_CEILING, normalise_streaming
 from engine.whisper.network import AudioEncoder, EncoderCache, Whisper, WhisperDims
-from engine.whisper.weights import SOURCES, read_ct2, verified_model_bin, whisper_state_dict
+from engine.whisper.importing import ImportedSource, resolve_source
+from engine.whisper.weights import read_ct2, verified_model_bin, whisper_state_dict
 
 #: The state of a batch of streams of a :class:`StreamingWhisperCTC`.
 WhisperState = EncoderCache
@@ -42,7 +43,8 @@ class WhisperCTCConfig:
     """Architecture of a :class:`StreamingWhisperCTC`.
 
     Attributes:
-        pretrained: the pinned weights it builds on (a key of :data:`engine.whisper.weights.SOURCES`).
+        pretrained: the weights it builds on: a key of :data:`engine.whisper.weights.SOURCES`, or
+            the folder of an imported checkpoint (:mod:`engine.whisper.importing`).
         vocab_size: CTC classes, blank included.
         chunk_frames: encoder frames (20 ms) per attention chunk: 8 = 160 ms, the look-ahead.
         left_chunks: chunks of left context each frame attends to (32 = 5.12 s).
@@ -111,15 +113,22 @@ class WhisperCTCConfig:
 
 
 def load_pretrained(name: str) -> Whisper:
-    """The pinned pretrained Whisper ``name``, checked by sha256, in eval mode.
+    """The pretrained Whisper ``name``, checked by sha256, in eval mode.
+
+    Args:
+        name: a pinned source (:data:`engine.whisper.weights.SOURCES`) or the folder of an
+            imported checkpoint (:mod:`engine.whisper.importing`).
 
     Raises:
-        WeightsError: the carrying package is missing or its weights are not the pinned ones.
-        KeyError: an unknown name.
+        WeightsError: an unknown name, a carrying package missing, or weights that are not the
+            pinned (or recorded) ones.
     """
-    source = SOURCES[name]
-    _, variables = read_ct2(verified_model_bin(source))
-    state = whisper_state_dict(variables)
+    source = resolve_source(name)
+    if isinstance(source, ImportedSource):
+        state = source.load_state()
+    else:
+        _, variables = read_ct2(verified_model_bin(source))
+        state = whisper_state_dict(variables)
     model = Whisper(WhisperDims.from_state_dict(state))
     model.load_state_dict(state)
     return model.eval()

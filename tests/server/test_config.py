@@ -48,6 +48,8 @@ secret_access_key = "s"
     ({"scheduler": {"max_batch": 0}}, "max_batch must be at least 1"),
     ({"recognition": {"chunk_ms": 100}}, "multiple of 40"),
     ({"recognition": {"final_pass": "best"}}, "final_pass must be one of greedy, ctc, whisper"),
+    ({"recognition": {"final_pass": ""}}, "final_pass: final_pass must be one of"),
+    ({"recognition": {"job_final_pass": "fast"}}, "job_final_pass: final_pass must be one of"),
     ({"credentials": {"instance": "a"}}, "array of tables"),
     ({"credentials": [{"instance": "a"}]}, "needs api_key or access_key_id"),
     ({"credentials": [{"instance": "a", "access_key_id": "X"}]}, "both access_key_id and secret_access_key"),
@@ -56,6 +58,17 @@ secret_access_key = "s"
 def test_bad_configs_name_the_problem(data: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         parse_config(data)
+
+
+def test_final_pass_per_route() -> None:
+    recognition = parse_config({"recognition": {"final_pass": "ctc", "live_final_pass": "greedy",
+                                                "job_final_pass": "auto"}}).recognition
+    assert recognition.requested_final_pass("live") == "greedy"
+    assert recognition.requested_final_pass("request") == "ctc"  # empty: the general setting
+    assert recognition.requested_final_pass("job") is None        # auto: the version's own
+    assert parse_config({}).recognition.requested_final_pass("live") is None
+    with pytest.raises(ValueError, match="unknown route kind"):
+        recognition.requested_final_pass("batch")
 
 
 def test_unreadable_and_malformed_files(tmp_path) -> None:

@@ -103,6 +103,10 @@ def test_eval_on_a_tiny_manifest(models, tmp_path, capsys) -> None:
     assert report["files"] == 2 and report["reference_words"] == 4 and report["torch_threads"] == 1
     assert 0 <= report["wer"] and report["rtf"] > 0
     assert report["model_versions"] == ["en-US_BroadbandModel.v2026-11-01", "en-US_NarrowbandModel.v2026-11-01"]
+    assert report["final_pass"] == "auto"
+    code, out, err = run(capsys, "eval", "--manifest", str(tmp_path / "m.tsv"), "--json", "--final-pass", "greedy")
+    assert code == 0, err
+    assert json.loads(out)["final_pass"] == "greedy"
 
 
 @pytest.mark.parametrize(("content", "message"), [("a.wav no tab\n", "line 1: expected"), ("", "lists no audio")])
@@ -171,3 +175,16 @@ def test_models_register_refuses_what_it_cannot_use(capsys, tmp_path) -> None:
     shipped = default_models_dir() / "en-US_BroadbandModel" / "en-US_BroadbandModel.v2026-11-01"
     assert main(["models", "register", str(shipped), "--data-dir", str(tmp_path / "d")]) == 2
     assert "already installed" in capsys.readouterr().err
+
+
+def test_models_import_writes_an_artifact_and_refuses_junk(capsys, tmp_path) -> None:
+    from engine.whisper.weights import SOURCES, source_folder
+
+    code, out, _ = run(capsys, "models", "import", str(source_folder(SOURCES["whisper-tiny.en"])),
+                       "--out", str(tmp_path / "mine"), "--licence", "MIT", "--name", "tiny-copy")
+    assert code == 0 and "imported" in out and "tiny-copy" in out and "whisper_train --pretrained" in out
+    assert json.loads((tmp_path / "mine" / "manifest.json").read_text())["name"] == "tiny-copy"
+    (tmp_path / "junk.pt").write_bytes(b"nope")
+    code, _, err = run(capsys, "models", "import", str(tmp_path / "junk.pt"), "--out", str(tmp_path / "j"),
+                       "--licence", "MIT")
+    assert code == 2 and "junk.pt" in err and "not a PyTorch checkpoint" in err
