@@ -44,10 +44,10 @@ def subset(manifest: Path, files: int, dest: Path) -> Path:
     return out
 
 
-def voxgate_eval(manifest: Path, version: str) -> dict:
+def voxgate_eval(manifest: Path, version: str, *, final_pass: str = "auto") -> dict:
     """Run the CLI's eval on one manifest with one model version, on one torch thread."""
     cmd = [str(Path(sys.executable).with_name("voxgate")), "eval", "--manifest", str(manifest), "--json",
-           "--threads", "1", "--base-model-version", version]
+           "--threads", "1", "--base-model-version", version, "--final-pass", final_pass]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode not in (0, 1) or not proc.stdout.strip():
         raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr[-2000:]}")

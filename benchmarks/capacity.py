@@ -52,11 +52,13 @@ from clients.loadtest import LoadReport, LoadTestConfig, run_load  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_AUDIO = REPO / "tests" / "fixtures" / "hello.wav"
-#: Server settings per configuration: the shipped defaults (batched steps, beam-search finals), one
-#: stream per model step, and both again with greedy finals (the final beam search is the costly part).
+#: Server settings per configuration: batched steps (the default) and one stream per model step,
+#: with each final pass (``whisper``: Whisper's decoder over each utterance, the Whisper-based
+#: versions' own; ``ctc``: the word-LM beam search; ``greedy``: the interim hypothesis).
 CONFIGS = {
-    "batched": {"scheduler": {"max_batch": 64, "max_wait_ms": 10}, "recognition": {"final_pass": "beam"}},
-    "unbatched": {"scheduler": {"max_batch": 1, "max_wait_ms": 10}, "recognition": {"final_pass": "beam"}},
+    "batched-whisper": {"scheduler": {"max_batch": 64, "max_wait_ms": 10}, "recognition": {"final_pass": "whisper"}},
+    "unbatched-whisper": {"scheduler": {"max_batch": 1, "max_wait_ms": 10}, "recognition": {"final_pass": "whisper"}},
+    "batched-ctc": {"scheduler": {"max_batch": 64, "max_wait_ms": 10}, "recognition": {"final_pass": "ctc"}},
     "batched-greedy": {"scheduler": {"max_batch": 64, "max_wait_ms": 10}, "recognition": {"final_pass": "greedy"}},
     "unbatched-greedy": {"scheduler": {"max_batch": 1, "max_wait_ms": 10}, "recognition": {"final_pass": "greedy"}},
 }
@@ -325,7 +327,7 @@ def write_report(report: dict, out: Path, *, command: str) -> None:
     for name, r in report["configs"].items():
         s = r["scheduler"]
         capacity = f"≥ {r['capacity']} (limit of the search)" if r["capped"] else str(r["capacity"])
-        finals = r.get("recognition", {}).get("final_pass", "beam")
+        finals = r.get("recognition", {}).get("final_pass", "auto")
         lines.append(f"| {name} | max_batch = {s['max_batch']}, max_wait_ms = {s['max_wait_ms']} | {finals} | "
                      f"{capacity} |")
     for name, r in report["configs"].items():

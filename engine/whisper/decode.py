@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from engine.text import normalize_transcript
 from engine.whisper.features import normalise_utterance
-from engine.whisper.network import Whisper
+from engine.whisper.network import Whisper, quantized
 
 MAX_TOKENS = 160
 
@@ -43,11 +43,13 @@ class DecodeOptions:
         min_pad_s: pad an utterance with silence to twice its length, at least this many
             seconds (and at most Whisper's 30 s; 30 here is Whisper's own rule).
         length_penalty: none (0) or Whisper's simple length normalisation of beam scores (1).
+        int8: decode with an int8 copy of the network (:func:`engine.whisper.network.quantized`).
     """
 
     beam_size: int = 1
     min_pad_s: float = 15.0
     length_penalty: float = 1.0
+    int8: bool = False
 
 
 class WhisperText:
@@ -84,9 +86,9 @@ class UtteranceDecoder:
     """
 
     def __init__(self, whisper: Whisper, text: WhisperText, options: DecodeOptions | None = None) -> None:
-        self.whisper = whisper
-        self.text = text
         self.options = options or DecodeOptions()
+        self.whisper = quantized(whisper) if self.options.int8 else whisper
+        self.text = text
 
     @torch.inference_mode()
     def encode(self, log_mel: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,9 @@ bins, ``C``: model width, ``W``: cached frames, ``L``: text tokens, ``V``: text 
 
 from __future__ import annotations
 
+import copy
 import math
+import warnings
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -303,6 +305,8 @@ class TextDecoder(nn.Module):
         self.blocks = nn.ModuleList(ResidualAttentionBlock(dims.n_text_state, dims.n_text_head, cross_attention=True)
                                     for _ in range(dims.n_text_layer))
         self.ln = nn.LayerNorm(dims.n_text_state)
+        #: the output projection when it is not the tied embedding itself (see :func:`quantized`)
+        self.output: nn.Module | None = None
 
     def cross_kv(self, audio: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per layer, the cross-attention keys and values of encoder frames ``(B, N, C)`` (computed once)."""
@@ -337,7 +341,8 @@ class TextDecoder(nn.Module):
             h = block.cross_attn_ln(x)
             x = x + block.cross_attn.attend(block.cross_attn.query(h), cross[i][0], cross[i][1], audio_mask)
             x = x + block.mlp(block.mlp_ln(x))
-        logits = self.ln(x) @ self.token_embedding.weight.T
+        x = self.ln(x)
+        logits = x @ self.token_embedding.weight.T if self.output is None else self.output(x)
         return logits, new_kv
 
 
@@ -349,3 +354,18 @@ class Whisper(nn.Module):
         self.dims = dims
         self.encoder = AudioEncoder(dims)
         self.decoder = TextDecoder(dims)
+
+
+def quantized(model: Whisper) -> Whisper:
+    """A copy of ``model`` with every Linear layer, and the decoder's tied output projection,
+    dynamically quantised to int8 (``torch.ao.quantization.quantize_dynamic``): weights in int8,
+    activations quantised per call. The projection onto the 51,864-token vocabulary is most of a
+    decoder step on a CPU (it reads the whole embedding matrix), so it becomes a Linear of its own
+    before quantisation. For inference only (the copy shares nothing with ``model``)."""
+    clone = copy.deepcopy(model)
+    output = nn.Linear(clone.dims.n_text_state, clone.dims.n_vocab, bias=False)
+    output.weight = clone.decoder.token_embedding.weight
+    clone.decoder.output = output
+    with warnings.catch_warnings():  # torch 2.9 announces the move of eager quantisation to torchao
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(clone, {nn.Linear}, dtype=torch.qint8).eval()

@@ -8,11 +8,14 @@ from pathlib import Path
 from engine.bundle import find_models, load_bundle
 from engine.catalog import default_models_dir
 from engine.recognizer import Recognizer
+from engine.whisper.weights import SOURCES
 from engine.audio import load_audio
 from tests.conftest import FIXTURES
 
 VOXGATE = Path(sys.executable).with_name("voxgate")
 EXPECTED = dict(line.split("\t") for line in (FIXTURES / "transcripts.tsv").read_text().splitlines() if line)
+ALLISON = FIXTURES / "allison"  # real speech, TRAIN split (see its README)
+ALLISON_EXPECTED = dict(line.split("\t") for line in (ALLISON / "transcripts.tsv").read_text().splitlines() if line)
 
 
 def voxgate(*args: str) -> subprocess.CompletedProcess:
@@ -27,7 +30,28 @@ def test_each_base_model_ships_two_versions_within_size() -> None:
         for m in versions:
             size = sum(f.stat().st_size for f in m.path.iterdir())
             assert size <= 25 * 1024 * 1024, (m.version, size)
-            assert m.manifest["training_data"]["hours"] > 0
+            if m.manifest["architecture"].get("kind") == "whisper-ctc":
+                pinned = SOURCES[m.manifest["architecture"]["pretrained"]]
+                assert m.manifest["pretrained"]["sha256"] == pinned.sha256
+                assert m.manifest["pretrained"]["licence"] == "MIT"
+                assert m.manifest["training_data"]["steps"] > 0
+            else:
+                assert m.manifest["training_data"]["hours"] > 0
+
+
+def test_newest_release_is_whisper_based_and_hears_real_speech() -> None:
+    newest = {m.name: m for m in find_models(default_models_dir())}  # sorted: the last of each name wins
+    assert {m.version.rsplit(".v", 1)[1] for m in newest.values()} == {"2026-12-01"}
+    files = [str(ALLISON / name) for name in ALLISON_EXPECTED]
+    proc = voxgate("transcribe", "--json", *files)
+    assert proc.returncode == 0, proc.stderr
+    results = {Path(r["path"]).name: r for r in map(json.loads, proc.stdout.splitlines())}
+    for name, text in ALLISON_EXPECTED.items():
+        assert results[name]["model_version"] == newest["en-US_NarrowbandModel"].version
+        assert results[name]["transcript"] == text, name
+        words = results[name]["words"]
+        assert [w["word"] for w in words] == text.split()
+        assert all(0 <= w["start"] < w["end"] <= results[name]["audio_seconds"] + 0.1 for w in words)
 
 
 def test_cli_transcribes_flac_wav_and_l16() -> None:

@@ -86,3 +86,20 @@ def test_openai_checkpoint_form_loads() -> None:
     assert torch.equal(again.encoder.positional_embedding, model.encoder.positional_embedding)
     with pytest.raises(WeightsError, match="not an openai-whisper checkpoint"):
         openai_state_dict({"state": {}})
+
+
+@pytest.mark.timeout(120)
+def test_int8_copy_decodes_real_speech_alike() -> None:
+    from engine.audio import load_audio
+    from engine.whisper.decode import DecodeOptions, UtteranceDecoder, WhisperText
+    from engine.whisper.features import WhisperFeatureConfig
+    from engine.features import log_mel
+    from tests.conftest import FIXTURES
+
+    model = shared_pretrained("whisper-tiny.en")
+    text = WhisperText(source_folder(SOURCES["whisper-tiny.en"]) / "tokenizer.json", model.dims.n_vocab)
+    feats = log_mel(load_audio(FIXTURES / "allison" / "vm-tooshort.wav", 8000), WhisperFeatureConfig(8000))
+    full = UtteranceDecoder(model, text)
+    small = UtteranceDecoder(model, text, DecodeOptions(int8=True))
+    assert small.whisper is not model and model.decoder.output is None  # a copy; the shared model is untouched
+    assert full.decode(feats) == small.decode(feats) == "your message is too short"
