@@ -3,7 +3,11 @@
 Containers and codecs (WAV, FLAC, Ogg/Opus, MP3, WebM, ...) go through PyAV
 (FFmpeg); headerless formats (``audio/l16``, ``audio/mulaw``, ``audio/alaw``,
 ``audio/basic``) are unpacked with numpy and the G.711 tables of
-``torchaudio.functional``. Resampling uses ``torchaudio.functional.resample``.
+``torchaudio.functional``. Resampling uses libsoxr (``soxr``, its "HQ" quality): its cost is
+linear in the samples and its memory bounded for any pair of rates (a polyphase sinc kernel, as
+``torchaudio.functional.resample`` builds, has one phase per output step of the reduced ratio:
+about 1 GB for 16001 -> 16000 Hz), and its streaming form gives exactly the samples of the
+whole signal (:mod:`engine.audiostream`). Rates above :data:`MAX_RATE_HZ` are refused.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ from pathlib import Path
 
 import av
 import numpy as np
+import soxr
 import torch
-import torchaudio.functional as AF
 
 
 class AudioError(ValueError):
@@ -67,10 +71,28 @@ class AudioFormat:
             raise AudioError(f"rate and channels must be integers in {content_type!r}") from exc
         if rate is not None and rate <= 0 or channels <= 0:
             raise AudioError(f"rate and channels must be positive in {content_type!r}")
+        if rate is not None:
+            check_rate(rate)
         endianness = params.get("endianness", "big-endian").lower()
         if endianness not in ("big-endian", "little-endian"):
             raise AudioError(f"endianness must be big-endian or little-endian, got {endianness!r}")
         return cls(mime.lower(), rate, channels, endianness == "big-endian", params)
+
+
+#: The highest sample rate accepted (192 kHz: studio audio; anything above is a mistake or a probe).
+MAX_RATE_HZ = 192_000
+#: The quality of every rate conversion (libsoxr's "high quality": 20-bit precision).
+RESAMPLE_QUALITY = "HQ"
+
+
+def check_rate(rate_hz: int) -> None:
+    """Refuse a rate outside 1 Hz .. :data:`MAX_RATE_HZ`.
+
+    Raises:
+        AudioError: with the rate and the limit.
+    """
+    if not 0 < rate_hz <= MAX_RATE_HZ:
+        raise AudioError(f"a sample rate of {rate_hz} Hz is outside what voxgate accepts (1 to {MAX_RATE_HZ} Hz)")
 
 
 HEADERLESS = ("audio/l16", "audio/mulaw", "audio/alaw", "audio/basic")
@@ -205,7 +227,8 @@ def resample(samples: np.ndarray | torch.Tensor, rate_hz: int, target_hz: int) -
     tensor = torch.as_tensor(samples, dtype=torch.float32)
     if rate_hz == target_hz:
         return tensor
-    return AF.resample(tensor, rate_hz, target_hz)
+    check_rate(rate_hz)
+    return torch.from_numpy(soxr.resample(tensor.numpy(), rate_hz, target_hz, quality=RESAMPLE_QUALITY))
 
 
 def load_audio(path: Path, target_hz: int, content_type: str | None = None) -> torch.Tensor:

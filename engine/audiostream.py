@@ -14,9 +14,9 @@ returns every sample that the bytes so far complete. Two routes:
   caller. Demuxers hold some audio back: FFmpeg's FLAC parser looks about ten frames ahead (2.5 s
   at 16 kHz with 4096-sample blocks), Ogg gives out whole pages; ``finish`` flushes everything.
 
-Higher rates are resampled with the sinc kernel of :func:`engine.audio.resample`, block by block,
-so a stream reaches the model as the same samples as the whole file would; a rate below the
-model's is refused as soon as it is known. Errors are :class:`engine.audio.AudioError`; one found
+Higher rates are resampled by libsoxr's streaming resampler, piece by piece, so a stream reaches
+the model as the same samples as :func:`engine.audio.resample` of the whole file; a rate below the
+model's, or above :data:`engine.audio.MAX_RATE_HZ`, is refused as soon as it is known. Errors are :class:`engine.audio.AudioError`; one found
 on the worker is raised by the next ``feed`` or ``finish``.
 """
 
@@ -30,12 +30,11 @@ from dataclasses import dataclass
 
 import av
 import numpy as np
+import soxr
 import torch
-import torch.nn.functional as F
-import torchaudio
 
-from engine.audio import (CONTAINER_DEMUXERS, HEADERLESS, AudioError, AudioFormat, UnsupportedAudioType,
-                          ffmpeg_error, frame_to_mono, unpack_headerless)
+from engine.audio import (CONTAINER_DEMUXERS, HEADERLESS, RESAMPLE_QUALITY, AudioError, AudioFormat,
+                          UnsupportedAudioType, check_rate, ffmpeg_error, frame_to_mono, unpack_headerless)
 
 THREAD_NAME = "audiostream-ffmpeg"
 """Name of the worker threads, one per FFmpeg-decoded stream (for tests and thread dumps)."""
@@ -47,40 +46,15 @@ _WAV_HEADER_MAX_BYTES = 1 << 16
 
 
 class _Resampler:
-    """:func:`torchaudio.functional.resample` on a signal that arrives in pieces.
-
-    That function pads ``width`` zeros before the signal and ``width + in_step`` after it, then
-    convolves with stride ``in_step``: each block of ``out_step`` outputs reads a fixed window of
-    input, so computing the blocks whose window has arrived, and keeping the rest, gives the same
-    samples.
-    """
+    """libsoxr's streaming resampler (:mod:`engine.audio`): the same samples as
+    :func:`engine.audio.resample` of the whole signal, with memory bounded for any pair of rates."""
 
     def __init__(self, rate_hz: int, target_hz: int) -> None:
-        # A float32 kernel, as AF.resample builds for float32 input.
-        whole = torchaudio.transforms.Resample(rate_hz, target_hz, dtype=torch.float32)
-        self._kernel, self._width = whole.kernel, whole.width
-        self._in_step, self._out_step = rate_hz // whole.gcd, target_hz // whole.gcd
-        self._history = torch.zeros(self._width)
-        self._samples_in = self._samples_out = 0
+        self._stream = soxr.ResampleStream(rate_hz, target_hz, 1, dtype="float32", quality=RESAMPLE_QUALITY)
 
     def push(self, samples: torch.Tensor, *, last: bool) -> torch.Tensor:
-        """Resample the next samples; ``last`` pads the end and returns the remaining output."""
-        self._samples_in += samples.numel()
-        signal = torch.cat([self._history, samples])
-        if last:
-            signal = F.pad(signal, (0, self._width + self._in_step))
-        span = self._kernel.shape[-1]
-        blocks = max(0, (signal.numel() - span) // self._in_step + 1)
-        if not blocks:  # never when last: the padding alone is a block's span
-            self._history = signal
-            return torch.zeros(0)
-        used = (blocks - 1) * self._in_step + span
-        out = F.conv1d(signal[None, None, :used], self._kernel, stride=self._in_step)[0].T.reshape(-1)
-        self._history = signal[blocks * self._in_step:]
-        if last:  # AF.resample keeps ceil(samples * out_step / in_step) samples
-            out = out[: -(-self._samples_in * self._out_step // self._in_step) - self._samples_out]
-        self._samples_out += out.numel()
-        return out
+        """Resample the next samples; ``last`` flushes the resampler's delay line."""
+        return torch.from_numpy(self._stream.resample_chunk(samples.numpy().astype(np.float32, copy=False), last=last))
 
 
 class _Unpacker:
@@ -391,6 +365,7 @@ class StreamDecoder:
         return b""
 
     def _set_rate(self, rate_hz: int) -> None:
+        check_rate(rate_hz)
         if rate_hz < self._target_hz:
             raise AudioError(f"audio at {rate_hz} Hz is below the model's {self._target_hz} Hz; use a model "
                              f"for this rate or send audio at {self._target_hz} Hz or more")
