@@ -17,7 +17,8 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from protocol.errors import InvalidParameter, NotFoundError, TooLarge
+from protocol.errors import InvalidParameter, NotFoundError
+from server.bodies import read_body
 from server.catalog.store import ACOUSTIC
 from server.catalog.tables import AudioResource, CustomModel
 from server.customization_routes import iso, model_routes, query_bool, shared_routes, watson_route
@@ -111,13 +112,10 @@ async def add_audio(request: web.Request, state: ServerState, owner: str):
     transcript = request.headers.get("Transcript")
     if transcript is not None:
         transcript = unquote(transcript).strip() or None
-    data = bytearray()
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        data += chunk
-        if len(data) > MAX_AUDIO_BYTES:
-            raise TooLarge(f"an audio resource may hold at most {MAX_AUDIO_BYTES} bytes")
+    data = await read_body(request, limit_bytes=MAX_AUDIO_BYTES, idle_timeout_s=state.config.limits.session_timeout_s,
+                           what="an audio resource")
     name = request.match_info["audio_name"]
-    await state.catalog.add_audio(owner, _id(request), name, bytes(data), content_type=content_type,
+    await state.catalog.add_audio(owner, _id(request), name, data, content_type=content_type,
                                   contained_content_type=contained, transcript=transcript,
                                   allow_overwrite=query_bool(request, "allow_overwrite", False))
     state.customizations.process_audio_later(_id(request), name)

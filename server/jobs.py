@@ -19,8 +19,9 @@ import logging
 
 from aiohttp import web
 
-from protocol.errors import InvalidParameter, TooLarge, VoxgateError, public_message
+from protocol.errors import InvalidParameter, VoxgateError, public_message
 from protocol.watson import parse_query_options, results_message
+from server.bodies import read_body
 from server.catalog.tables import Job
 from server.callbacks import Notifier, parse_events
 from server.customization import resolve_request
@@ -153,12 +154,8 @@ async def create_job(request: web.Request) -> web.Response:
         parse_query_options(options_query, content_type)  # bad options fail now, not in the job
         await resolve_request(state.customizations, state.models, owner, options_query, default_model=DEFAULT_MODEL,
                               batch=True)
-        limit = state.config.limits.max_request_bytes
-        audio = bytearray()
-        async for chunk in request.content.iter_chunked(READ_BYTES):
-            audio += chunk
-            if len(audio) > limit:
-                raise TooLarge(f"the request's audio exceeds the limit of {limit} bytes")
+        audio = await read_body(request, limit_bytes=state.config.limits.max_request_bytes,
+                                idle_timeout_s=state.config.limits.session_timeout_s)
         if len(audio) < 100:
             raise InvalidParameter("the request body holds no audio (at least 100 bytes)")
         if content_type:

@@ -22,6 +22,7 @@ from protocol.errors import (CloseCode, InvalidParameter, NotFoundError, Timeout
                              http_status_for, public_message)
 from protocol.session import AudioEnded, AudioReceived
 from protocol.transcribe import StreamParams, TranscribeSession, exception_event, transcript_event
+from server.bodies import body_chunks
 from server.recognition import LoadedModel, Recognition, hypothesis
 from server.state import STATE, Admission, ServerState
 
@@ -191,7 +192,8 @@ async def transcribe_http(request: web.Request) -> web.StreamResponse:
             return aws_error(exc)
         await response.prepare(request)
         try:
-            async for chunk in request.content.iter_any():
+            async for chunk in body_chunks(request, limit_bytes=state.config.limits.max_request_bytes,
+                                           idle_timeout_s=state.config.limits.session_timeout_s):
                 await stream.receive(chunk)
                 if stream.ended or stream.recognition.failed.is_set():
                     break

@@ -19,6 +19,7 @@ from protocol.errors import (CloseCode, InvalidParameter, Timeout, TooLarge, Uns
                              VoxgateError, close_code_for, public_message, watson_error_body)
 from protocol.session import AudioEnded, AudioReceived, RecognizeSession, RequestStarted
 from protocol.watson import (Options, error_message, listening_message, parse_query_options, results_message)
+from server.bodies import body_chunks
 from server.customization import Resolved, resolve_request
 from server.recognition import Recognition, hypothesis
 from server.state import DEFAULT_MODEL, STATE, Admission, ServerState
@@ -230,11 +231,9 @@ async def recognize_http(request: web.Request) -> web.Response:
             recognition = watson_recognition(state, resolved, options, keep_finals, route="request")
             try:
                 received = 0
-                async for chunk in request.content.iter_chunked(64 * 1024):
+                async for chunk in body_chunks(request, limit_bytes=state.config.limits.max_request_bytes,
+                                               idle_timeout_s=state.config.limits.session_timeout_s):
                     received += len(chunk)
-                    if received > state.config.limits.max_request_bytes:
-                        raise TooLarge(f"the request's audio exceeds the limit of "
-                                       f"{state.config.limits.max_request_bytes} bytes")
                     if recognition.failed.is_set():
                         break
                     recognition.feed(chunk)
