@@ -4,7 +4,7 @@ Layout (paths stored in the database are relative to the data directory)::
 
     catalog.sqlite                       the default database
     models/<name>/<version>/             base versions added by ``voxgate models register``
-    customizations/<id>/corpora/<name>.txt
+    customizations/<id>/corpora/<name>.txt       (<name>: DataDir.file_name of the user's name)
     customizations/<id>/audio/<name>.upload       an audio resource as uploaded
     customizations/<id>/audio/<name>.files/       an archive resource's audio files, extracted
     customizations/<id>/<base version>-<token>/   a trained custom model (one folder per training)
@@ -19,10 +19,14 @@ folder is removed after the database commit.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import uuid
 from pathlib import Path
+
+#: The longest resource name (in UTF-8 bytes) used as a file name as it is; see :meth:`DataDir.file_name`.
+MAX_NAME_BYTES = 200
 
 
 def default_data_dir() -> Path:
@@ -51,17 +55,26 @@ class DataDir:
         """The absolute path of a stored relative path."""
         return self.root / relative
 
+    @staticmethod
+    def file_name(name: str) -> str:
+        """A user's resource name as a file name: itself while its UTF-8 form fits (at most
+        :data:`MAX_NAME_BYTES` bytes, so every suffix still fits the file system's 255), otherwise
+        ``~`` and the sha256 of the name (128 characters of ``é`` or ``好`` are 256-384 bytes)."""
+        if len(name.encode("utf-8")) <= MAX_NAME_BYTES:
+            return name
+        return "~" + hashlib.sha256(name.encode("utf-8")).hexdigest()
+
     def corpus(self, custom_id: str, name: str) -> str:
         """Relative path of a corpus text."""
-        return f"customizations/{custom_id}/corpora/{name}.txt"
+        return f"customizations/{custom_id}/corpora/{self.file_name(name)}.txt"
 
     def audio(self, custom_id: str, name: str) -> str:
         """Relative path of an uploaded audio resource (as sent)."""
-        return f"customizations/{custom_id}/audio/{name}.upload"
+        return f"customizations/{custom_id}/audio/{self.file_name(name)}.upload"
 
     def audio_items(self, custom_id: str, name: str) -> str:
         """Relative folder of an archive resource's extracted audio files."""
-        return f"customizations/{custom_id}/audio/{name}.files"
+        return f"customizations/{custom_id}/audio/{self.file_name(name)}.files"
 
     def new_model_folder(self, custom_id: str, base_version: str) -> str:
         """Relative path of a fresh (not yet existing) folder for a trained custom model."""

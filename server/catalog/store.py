@@ -91,13 +91,16 @@ class TrainingInput:
 
 
 def _check_name(what: str, name: str) -> None:
-    """A resource name is also a file name in the data directory.
+    """A resource name: 1-128 characters, printable, no ``/``, no leading ``.``
+    (:meth:`server.catalog.artifacts.DataDir.file_name` makes any such name a valid file name).
 
     Raises:
-        InvalidParameter: empty, over 128 characters, with a ``/`` or a leading ``.``.
+        InvalidParameter: a name outside those rules, with the rule it breaks.
     """
     if not name or len(name) > 128 or "/" in name or name.startswith("."):
         raise InvalidParameter(f"bad {what} name {name!r}: 1-128 characters, no '/' and no leading '.'")
+    if any(not ch.isprintable() for ch in name):
+        raise InvalidParameter(f"bad {what} name {name!r}: control characters (NUL included) are not allowed")
 
 
 class Catalog:

@@ -187,3 +187,23 @@ def test_acoustic_audio_resources_over_http(server_factory, tiny_bundle):
     assert "at least 1 minutes of valid audio" in results[2][1]["error"]
     assert "no training in progress" in results[3][1]["error"]
     assert results[5][1]["status"] == "ready"
+
+
+def test_resource_names_beyond_a_file_name_or_with_control_characters(server_factory, tiny_bundle):
+    # issue 13, defect 9: 128 x 'é' is 256 bytes, 100 x '好' 300: too long for a file name, once a 500
+    from urllib.parse import quote
+
+    server = server_factory(CREDENTIALS)
+    cid = created(server, tiny_bundle.name)
+    base = f"/v1/customizations/{cid}"
+    long_names = ["é" * 128, "好" * 100]
+    results = call(server, *[("POST", f"{base}/corpora/{quote(n)}", {"data": b"hello there", "headers": ACME})
+                             for n in long_names],
+                   ("POST", f"{base}/corpora/a%00b", {"data": b"hello there", "headers": ACME}),
+                   ("POST", f"{base}/corpora/a%07b", {"data": b"hello there", "headers": ACME}),
+                   ("GET", f"{base}/corpora", {"headers": ACME}))
+    assert [s for s, _ in results[:2]] == [201, 201]
+    assert [s for s, _ in results[2:4]] == [400, 400] and "control characters" in results[2][1]["error"]
+    assert sorted(c["name"] for c in results[4][1]["corpora"]) == sorted(long_names)
+    [(status, body)] = call(server, ("GET", f"{base}/corpora/{quote(long_names[1])}", {"headers": ACME}))
+    assert status == 200 and body["name"] == long_names[1]
