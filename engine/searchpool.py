@@ -31,6 +31,7 @@ import torch
 
 from engine.customlm import CustomLM, custom_decoder
 from engine.decoding import Token, Word
+from engine.lifeline import follow_parent
 
 _BUNDLE = None  # the worker's ModelBundle
 _BEAM = None  # its BeamDecoder
@@ -43,6 +44,7 @@ def _start_worker(bundle_path: str) -> None:
     global _BEAM, _BUNDLE
     from engine.bundle import load_bundle
 
+    follow_parent()
     torch.set_num_threads(1)
     _BUNDLE = load_bundle(Path(bundle_path), search_only=True)
     _BEAM = _BUNDLE.beam

@@ -5,7 +5,9 @@ live streams. Each job gets its own spawned process (forking a process with
 live torch threads is unsafe) that reports ``progress(fraction)`` through a
 pipe. Cancelling the awaiting task terminates the process at once, so a
 stopping server never waits for a long training (the job runs again at the
-next start), and a user's cancel takes effect immediately.
+next start), and a user's cancel takes effect immediately. The process ends with
+the server however the server ends (:mod:`engine.lifeline`), so a job resumed after a crash
+never races an orphan of the previous run.
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from engine.lifeline import follow_parent
+
 
 class JobFailed(RuntimeError):
     """The job raised in its process (the message is the exception's) or the process died."""
 
 
 def _child(conn: Connection, fn: Callable, args: tuple) -> None:
+    follow_parent()
+
     def progress(fraction: float) -> None:
         conn.send(("progress", float(fraction)))
 
