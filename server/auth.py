@@ -3,8 +3,12 @@
 API keys arrive as ``Authorization: Basic base64(apikey:KEY)``, ``Authorization:
 Bearer KEY`` or the ``access_token`` query parameter. Presigned URLs are
 checked with :func:`protocol.sigv4.verify` against the configured access key
-pairs; a URL is good for one connection (its signature is remembered until it
-expires, so a replay is refused). With no credentials configured the server is
+pairs; as on AWS, a URL is good for any number of connections until it expires
+(``X-Amz-Expires``, at most 300 s). The earlier single-use rule refused
+legitimate clients — botocore signs two identical requests in the same second
+to byte-identical URLs, and a URL whose handshake failed was used up — and its
+memory was per process, so it held neither across a restart nor across replicas
+(issue 13, defects 6 and 8). With no credentials configured the server is
 open (and :func:`server.app.serve` only allows loopback then); every caller is
 the instance ``local``.
 """
@@ -37,7 +41,6 @@ class Authenticator:
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)) -> None:
         self._by_api_key = {c.api_key: c.instance for c in credentials if c.api_key}
         self._by_access_key = {c.access_key_id: c for c in credentials if c.access_key_id}
-        self._used_signatures: dict[str, dt.datetime] = {}
         self._clock = clock
 
     @property
@@ -82,7 +85,7 @@ class Authenticator:
         In open mode the URL need not be signed.
 
         Raises:
-            AuthenticationError: unsigned (when keys are configured), expired, tampered, unknown key, or replayed.
+            AuthenticationError: unsigned (when keys are configured), expired, tampered or an unknown key.
             InvalidParameter: malformed auth parameters.
         """
         if self.open:
@@ -90,10 +93,6 @@ class Authenticator:
         now = self._clock()
         secrets = {k: c.secret_access_key or "" for k, c in self._by_access_key.items()}
         verified = verify(method=method, path=path, raw_query=raw_query, host=host, secrets=secrets, now=now)
-        self._used_signatures = {s: t for s, t in self._used_signatures.items() if t >= now}
-        if verified.signature in self._used_signatures:
-            raise AuthenticationError("this presigned URL was already used; sign a new one for each connection")
-        self._used_signatures[verified.signature] = verified.expires_at
         return self._by_access_key[verified.access_key_id].instance, verified.params
 
     def signed_request_instance(self, *, method: str, path: str, raw_query: str, headers: Mapping[str, str],

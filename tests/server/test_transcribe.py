@@ -75,7 +75,10 @@ def test_presigned_auth_failures(server_factory) -> None:
     server = server_factory(CREDS)
     good = presigned(server)
     assert _status(good) == 101
-    assert _status(good) == 401  # replayed
+    assert _status(good) == 101  # reusable until it expires, as on AWS (issue 13, defect 6)
+    refused = presigned(server, PARAMS.replace("16000", "4000"))
+    assert _status(refused) == _status(refused) == 400  # a refused handshake uses nothing up
+    assert _status(presigned(server)) == _status(presigned(server)) == 101  # same-second signs are identical URLs
     assert _status(presigned(server).replace("sample-rate=16000", "sample-rate=8000")) == 401  # tampered
     assert _status(presigned(server, secret="wrong")) == 401
     assert _status(f"{server.ws}/stream-transcription-websocket?{PARAMS}") == 401  # unsigned
