@@ -113,7 +113,7 @@ class Customizations:
 
     async def start(self) -> None:
         """Resume interrupted corpus analyses and jobs; remove folders of builds that never finished."""
-        await asyncio.to_thread(self._remove_orphans, await self.catalog.artifact_folders())
+        await asyncio.to_thread(self._remove_orphans, *await self.catalog.referenced_files())
         for custom_id, name in await self.catalog.pending_corpora():
             self.analyse_later(custom_id, name)
         for custom_id, name in await self.catalog.pending_audio():
@@ -122,16 +122,25 @@ class Customizations:
             log.info("resuming the interrupted job of custom model %s", custom_id)
             self.train_later(custom_id)
 
-    def _remove_orphans(self, referenced: set[str]) -> None:
+    def _remove_orphans(self, model_ids: set[str], referenced: set[str]) -> None:
+        """Remove what no record points at: folders of deleted models, unfinished builds, corpora and
+        audio (uploads and extracted archives) of deleted resources, half-written temporary files."""
         root = self.data.path("customizations")
         if not root.is_dir():
             return
         for model_dir in root.iterdir():
+            if model_dir.name not in model_ids:
+                log.info("removing customizations/%s (its model was deleted)", model_dir.name)
+                self.data.remove(f"customizations/{model_dir.name}")
+                continue
             for folder in model_dir.iterdir():
                 rel = f"customizations/{model_dir.name}/{folder.name}"
-                if folder.name not in ("corpora", "audio") and rel not in referenced:
-                    log.info("removing %s (no catalog record points at it)", rel)
-                    self.data.remove(rel)
+                entries = [f"{rel}/{e.name}" for e in folder.iterdir()] if folder.name in ("corpora", "audio") \
+                    else [rel]
+                for entry in entries:
+                    if entry not in referenced:
+                        log.info("removing %s (no catalog record points at it)", entry)
+                        self.data.remove(entry)
 
     def vocabulary(self, base_version: str) -> frozenset[str]:
         """The base vocabulary of a version (words outside it are out of vocabulary)."""
@@ -220,21 +229,29 @@ class Customizations:
         loaded = None if model is None else self.models.versions.get(model.base_version)
         rate = loaded.sample_rate_hz if loaded is not None else 8000
         rel_dir = self.data.audio_items(custom_id, name)
+        # Watson's quota: the model's other valid audio counts against its 200 hours.
+        used_s = 0.0 if model is None else sum(a.duration_s or 0.0 for a in model.audio
+                                                if a.status == "ok" and a.name != name)
         try:
             data = await asyncio.to_thread(self.data.path(resource.path).read_bytes)
             found = await asyncio.to_thread(
                 audio_resources.process, data, content_type=resource.content_type,
                 contained_content_type=resource.contained_content_type, transcript=resource.transcript,
-                min_rate_hz=rate, out_dir=self.data.path(rel_dir), rel_dir=rel_dir)
+                min_rate_hz=rate, out_dir=self.data.path(rel_dir), rel_dir=rel_dir,
+                max_seconds=audio_resources.MAX_MODEL_SECONDS - used_s)
         except (AudioError, OSError) as exc:
+            await asyncio.to_thread(self.data.remove, rel_dir)  # what an archive left before it was refused
             await self.catalog.record_audio(custom_id, name, error=str(exc))
             return
         except Exception as exc:  # noqa: BLE001 - never leave a resource being_processed forever
             log.exception("processing audio %s of %s failed", name, custom_id)
+            await asyncio.to_thread(self.data.remove, rel_dir)
             await self.catalog.record_audio(custom_id, name, error=f"processing failed: {type(exc).__name__}")
             return
-        await self.catalog.record_audio(custom_id, name, duration_s=found.duration_s, details=found.details,
-                                        items=found.items)
+        recorded = await self.catalog.record_audio(custom_id, name, duration_s=found.duration_s,
+                                                   details=found.details, items=found.items)
+        if not recorded:  # deleted while it was processed (issue 13, defect 7: its files stayed for good)
+            await asyncio.to_thread(self.data.remove, rel_dir)
 
     def _spawn(self, coro, name: str) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro, name=name)

@@ -639,6 +639,18 @@ class Catalog:
         async with self.db.session() as s:
             return set((await s.scalars(select(CustomVersion.artifact))).all())
 
+    async def referenced_files(self) -> tuple[set[str], set[str]]:
+        """The custom model ids, and every file or folder under ``customizations/`` a record points at
+        (trained models, corpora, audio uploads and their extracted folders); for the start-up sweep."""
+        async with self.db.session() as s:
+            ids = set((await s.scalars(select(CustomModel.id))).all())
+            paths = set((await s.scalars(select(CustomVersion.artifact))).all())
+            paths |= set((await s.scalars(select(Corpus.path))).all())
+            for custom_id, name, path in (await s.execute(select(AudioResource.custom_id, AudioResource.name,
+                                                                 AudioResource.path))).all():
+                paths |= {path, self.data.audio_items(custom_id, name)}
+        return ids, paths
+
     # -- asynchronous recognition jobs ------------------------------------------------------------
 
     async def create_job(self, owner: str, params: dict, audio: bytes, user_token: str | None) -> Job:
@@ -743,18 +755,20 @@ class Catalog:
             self._changed(model, status="pending")
 
     async def record_audio(self, custom_id: str, name: str, *, duration_s: float = 0.0, details: dict | None = None,
-                           items: list | None = None, error: str | None = None) -> None:
-        """Record the outcome of processing a resource (``ok``, or ``invalid`` with ``error``)."""
+                           items: list | None = None, error: str | None = None) -> bool:
+        """Record the outcome of processing a resource (``ok``, or ``invalid`` with ``error``);
+        False when the resource (or its model) was deleted meanwhile."""
         async with self.db.session() as s, s.begin():
             model = await s.get(CustomModel, custom_id, with_for_update=True)
             resource = None if model is None else next((a for a in model.audio if a.name == name), None)
             if resource is None:
-                return
+                return False
             resource.duration_s, resource.details, resource.items = duration_s, details, items
             resource.status, resource.error = ("invalid", error) if error else ("ok", None)
             if model.status == "pending":
                 model.status = self._settled_status(model)
             model.updated = self.clock()
+        return True
 
     async def pending_audio(self) -> list[tuple[str, str]]:
         """``(custom_id, name)`` of audio resources not processed yet (after a restart)."""

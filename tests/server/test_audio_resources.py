@@ -74,3 +74,37 @@ def test_bad_resources_say_what_is_wrong(tmp_path):
         run((FIXTURES / "phone.wav").read_bytes(), "audio/wav", tmp_path, min_rate_hz=16000)
     with pytest.raises(AudioError):
         run(b"\x00" * 500, "audio/flac", tmp_path)
+
+
+def _deflated(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name, payload in members.items():
+            z.writestr(name, payload)
+    return buf.getvalue()
+
+
+def test_archive_bombs_are_refused_on_what_they_unpack_to(tmp_path, monkeypatch):
+    # issue 13, defect 2: a 0.97 MB zip of 1000 MB of zeros was accepted (RSS +4.8 GB, 954 MB written)
+    import server.audio_resources as ar
+
+    zeros = b"\0" * (40 * 1024 ** 2)  # 40 MB of zeros deflate to ~40 kB
+    bomb = _deflated({"silence.l16": zeros})
+    assert len(bomb) < 100_000
+    with pytest.raises(AudioError, match="more than 20 times its size"):
+        run(bomb, "application/zip", tmp_path, contained_content_type="audio/l16;rate=8000")
+    assert not list((tmp_path / "files").glob("*.audio"))  # refused before a byte of it was written
+    monkeypatch.setattr(ar, "MAX_MEMBER_BYTES", 1024 ** 2)
+    with pytest.raises(AudioError, match="member 'big.wav' unpacks to more than 1048576 bytes"):
+        run(zipped({"big.wav": b"\1" * (2 * 1024 ** 2)}), "application/zip", tmp_path)
+    lying = bytearray(zipped({"a.wav": WAV}))  # a member whose header understates its size is still counted
+    monkeypatch.setattr(ar, "MAX_UNPACKED_BYTES", len(WAV) - 1)
+    with pytest.raises(AudioError, match="unpacks to more than"):
+        run(bytes(lying), "application/zip", tmp_path)
+
+
+def test_the_models_hours_of_audio_are_capped(tmp_path):
+    with pytest.raises(AudioError, match="at most 200 hours of audio, 0.00 hours are left"):
+        run(WAV, "audio/wav", tmp_path, max_seconds=0.1)
+    with pytest.raises(AudioError, match="hours are left"):
+        run(zipped({"a.wav": WAV, "b.wav": WAV}), "application/zip", tmp_path, max_seconds=1.5 * len(WAV) / 32000)

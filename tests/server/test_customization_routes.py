@@ -207,3 +207,45 @@ def test_resource_names_beyond_a_file_name_or_with_control_characters(server_fac
     assert sorted(c["name"] for c in results[4][1]["corpora"]) == sorted(long_names)
     [(status, body)] = call(server, ("GET", f"{base}/corpora/{quote(long_names[1])}", {"headers": ACME}))
     assert status == 200 and body["name"] == long_names[1]
+
+
+def test_the_start_up_sweep_removes_what_no_record_points_at(server_factory, tiny_bundle, tmp_path):
+    # issue 13, defect 7: files of a model deleted while its archive was processed stayed for good
+    import io
+    import zipfile
+
+    from tests.conftest import FIXTURES
+
+    server = server_factory(CREDENTIALS)
+    [(status, body)] = call(server, ("POST", "/v1/acoustic_customizations",
+                                     {"json": {"name": "voices", "base_model_name": tiny_bundle.name}, "headers": ACME}))
+    cid = body["customization_id"]
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("a.wav", (FIXTURES / "hello.wav").read_bytes())
+    [(status, _)] = call(server, ("POST", f"/v1/acoustic_customizations/{cid}/audio/pack",
+                                  {"data": archive.getvalue(), "headers": {**ACME, "Content-Type": "application/zip",
+                                                                           "Contained-Content-Type": "audio/wav"}}))
+    assert status == 201
+
+    async def settled():
+        async with aiohttp.ClientSession(server.http, headers=ACME) as http:
+            for _ in range(200):
+                async with http.get(f"/v1/acoustic_customizations/{cid}/audio/pack") as r:
+                    if (await r.json()).get("status") != "being_processed":
+                        return
+                await asyncio.sleep(0.05)
+    asyncio.run(settled())
+    server.stop()
+    root = tmp_path / "data" / "customizations"
+    kept = sorted(p.relative_to(root).as_posix() for p in (root / cid).rglob("*") if p.is_file())
+    ghosts = [root / "deleted-model" / "audio" / "x.files" / "00000.audio", root / cid / "audio" / "ghost.upload",
+              root / cid / "audio" / "ghost.files" / "00000.audio", root / cid / "corpora" / "ghost.txt",
+              root / cid / "audio" / ".pack.upload.1234abcd.tmp"]
+    for ghost in ghosts:
+        ghost.parent.mkdir(parents=True, exist_ok=True)
+        ghost.write_bytes(b"left behind")
+    server_factory(CREDENTIALS)  # the same data directory
+    assert not (root / "deleted-model").exists()
+    assert sorted(p.relative_to(root).as_posix() for p in (root / cid).rglob("*") if p.is_file()) == kept
+    assert any(k.endswith("pack.files/00000.audio") for k in kept)
