@@ -189,25 +189,29 @@ class Catalog:
         return await self.get(owner, kind, model.id)
 
     async def list(self, owner: str, kind: str, *, language: str | None = None) -> list[CustomModel]:
-        """The owner's custom models of a kind, oldest first."""
-        query = select(CustomModel).where(CustomModel.owner == owner, CustomModel.kind == kind)
+        """The owner's custom models of a kind, oldest first, without their corpora, words and audio
+        (a model may hold millions of words: issue 13, defect 3)."""
+        query = select(CustomModel).where(CustomModel.owner == owner, CustomModel.kind == kind).options(
+            raiseload(CustomModel.corpora), raiseload(CustomModel.words), raiseload(CustomModel.audio))
         if language:
             query = query.where(CustomModel.language == language)
         async with self.db.session() as s:
             return list((await s.scalars(query.order_by(CustomModel.created))).all())
 
     async def get(self, owner: str, kind: str, custom_id: str) -> CustomModel:
-        """One custom model of the owner.
+        """One custom model of the owner, with its corpora and audio but not its words (see :meth:`words`).
 
         Raises:
             NotFoundError: no such model, or another owner's (indistinguishable on purpose).
         """
         async with self.db.session() as s:
-            return await self._get(s, owner, kind, custom_id)
+            return await self._get(s, owner, kind, custom_id, without_words=True)
 
     async def _get(self, s: AsyncSession, owner: str, kind: str, custom_id: str, *,
-                   lock: bool = False, versions_only: bool = False) -> CustomModel:
+                   lock: bool = False, versions_only: bool = False, without_words: bool = False) -> CustomModel:
         query = select(CustomModel).where(CustomModel.id == custom_id)
+        if without_words:
+            query = query.options(raiseload(CustomModel.words))
         if versions_only:
             query = query.options(raiseload(CustomModel.corpora), raiseload(CustomModel.words),
                                   raiseload(CustomModel.audio))
@@ -403,7 +407,9 @@ class Catalog:
                 "-count": (lambda w: (w.count, w.word), True), "+count": (lambda w: (w.count, w.word), False)}
         if sort not in keys:
             raise InvalidParameter(f"sort must be one of {', '.join(keys)}, not {sort!r}")
-        words = (await self.get(owner, LANGUAGE, custom_id)).words
+        async with self.db.session() as s:
+            await self._get(s, owner, LANGUAGE, custom_id, versions_only=True)
+            words = list((await s.scalars(select(Word).where(Word.custom_id == custom_id))).all())
         if word_type == "user":
             words = [w for w in words if "user" in w.source]
         elif word_type == "corpora":
@@ -417,10 +423,12 @@ class Catalog:
         Raises:
             NotFoundError: no such model or word.
         """
-        for w in (await self.get(owner, LANGUAGE, custom_id)).words:
-            if w.word == word:
-                return w
-        raise NotFoundError(f"Word {word} not found for custom model {custom_id}")
+        async with self.db.session() as s:
+            await self._get(s, owner, LANGUAGE, custom_id, versions_only=True)
+            row = await s.get(Word, (custom_id, word))
+        if row is None:
+            raise NotFoundError(f"Word {word} not found for custom model {custom_id}")
+        return row
 
     async def delete_word(self, owner: str, custom_id: str, word: str) -> None:
         """Remove a word (also one that came from a corpus).
