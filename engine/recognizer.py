@@ -36,6 +36,11 @@ from engine.tokenizer import BLANK_ID
 DEFAULT_CHUNK_FRAMES = 16  # 160 ms of features per step; the model adds no right context
 OFFLINE_CHUNK_FRAMES = 256  # offline steps of a Whisper-based version: 2.56 s (16 attention chunks)
 SILENCE_KEPT_FRAMES = 25  # output frames of leading silence kept for the final pass
+#: With the ``whisper`` final pass an utterance also opens on frames whose non-blank posterior
+#: exceeds this, not only on greedy tokens: the streaming CTC of release v2026-12-01 emits no token
+#: for some short words ("four", "m": non-blank at most 0.27 and 0.73) that Whisper's decoder hears,
+#: while silence and low noise stay under 0.08.
+ACTIVITY_THRESHOLD = 0.2
 
 
 def check_weight(customization_weight: float) -> None:
@@ -133,6 +138,10 @@ class Stream:
         self._max_utterance_s = min(self.endpoint.max_utterance_seconds,
                                     getattr(config, "max_utterance_seconds", float("inf")))
         self._keep_features = self.final_pass.uses_whisper
+        # Speech activity beyond the greedy tokens (see ACTIVITY_THRESHOLD), for the whisper pass.
+        self._track_activity = self.final_pass.uses_whisper
+        self._first_active: int | None = None
+        self._last_active: int | None = None
         self._utterance_features: list[torch.Tensor] = []
         self._features = FeatureStream(bundle.features)
         self._pending = torch.zeros(0, bundle.features.n_mels)
@@ -230,11 +239,18 @@ class Stream:
                                    frame_offsets=[self.frames_done])[0],
                       last_ids(log_probs[None], lengths, [self._previous_id])[0])
         new, self._previous_id = greedy
+        if self._track_activity and length:
+            active = torch.nonzero(log_probs[:length, BLANK_ID].exp() < 1.0 - ACTIVITY_THRESHOLD)[:, 0]
+            if active.numel():
+                if self._first_active is None:
+                    self._first_active = self.frames_done + int(active[0])
+                self._last_active = self.frames_done + int(active[-1])
         self.frames_done += length
         self._tokens += new
         self._extend_words(new)
         self._utterance_log_probs.append(log_probs[:length])
-        if not self._tokens:
+        heard = bool(self._tokens) or self._first_active is not None
+        if not heard:
             # Nothing heard yet: keep only the last second for the final pass, so hours of
             # silence do not pile up in memory.
             kept = torch.cat(self._utterance_log_probs)[-SILENCE_KEPT_FRAMES:]
@@ -255,11 +271,13 @@ class Stream:
             self._search.step(torch.cat(self._utterance_log_probs))
         results: list[Result] = []
         at_end = self.phase is StreamPhase.ENDING and self._pending.shape[0] == 0
+        firsts = [f for f in (self._tokens[0].frame if self._tokens else None, self._first_active) if f is not None]
+        lasts = [f for f in (self._tokens[-1].frame if self._tokens else None, self._last_active) if f is not None]
         close = should_close(self._endpoint(), frames_done=self.frames_done,
-                             first_token_frame=self._tokens[0].frame if self._tokens else None,
-                             last_token_frame=self._tokens[-1].frame if self._tokens else None,
+                             first_token_frame=min(firsts) if firsts else None,
+                             last_token_frame=max(lasts) if lasts else None,
                              frame_seconds=self.recognizer.bundle.frame_seconds)
-        if close or (at_end and self._tokens):
+        if close or (at_end and heard):
             results.append(self._close("end_of_data" if at_end and not close else "silence"))
         elif new:
             results.append(Result(tuple(self._words()), final=False))
@@ -332,6 +350,7 @@ class Stream:
             words = self._words()
         self._search = None
         self._tokens = []
+        self._first_active = self._last_active = None
         self._done_words = []
         self._open_word = []
         self._utterance_log_probs = []

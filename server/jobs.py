@@ -120,7 +120,8 @@ class JobRunner:
         finally:
             recognition.close()
         return json.loads(results_message(0, [hypothesis(r) for r in finals if r.words], options,
-                                          options.warnings + resolved.warnings, resolved.recognized_with()))
+                                          options.warnings + resolved.warnings + recognition.warnings,
+                                          resolved.recognized_with()))
 
     async def close(self) -> None:
         """Stop the runner (unfinished jobs run again at the next start)."""

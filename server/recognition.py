@@ -279,6 +279,11 @@ class Recognition:
         chunk_frames = round(settings.chunk_ms / model.bundle.features.hop_ms)
         final_pass = model.recognizer.final_pass(settings.requested_final_pass(route), custom_lm=custom_lm,
                                                  customization_weight=customization_weight)
+        #: for the results' warnings
+        self.warnings: tuple[str, ...] = () if not final_pass.ignored_custom_lm else (
+            f"The custom language model is not applied to the final results of {model.bundle.version}: its final "
+            "pass is Whisper's decoder, which does not take custom language models yet (set final_pass = "
+            "\"ctc\" in the server's [recognition] to use the custom model in the CTC beam search instead).",)
         try:
             self.stream = model.recognizer.new_stream(endpoint=endpoint, chunk_frames=chunk_frames,
                                                       max_chunks=MAX_CHUNKS_PER_STEP, final_pass=final_pass,

@@ -46,11 +46,11 @@ def _endpoint(options: Options) -> EndpointConfig:
 class _Request:
     """Results bookkeeping of one request: result indexes, and finals held back without interim results."""
 
-    def __init__(self, options: Options, resolved: Resolved) -> None:
+    def __init__(self, options: Options, resolved: Resolved, recognition_warnings: tuple[str, ...] = ()) -> None:
         self.options = options
         self.result_index = 0
         self.held: list[Result] = []
-        self.warnings = options.warnings + resolved.warnings
+        self.warnings = options.warnings + resolved.warnings + recognition_warnings
         self.recognized_with = resolved.recognized_with()
 
     def messages(self, results: list[Result]) -> list[str]:
@@ -155,9 +155,9 @@ class WatsonSocket:
 
     async def _handle(self, event) -> None:
         if isinstance(event, RequestStarted):
-            self.request = _Request(event.options, self.resolved)
             self.recognition = watson_recognition(self.state, self.resolved, event.options, self._on_results,
                                                   route="live")
+            self.request = _Request(event.options, self.resolved, self.recognition.warnings)
             await self.ws.send_str(listening_message())
             return
         assert self.recognition is not None and self.request is not None
@@ -246,7 +246,7 @@ async def recognize_http(request: web.Request) -> web.Response:
         state.metrics.errors.labels("watson-http", type(exc).__name__).inc()
         return watson_error(exc)
     body = results_message(0, [hypothesis(r) for r in finals if r.words], options,
-                           options.warnings + resolved.warnings, resolved.recognized_with())
+                           options.warnings + resolved.warnings + recognition.warnings, resolved.recognized_with())
     return web.Response(text=body, content_type="application/json")
 
 

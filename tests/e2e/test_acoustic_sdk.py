@@ -17,13 +17,17 @@ from ibm_cloud_sdk_core import ApiException
 from ibm_cloud_sdk_core.authenticators import BearerTokenAuthenticator
 from ibm_watson import SpeechToTextV1
 
+from engine.bundle import find_models
 from engine.catalog import default_models_dir
 from server.config import parse_config
 from tests.conftest import FIXTURES
 from tests.server.conftest import ServerThread
 
 NB = "en-US_NarrowbandModel"
-EXPECTED = dict(line.split("\t") for line in (FIXTURES / "transcripts.tsv").read_text().splitlines() if line)
+NEWEST_NB = [m for m in find_models(default_models_dir()) if m.name == NB][-1].version
+# Real speech (Allison, TRAIN split): 8 kHz, as a telephone caller sends it.
+CALL = FIXTURES / "allison" / "vm-reenterpassword.wav"
+SAID = "please re enter your password followed by the pound key"
 CONFIG = {"credentials": [{"instance": "acme", "api_key": "acme-key"}, {"instance": "rival", "api_key": "rival-key"}],
           "customization": {"min_acoustic_minutes": 0.0}}
 
@@ -60,13 +64,12 @@ def server(tmp_path_factory):
 def test_custom_acoustic_model_with_the_watson_sdk(server):
     stt = sdk(server)
     am = stt.create_acoustic_model("caller voices", NB).get_result()["customization_id"]
-    phone = (FIXTURES / "phone.wav").read_bytes()
-    stt.add_audio(am, "call-1", io.BytesIO(phone), content_type="audio/wav",
-                  headers={"Transcript": quote(EXPECTED["phone.wav"])})
+    phone = CALL.read_bytes()
+    stt.add_audio(am, "call-1", io.BytesIO(phone), content_type="audio/wav", headers={"Transcript": quote(SAID)})
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as z:
         z.writestr("a.wav", phone)
-        z.writestr("transcripts.tsv", f"a.wav\t{EXPECTED['phone.wav']}\n")
+        z.writestr("transcripts.tsv", f"a.wav\t{SAID}\n")
     stt.add_audio(am, "calls", io.BytesIO(archive.getvalue()), content_type="application/zip",
                   contained_content_type="audio/wav")
     listing = wait_until(lambda: stt.list_audio(am).get_result(),
@@ -82,30 +85,31 @@ def test_custom_acoustic_model_with_the_watson_sdk(server):
 
     stt.train_acoustic_model(am)
     trained = wait_until(lambda: stt.get_acoustic_model(am).get_result(), lambda v: v["status"] == "available")
-    assert trained["progress"] == 100 and trained["versions"] == [f"{NB}.v2026-11-01"]
+    assert trained["progress"] == 100 and trained["versions"] == [NEWEST_NB]
 
-    with open(FIXTURES / "phone.wav", "rb") as audio:
+    with open(CALL, "rb") as audio:
         alone = stt.recognize(audio=audio, content_type="audio/wav", model=NB, acoustic_customization_id=am).get_result()
-    assert alone["recognized_with"] == {"model": NB, "base_model_version": f"{NB}.v2026-11-01",
-                                        "acoustic_customization_id": am}
-    assert alone["results"][0]["alternatives"][0]["transcript"].strip() == EXPECTED["phone.wav"]
+    assert alone["recognized_with"] == {"model": NB, "base_model_version": NEWEST_NB, "acoustic_customization_id": am}
+    assert alone["results"][0]["alternatives"][0]["transcript"].strip() == SAID
 
-    stt.add_corpus(lm, "text", io.BytesIO(b"the first argument is the name of the file\n"))
+    stt.add_corpus(lm, "text", io.BytesIO(f"{SAID}\n".encode()))
     wait_until(lambda: stt.get_language_model(lm).get_result(), lambda v: v["status"] == "ready")
     stt.train_language_model(lm)
     wait_until(lambda: stt.get_language_model(lm).get_result(), lambda v: v["status"] == "available")
-    with open(FIXTURES / "phone.wav", "rb") as audio:
+    with open(CALL, "rb") as audio:
         both = stt.recognize(audio=audio, content_type="audio/wav", acoustic_customization_id=am,
                              language_customization_id=lm).get_result()
     assert both["recognized_with"]["acoustic_customization_id"] == am
     assert both["recognized_with"]["language_customization_id"] == lm
-    assert both["results"][0]["alternatives"][0]["transcript"].strip() == EXPECTED["phone.wav"]
+    assert both["results"][0]["alternatives"][0]["transcript"].strip() == SAID
+    # Whisper's final pass does not take custom LMs yet: the results say so
+    assert any("custom language model is not applied" in w for w in both["warnings"])
 
     # retrain with the helper LM, and cancel it: the model keeps its version
     stt.train_acoustic_model(am, custom_language_model_id=lm)
     assert cancel(server, am) == 200
     after = wait_until(lambda: stt.get_acoustic_model(am).get_result(), lambda v: v["status"] != "training")
-    assert after["status"] == "available" and after["versions"] == [f"{NB}.v2026-11-01"]
+    assert after["status"] == "available" and after["versions"] == [NEWEST_NB]
 
     rival = sdk(server, "rival-key")
     with pytest.raises(ApiException) as other:

@@ -24,7 +24,9 @@ def _bundle(*, whisper: bool, beam: bool, default: str = "ctc"):
     (True, True, None, None, "whisper"),      # the version's default
     (True, True, "ctc", None, "ctc"),
     (True, True, "beam", None, "ctc"),        # the older name
-    (True, True, "whisper", CUSTOM, "ctc"),   # a custom LM lives in the CTC search
+    (True, True, "whisper", CUSTOM, "whisper"),  # kept: the custom LM is reported as ignored
+    (True, True, None, CUSTOM, "whisper"),
+    (True, True, "ctc", CUSTOM, "ctc"),       # asked for: the custom LM is mixed into the search
     (False, True, "whisper", None, "ctc"),    # an older version has no Whisper decoder
     (False, False, "whisper", None, "greedy"),
     (True, False, "ctc", None, "greedy"),
@@ -34,6 +36,13 @@ def _bundle(*, whisper: bool, beam: bool, default: str = "ctc"):
 def test_choice_rules(whisper, beam, requested, custom, expected) -> None:
     bundle = _bundle(whisper=whisper, beam=beam, default="whisper")
     assert choose_final_pass(bundle, requested, custom_lm=custom).kind is FinalPassKind(expected)
+
+
+def test_whisper_reports_an_ignored_custom_lm() -> None:
+    bundle = _bundle(whisper=True, beam=True, default="whisper")
+    assert choose_final_pass(bundle, None, custom_lm=CUSTOM).ignored_custom_lm
+    assert not choose_final_pass(bundle, None, custom_lm=CUSTOM, customization_weight=0.0).ignored_custom_lm
+    assert not choose_final_pass(bundle, "ctc", custom_lm=CUSTOM).ignored_custom_lm
 
 
 def test_weight_zero_drops_the_custom_lm() -> None:
