@@ -74,7 +74,7 @@ def test_report_files(tmp_path: Path) -> None:
               "stagger_s": 1.0, "revision": "abc", "machine": capacity.machine(), "configs": configs}
     capacity.write_report(report, tmp_path, command="python -m benchmarks.capacity")
     text = (tmp_path / "capacity.md").read_text()
-    assert "| batched | max_batch = 64, max_wait_ms = 10 | beam | 2 |" in text
+    assert "| batched-whisper | max_batch = 64, max_wait_ms = 10 | whisper | 2 |" in text
     assert "| unbatched-greedy | max_batch = 1, max_wait_ms = 10 | greedy | 2 |" in text
     assert "1 (http 503 ×1)" in text
     assert (tmp_path / "capacity.png").read_bytes()[:4] == b"\x89PNG"

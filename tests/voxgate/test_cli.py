@@ -119,12 +119,13 @@ def test_eval_bad_manifest(models, tmp_path, capsys, content, message) -> None:
 def test_models_lifecycle_json(capsys) -> None:
     assert main(["models", "lifecycle", "--at", "2029-02-01", "--json"]) == 0
     entries = {e["version"]: e for e in json.loads(capsys.readouterr().out)}
-    old, new = entries["en-US_BroadbandModel.v2026-05-01"], entries["en-US_BroadbandModel.v2026-11-01"]
+    old, new = entries["en-US_BroadbandModel.v2026-05-01"], entries["en-US_BroadbandModel.v2026-12-01"]
     assert set(old) == {"model", "version", "kind", "created", "adaptation_deadline", "transcription_deadline", "state"}
     assert (old["kind"], old["created"], old["adaptation_deadline"], old["transcription_deadline"]) == (
         "base", "2026-05-01", "2027-07-15", "2028-07-15")
     assert old["state"] == "expired: falls back to the newest base version"
     assert new["state"] == "past its deadline: still serving as the newest base version"
+    assert entries["en-US_BroadbandModel.v2026-11-01"]["state"] == "expired: falls back to the newest base version"
 
 
 def test_models_lifecycle_table_and_bad_date(capsys, tmp_path) -> None:
