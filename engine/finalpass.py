@@ -125,8 +125,9 @@ def align_words(text: str, log_probs: torch.Tensor, tokenizer: Tokenizer, *, fra
     """Words of ``text`` with times from a CTC forced alignment on ``log_probs`` ``(U, V)``.
 
     A word's confidence is the mean posterior of its pieces at their aligned frames. When the
-    text cannot be aligned (more pieces than frames), the words share the span evenly with
-    confidence 0.5.
+    text cannot be aligned (more pieces, plus a blank between equal neighbours, than frames: a
+    long Whisper text over a short or hallucinated utterance), the words share the span evenly
+    with confidence 0.5.
     """
     words = text.split()
     if not words:
@@ -134,7 +135,9 @@ def align_words(text: str, log_probs: torch.Tensor, tokenizer: Tokenizer, *, fra
     pieces = [tokenizer.encode(w) for w in words]
     flat = [p for ps in pieces for p in ps]
     U = log_probs.shape[0]
-    if not flat or len(flat) > U or any(p == BLANK_ID for p in flat):
+    # CTC needs a frame per piece and a blank between two equal pieces.
+    needed = len(flat) + sum(a == b for a, b in zip(flat, flat[1:]))
+    if not flat or needed > U or any(p == BLANK_ID for p in flat):
         step = max(U, 1) / len(words)
         return [Word(w, round((frame_offset + i * step) * frame_seconds, 2),
                      round((frame_offset + (i + 1) * step) * frame_seconds, 2), 0.5) for i, w in enumerate(words)]

@@ -78,6 +78,19 @@ def test_alignment_without_enough_frames_spreads_the_words(tokenizer) -> None:
     assert [w.word for w in words] == ["press", "one", "for", "sales"] and all(w.confidence == 0.5 for w in words)
 
 
+def test_alignment_counts_the_blanks_between_repeated_pieces(tokenizer) -> None:
+    # "aaaa": each repeated piece needs a blank between: more frames than pieces, yet too few.
+    # torchaudio raised "targets length is too long for CTC" here, and the stream's final failed.
+    text = "lll mmm ooo"  # a 40-piece vocabulary spells these letter by letter: equal neighbours
+    flat = [p for w in text.split() for p in tokenizer.encode(w)]
+    repeats = sum(a == b for a, b in zip(flat, flat[1:]))
+    assert repeats >= 2
+    frames = len(flat) + 1  # enough for the pieces, not for the blanks between equal ones
+    words = align_words(text, torch.zeros(frames, tokenizer.vocab_size).log_softmax(-1), tokenizer,
+                        frame_seconds=0.02, frame_offset=0)
+    assert [w.word for w in words] == text.split() and all(w.confidence == 0.5 for w in words)
+
+
 @pytest.mark.timeout(300)
 def test_whisper_final_pass_hears_real_words(whisper_bundle) -> None:
     audio = load_audio(FIXTURES / "hello.wav", 16000)
