@@ -17,7 +17,8 @@ Writes ``whisper-release.md``, ``.json`` and ``.png`` into ``--out``.
 
 Usage::
 
-    python -m benchmarks.whisper_release --eval-dir data/whisper/eval --files 50 --out benchmarks/reports
+    python -m benchmarks.whisper_release --eval-dir data/whisper/eval --files 50 --out benchmarks/reports \
+        [--resume LOG]   # the stdout of an interrupted run: its finished sets are kept
 """
 
 from __future__ import annotations
@@ -99,10 +100,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--files", type=int, default=50, help="files per synthetic set")
     p.add_argument("--out", type=Path, default=Path("benchmarks/reports"))
     p.add_argument("--sets", nargs="*", help="only these sets (names as in the report)")
+    p.add_argument("--resume", type=Path, help="a log of an earlier run (its JSON lines): its rows are kept and "
+                                               "the (band, set) pairs it finished are not run again")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     installed = find_models(default_models_dir())
     rows: list[dict] = []
+    if args.resume:
+        earlier = [json.loads(line) for line in args.resume.read_text().splitlines() if line.startswith("{")]
+        per_set: dict[tuple[str, str], list[dict]] = {}
+        for r in earlier:
+            per_set.setdefault((r["band"], r["set"]), []).append(r)
+        rows = [r for group in per_set.values() if len(group) >= 5 for r in group]  # finished sets only
     with tempfile.TemporaryDirectory() as tmp:
         sets = {}
         allison = Path(tmp) / "allison-test.tsv"
@@ -113,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
                 sets[(band, name)] = subset(args.eval_dir / band / name / "manifest.tsv", args.files,
                                             Path(tmp) / band / name)
         for (band, name), manifest in sets.items():
-            if args.sets and name not in args.sets:
+            if args.sets and name not in args.sets or any((r["band"], r["set"]) == (band, name) for r in rows):
                 continue
             model = "en-US_BroadbandModel" if band == "wideband" else "en-US_NarrowbandModel"
             versions = [m for m in installed if m.name == model]
