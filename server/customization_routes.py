@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -308,7 +307,7 @@ async def add_words(request: web.Request, state: ServerState, owner: str):
 
 
 def _word_name(request: web.Request) -> str:
-    return unquote(request.match_info["word_name"])
+    return request.match_info["word_name"]  # aiohttp has decoded it once; a second unquote turned %2541 into A
 
 
 @watson_route()

@@ -20,6 +20,7 @@ import logging
 from aiohttp import web
 
 from protocol.errors import InvalidParameter, VoxgateError, public_message
+from protocol.session import MIN_REQUEST_BYTES
 from protocol.watson import parse_query_options, results_message
 from server.bodies import read_body
 from server.catalog.tables import Job
@@ -157,8 +158,8 @@ async def create_job(request: web.Request) -> web.Response:
                               batch=True)
         audio = await read_body(request, limit_bytes=state.config.limits.max_request_bytes,
                                 idle_timeout_s=state.config.limits.session_timeout_s)
-        if len(audio) < 100:
-            raise InvalidParameter("the request body holds no audio (at least 100 bytes)")
+        if len(audio) < MIN_REQUEST_BYTES:
+            raise InvalidParameter(f"Stream was {len(audio)} bytes but needs to be at least {MIN_REQUEST_BYTES} bytes.")
         if content_type:
             params["content_type"] = content_type
         job = await state.catalog.create_job(owner, params, bytes(audio), params.get("user_token"))

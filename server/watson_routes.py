@@ -17,7 +17,7 @@ from engine.endpoint import EndpointConfig
 from engine.recognizer import Result
 from protocol.errors import (CloseCode, InvalidParameter, Timeout, TooLarge, UnsupportedMedia,
                              VoxgateError, close_code_for, public_message, watson_error_body)
-from protocol.session import AudioEnded, AudioReceived, RecognizeSession, RequestStarted
+from protocol.session import MIN_REQUEST_BYTES, AudioEnded, AudioReceived, RecognizeSession, RequestStarted
 from protocol.watson import (Options, error_message, listening_message, parse_query_options, results_message)
 from server.bodies import body_chunks
 from server.customization import Resolved, resolve_request
@@ -237,8 +237,9 @@ async def recognize_http(request: web.Request) -> web.Response:
                     if recognition.failed.is_set():
                         break
                     recognition.feed(chunk)
-                if received == 0:
-                    raise InvalidParameter("the request body holds no audio")
+                if received < MIN_REQUEST_BYTES:  # the WebSocket's rule and message (issue 13: 50 bytes got a 200)
+                    raise InvalidParameter(f"Stream was {received} bytes but needs to be at least "
+                                           f"{MIN_REQUEST_BYTES} bytes.")
                 await recognition.finish()
             finally:
                 recognition.close()

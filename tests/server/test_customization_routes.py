@@ -249,3 +249,17 @@ def test_the_start_up_sweep_removes_what_no_record_points_at(server_factory, tin
     assert not (root / "deleted-model").exists()
     assert sorted(p.relative_to(root).as_posix() for p in (root / cid).rglob("*") if p.is_file()) == kept
     assert any(k.endswith("pack.files/00000.audio") for k in kept)
+
+
+def test_word_paths_are_decoded_once(server_factory, tiny_bundle):
+    # issue 13: PUT …/words/%2541bc stored "Abc" (the path was URL-decoded twice)
+    server = server_factory(CREDENTIALS)
+    base = f"/v1/customizations/{created(server, tiny_bundle.name)}"
+    results = call(server, ("PUT", f"{base}/words/caf%C3%A9", {"json": {}, "headers": ACME}),
+                   ("PUT", f"{base}/words/%2541bc", {"json": {}, "headers": ACME}),
+                   ("GET", f"{base}/words", {"headers": ACME}))
+    statuses = [s for s, _ in results]
+    assert statuses[0] == 201 and statuses[2] == 200
+    words = {w["word"] for w in results[2][1]["words"]}
+    assert "café" in words and "Abc" not in words
+    assert ("%41bc" in words) == (statuses[1] == 201)  # stored as sent, or refused as a bad word, never rewritten

@@ -42,7 +42,8 @@ def test_containers_are_detected(server) -> None:
 def test_errors(server) -> None:
     url = f"{server.http}/v1/recognize"
     cases = [
-        (_post(url, b"", L16), 400, "no audio"),
+        (_post(url, b"", L16), 400, "Stream was 0 bytes but needs to be at least 100 bytes."),
+        (_post(url, b"\0" * 50, L16), 400, "Stream was 50 bytes"),  # as the WebSocket and jobs refuse it
         (_post(url, b"\0" * 1000, "audio/x-foo"), 415, "unsupported"),
         (_post(url, b"\0" * 1000, "audio/l16;rate=8000"), 400, "8000"),
         (_post(url, b"\0" * 1000, "audio/l16"), 400, "rate"),
