@@ -97,8 +97,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def write_report(rows: list[dict], args: argparse.Namespace) -> None:
     """Markdown table plus a grouped bar plot of WER."""
-    systems = list(dict.fromkeys(r["system"] for r in rows))
-    groups = list(dict.fromkeys((r["band"], r["set"]) for r in rows))
     lines = ["# Base models vs pocketsphinx", "",
              f"Command: `python -m benchmarks.base_models --eval-dir {args.eval_dir} --files {args.files}`. "
              "WER/CER after `engine.text.normalize_transcript`; RTF on one torch thread (voxgate) / one core (pocketsphinx).",
@@ -106,18 +104,27 @@ def write_report(rows: list[dict], args: argparse.Namespace) -> None:
     for r in rows:
         lines.append(f"| {r['band']} | {r['set']} | {r['system']} | {r['files']} | {r['wer']:.1%} | {r['cer']:.1%} | {r['rtf']} |")
     (args.out / "base-models.md").write_text("\n".join(lines) + "\n")
-    fig, ax = plt.subplots(figsize=(12, 5))
+    wer_bar_plot(rows, args.out / "base-models.png", title="Word error rate by evaluation set", figsize=(12, 5))
+
+
+def wer_bar_plot(rows: list[dict], path: Path, *, title: str, figsize: tuple[float, float],
+                 cap: float | None = None, legend_size: int = 8) -> None:
+    """A grouped bar plot of WER (%): one group per (band, set), one bar per system; ``cap`` clips bars."""
+    systems = list(dict.fromkeys(r["system"] for r in rows))
+    groups = list(dict.fromkeys((r["band"], r["set"]) for r in rows))
+    fig, ax = plt.subplots(figsize=figsize)
     width = 0.8 / max(len(systems), 1)
     for k, system in enumerate(systems):
-        values = [next((r["wer"] * 100 for r in rows if (r["band"], r["set"]) == g and r["system"] == system), 0) for g in groups]
+        values = [next(((r["wer"] if cap is None else min(r["wer"], cap)) * 100 for r in rows
+                        if (r["band"], r["set"]) == g and r["system"] == system), 0) for g in groups]
         ax.bar([i + k * width for i in range(len(groups))], values, width, label=system)
     ax.set_xticks([i + width * (len(systems) - 1) / 2 for i in range(len(groups))])
     ax.set_xticklabels([f"{b}\n{s}" for b, s in groups], fontsize=8)
-    ax.set_ylabel("WER (%)")
-    ax.set_title("Word error rate by evaluation set")
-    ax.legend(fontsize=8)
+    ax.set_ylabel("WER (%)" if cap is None else f"WER (%, capped at {cap * 100:g})")
+    ax.set_title(title)
+    ax.legend(fontsize=legend_size)
     fig.tight_layout()
-    fig.savefig(args.out / "base-models.png", dpi=100)
+    fig.savefig(path, dpi=100)
 
 
 if __name__ == "__main__":

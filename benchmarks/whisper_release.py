@@ -30,20 +30,16 @@ import time
 from pathlib import Path
 
 import jiwer
-import matplotlib
 import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from benchmarks.base_models import subset, voxgate_eval  # noqa: E402
-from engine.audio import load_audio  # noqa: E402
-from engine.bundle import find_models, load_bundle  # noqa: E402
-from engine.catalog import default_models_dir  # noqa: E402
-from engine.features import log_mel  # noqa: E402
-from engine.manifest import read_manifest  # noqa: E402
-from engine.recipe.allison import write_manifest  # noqa: E402
-from engine.text import normalize_transcript  # noqa: E402
+from benchmarks.base_models import subset, voxgate_eval, wer_bar_plot
+from engine.audio import load_audio
+from engine.bundle import find_models, load_bundle
+from engine.catalog import default_models_dir
+from engine.features import log_mel
+from engine.manifest import read_manifest
+from engine.recipe.allison import write_manifest
+from engine.text import normalize_transcript
 
 SETS = ("festival-hts-slt", "espeak-scotland", "flite-awb", "seen-voice-en-us")
 PASSES = ("whisper", "ctc", "greedy")
@@ -155,21 +151,8 @@ def write_report(rows: list[dict], args: argparse.Namespace) -> None:
         lines.append(f"| {r['band']} | {r['set']} | {r['system']} | {r['files']} | {r['wer']:.1%} | "
                      f"{r['cer']:.1%} | {r['rtf']} |")
     (args.out / "whisper-release.md").write_text("\n".join(lines) + "\n")
-    systems = list(dict.fromkeys(r["system"] for r in rows))
-    groups = list(dict.fromkeys((r["band"], r["set"]) for r in rows))
-    fig, ax = plt.subplots(figsize=(13, 5))
-    width = 0.8 / max(len(systems), 1)
-    for k, system in enumerate(systems):
-        values = [next((min(r["wer"], 1.5) * 100 for r in rows if (r["band"], r["set"]) == g and r["system"] == system),
-                       0) for g in groups]
-        ax.bar([i + k * width for i in range(len(groups))], values, width, label=system)
-    ax.set_xticks([i + width * (len(systems) - 1) / 2 for i in range(len(groups))])
-    ax.set_xticklabels([f"{b}\n{s}" for b, s in groups], fontsize=8)
-    ax.set_ylabel("WER (%, capped at 150)")
-    ax.set_title("Word error rate by evaluation set and system")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(args.out / "whisper-release.png", dpi=100)
+    wer_bar_plot(rows, args.out / "whisper-release.png", title="Word error rate by evaluation set and system",
+                 figsize=(13, 5), cap=1.5, legend_size=7)
 
 
 if __name__ == "__main__":
