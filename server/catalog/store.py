@@ -1,9 +1,12 @@
 """Catalog operations: base versions, custom models with their corpora, words and versions, and the
 status rules of the Watson customization API (PROTOCOLS.md §1.7, §1.9).
 
-Every operation runs in its own transaction and reads the rows it changes
-with ``SELECT … FOR UPDATE`` (a no-op on SQLite, whose writers are serial), so
-two replicas sharing a PostgreSQL catalog cannot both start a training.
+Every operation runs in its own transaction and locks the custom model it changes before it reads
+it: ``SELECT … FOR UPDATE`` on PostgreSQL, so two replicas sharing a catalog cannot both start a
+training; on SQLite, whose ``FOR UPDATE`` is a no-op and whose transactions begin at their first
+write, a no-op ``UPDATE`` of the row comes first, which takes the database's write lock — without
+it two coroutines could both read the model, then both write (two ``train`` calls both answered
+200; a word added while its corpus was analysed broke ``UNIQUE(custom_id, word)``: issue 13).
 Errors are :mod:`protocol.errors` exceptions whose status and message the
 routes send as they are: 404 for a model of another owner (ownership is not
 revealed), 409 while a job runs, 400 for a request the state does not allow.
@@ -18,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import raiseload
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -209,6 +212,8 @@ class Catalog:
 
     async def _get(self, s: AsyncSession, owner: str, kind: str, custom_id: str, *,
                    lock: bool = False, versions_only: bool = False, without_words: bool = False) -> CustomModel:
+        if lock:
+            await self._write_lock(s, custom_id)
         query = select(CustomModel).where(CustomModel.id == custom_id)
         if without_words:
             query = query.options(raiseload(CustomModel.words))
@@ -222,6 +227,18 @@ class Catalog:
             raise NotFoundError(f"Invalid customization_id ({custom_id}): no custom {kind} model with that id "
                                 "for these credentials")
         return model
+
+    @staticmethod
+    async def _write_lock(s: AsyncSession, custom_id: str) -> None:
+        """On SQLite, take the write lock before the transaction's first read (see the module's docstring)."""
+        if s.bind.dialect.name == "sqlite":
+            await s.execute(update(CustomModel).where(CustomModel.id == custom_id)
+                            .values(updated=CustomModel.updated).execution_options(synchronize_session=False))
+
+    async def _locked(self, s: AsyncSession, custom_id: str) -> CustomModel | None:
+        """A custom model, whoever owns it, locked for this transaction (background work)."""
+        await self._write_lock(s, custom_id)
+        return await s.get(CustomModel, custom_id, with_for_update=True)
 
     async def model_by_id(self, custom_id: str) -> CustomModel | None:
         """A custom model whoever owns it (background work)."""
@@ -304,9 +321,17 @@ class Catalog:
         except Exception as exc:  # noqa: BLE001 - never leave a corpus being_processed forever
             log.exception("analysing corpus %s of %s failed", name, custom_id)
             total, oov, error = 0, {}, f"analysis failed: {type(exc).__name__}"
+        try:
+            await self._record_analysis(custom_id, name, path, total, oov, error)
+        except Exception as exc:  # noqa: BLE001 - a failed write must not leave the corpus being_processed either
+            log.exception("recording the analysis of corpus %s of %s failed", name, custom_id)
+            await self._record_analysis(custom_id, name, path, 0, {}, f"analysis failed: {type(exc).__name__}")
+
+    async def _record_analysis(self, custom_id: str, name: str, path: str, total: int, oov: dict,
+                               error: str | None) -> None:
         async with self.db.session() as s, s.begin():
+            model = await self._locked(s, custom_id)
             corpus = await s.get(Corpus, (custom_id, name), with_for_update=True)
-            model = await s.get(CustomModel, custom_id, with_for_update=True)
             if corpus is None or model is None or corpus.path != path:
                 return  # deleted or replaced meanwhile
             corpus.total_words, corpus.out_of_vocabulary_words = total, len(oov)
@@ -596,7 +621,7 @@ class Catalog:
         """Record a trained version (replacing an earlier one on the same base version); status ``available``."""
         stale: list[str] = []
         async with self.db.session() as s, s.begin():
-            model = await s.get(CustomModel, custom_id, with_for_update=True)
+            model = await self._locked(s, custom_id)
             if model is None or model.job is None or model.base_version != base_version:
                 stale.append(artifact)  # deleted or reset meanwhile: the new folder is not needed
             else:
@@ -619,7 +644,7 @@ class Catalog:
     async def fail_job(self, custom_id: str, message: str) -> None:
         """Mark a job failed (the model keeps its earlier versions)."""
         async with self.db.session() as s, s.begin():
-            model = await s.get(CustomModel, custom_id, with_for_update=True)
+            model = await self._locked(s, custom_id)
             if model is None:
                 return
             if model.job == "upgrade" and model.job_options:
@@ -767,7 +792,7 @@ class Catalog:
         """Record the outcome of processing a resource (``ok``, or ``invalid`` with ``error``);
         False when the resource (or its model) was deleted meanwhile."""
         async with self.db.session() as s, s.begin():
-            model = await s.get(CustomModel, custom_id, with_for_update=True)
+            model = await self._locked(s, custom_id)
             resource = None if model is None else next((a for a in model.audio if a.name == name), None)
             if resource is None:
                 return False
@@ -903,7 +928,7 @@ class Catalog:
     async def set_progress(self, custom_id: str, progress: int) -> None:
         """Record a running job's progress (0-100)."""
         async with self.db.session() as s, s.begin():
-            model = await s.get(CustomModel, custom_id, with_for_update=True)
+            model = await self._locked(s, custom_id)
             if model is not None and model.job is not None:
                 model.progress = max(0, min(99, progress))
 

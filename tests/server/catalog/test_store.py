@@ -296,3 +296,34 @@ def test_getting_and_listing_models_do_not_load_their_words(run):
         with pytest.raises(InvalidRequestError, match="words"):
             model.words  # noqa: B018 - the access itself is the check
     assert len(words) == 300 and word.word == "word7"
+
+
+def test_words_added_while_a_corpus_with_the_same_words_is_analysed_merge(run):
+    """Issue 13, deviation 1: ``add_corpus`` then ``add_words`` with a word of that corpus failed on
+    ``UNIQUE(custom_id, word)`` (500, or the analysis crashed and left the corpus being_processed)."""
+    async def f(c: Catalog):
+        outcomes = []
+        for trial in range(8):
+            m = await c.create("acme", LANGUAGE, name=f"ivr{trial}", base_model_name=BB)
+            await c.add_corpus("acme", m.id, "prompts", b"Press Zorbo for Sales and Quux for support")
+            await asyncio.gather(c.analyse_corpus(m.id, "prompts", analyse),
+                                 c.add_words("acme", m.id, [WordSpec("zorbo", ("zor bow",)), WordSpec("quux")]))
+            corpus = await c.corpus("acme", m.id, "prompts")
+            words = {w.word: sorted(w.source) for w in await c.words("acme", m.id)}
+            outcomes.append((corpus.status, (await c.get("acme", LANGUAGE, m.id)).status, words))
+        return outcomes
+    for corpus_status, model_status, words in run(f):
+        assert (corpus_status, model_status) == ("analyzed", "ready")
+        assert words["zorbo"] == ["prompts", "user"] and words["quux"] == ["prompts", "user"]
+
+
+def test_two_concurrent_trainings_start_once(run):
+    """Issue 13: two concurrent ``train`` calls both answered 200."""
+    async def f(c: Catalog):
+        m = await c.create("acme", LANGUAGE, name="ivr", base_model_name=BB)
+        await c.add_words("acme", m.id, [WordSpec("zorbo")])
+        results = await asyncio.gather(*(c.start_training("acme", m.id, customization_weight=None, strict=False)
+                                         for _ in range(4)), return_exceptions=True)
+        return [type(r).__name__ for r in results]
+    kinds = run(f)
+    assert sorted(kinds) == ["ConflictError"] * 3 + ["list"]
