@@ -169,8 +169,24 @@ def parse_control(text: str, previous: Options | None = None) -> Start | Stop:
 
 
 #: Query parameters of ``POST /v1/recognize`` that select the model, not recognition options.
+#: ``customization_id`` and ``version`` are the older names of ``language_customization_id`` and
+#: ``base_model_version`` (Watson still documents ``?version=…&customization_id=…``).
 MODEL_PARAMS = frozenset({"model", "language_customization_id", "customization_id", "acoustic_customization_id",
-                          "base_model_version", "access_token", "x-watson-metadata", "x-watson-learning-opt-out"})
+                          "base_model_version", "version", "access_token", "x-watson-metadata",
+                          "x-watson-learning-opt-out"})
+
+
+def model_param(params: Mapping[str, str], name: str, older: str) -> str | None:
+    """A model-selecting parameter given under its name or its older name (None when neither is given).
+
+    Raises:
+        InvalidParameter: both names given, with different values.
+    """
+    value, old_value = params.get(name) or None, params.get(older) or None
+    if value is not None and old_value is not None and value != old_value:
+        raise InvalidParameter(f"{name}={value} and {older}={old_value} disagree; {older} is the older name of "
+                               f"{name}: give one of them")
+    return value or old_value
 
 
 def parse_query_options(query: Mapping[str, str], content_type: str | None) -> Options:

@@ -27,6 +27,7 @@ from engine.bundle import load_bundle
 from engine.customlm import CustomLM, CustomWord, analyze_corpus, base_vocabulary, build_custom_lm
 from engine.recognizer import Recognizer
 from engine.scheduler import BatchScheduler, SchedulerConfig
+from protocol.watson import model_param
 from server import audio_resources
 from server.catalog.artifacts import DataDir
 from server.catalog.resolution import resolve
@@ -354,7 +355,7 @@ async def resolve_request(customizations: Customizations, models: LoadedModels, 
         NotFoundError, InvalidParameter, ModelExpired: as :func:`server.catalog.resolution.resolve`.
     """
     catalog = customizations.catalog
-    language_id = params.get("language_customization_id") or params.get("customization_id") or None
+    language_id = model_param(params, "language_customization_id", "customization_id")
     acoustic_id = params.get("acoustic_customization_id") or None
     language = acoustic = row = am_row = None
     if language_id:
@@ -363,7 +364,7 @@ async def resolve_request(customizations: Customizations, models: LoadedModels, 
         acoustic, am_row = await catalog.custom_for_recognition(owner, ACOUSTIC, acoustic_id)
     bases = [b for b in await catalog.base_infos() if b.version in models.versions]
     resolution = resolve(bases, model=params.get("model") or None, default_model=default_model,
-                         base_model_version=params.get("base_model_version") or None, language=language,
+                         base_model_version=model_param(params, "base_model_version", "version"), language=language,
                          acoustic=acoustic, today=catalog.today(), batch=batch)
     loaded = await models.ready(models.versions[resolution.base_version])
     if resolution.acoustic is not None and am_row is not None:

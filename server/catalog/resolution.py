@@ -8,7 +8,9 @@ Rules (ARCHITECTURE "Catalog and lifecycle", PROTOCOLS.md §1.9):
   acoustic model, the newest they have in common), or the one
   ``base_model_version`` names, which it must have;
 * a custom model used on an older base version yields the previous-version warning;
-* an expired custom model or base version: real-time and sessionless requests
+* a custom model's own deadline governs its use, not its base version's (Azure's
+  rule): a custom model trained late on a base version outlives the base's deadline;
+* an expired custom model, or an expired base version used without one: real-time and sessionless requests
   fall back to the newest base version of the same model (locale and rate),
   without the custom models, with a warning; batch jobs fail with
   :class:`ModelExpired` naming the model and its deadline;
@@ -141,8 +143,10 @@ def resolve(bases: list[BaseInfo], *, model: str | None, default_model: str, bas
         if chosen == latest.version:
             warnings.append(f"Base model version {chosen} passed its transcription deadline {base_deadline}; it "
                             f"keeps serving as the newest version of {model} until a newer one is registered.")
-        else:
+        elif not customs:
             expired.append((f"base model version {chosen}", base_deadline))
+        # with custom models, their own deadlines govern (Azure: a custom model created 2022-05-22 is usable
+        # until 2024-07-15 although its base's transcription ended 2024-01-15)
     for c in customs:
         deadline = transcription_deadline(c.versions[chosen])
         if today > deadline:

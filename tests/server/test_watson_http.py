@@ -61,3 +61,16 @@ def test_request_size_limit(server_factory) -> None:
     server = server_factory({"server": {"max_request_bytes": 5000}})
     status, body = asyncio.run(_post(f"{server.http}/v1/recognize", b"\0" * 6000, L16))
     assert status == 413 and "exceeds the limit of 5000 bytes" in body["error"]
+
+
+def test_version_is_the_older_name_of_base_model_version(server) -> None:
+    """Issue 13, deviation 4: ``?version=<older>`` answered ``Unknown arguments: version.`` and used the newest."""
+    url = f"{server.http}/v1/recognize"
+    [version] = server.state.models.versions
+    status, body = asyncio.run(_post(url, l16(1.0, 1), L16, version=version))
+    assert status == 200 and "warnings" not in body
+    status, body = asyncio.run(_post(url, b"\0" * 1000, L16, version="en-US_BroadbandModel.v1999-01-01"))
+    assert status == 404 and "base_model_version en-US_BroadbandModel.v1999-01-01 not found" in body["error"]
+    status, body = asyncio.run(_post(url, b"\0" * 1000, L16, version=version,
+                                     base_model_version="en-US_BroadbandModel.v1999-01-01"))
+    assert status == 400 and "disagree" in body["error"]

@@ -96,3 +96,19 @@ def test_expired_older_base_version_falls_back_but_the_newest_keeps_serving():
     # NEW (2026-11-01): until 2029-01-15, then it still serves as the newest, with a warning
     r = run(today=dt.date(2029, 1, 16))
     assert r.base_version == NEW and "keeps serving" in r.warnings[0]
+
+
+def test_a_custom_models_own_deadline_governs_not_its_base_versions():
+    """Issue 13, deviation 5 (Azure's example): a custom model trained on a base version late in the base's
+    life stays usable until its own deadline, past the base version's."""
+    # OLD (2026-05-01): recognition until 2028-07-15; a custom version trained 2027-11-20 on it: until 2030-01-15
+    late_lm = lm(OLD, trained=dt.date(2027, 11, 20))
+    after_base = dt.date(2029, 3, 1)
+    for batch in (False, True):
+        r = run(late_lm, today=after_base, batch=batch)
+        assert (r.base_version, r.language) == (OLD, "lm-1")
+        assert r.warnings == (PREVIOUS_VERSION_WARNING,)
+    r = run(late_lm, today=dt.date(2030, 1, 16))
+    assert (r.base_version, r.language) == (NEW, None) and "2030-01-15" in r.warnings[0]
+    # without the custom model, the old base version itself has expired
+    assert run(version=OLD, today=after_base).base_version == NEW
