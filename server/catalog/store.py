@@ -18,7 +18,7 @@ import asyncio
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
@@ -536,28 +536,57 @@ class Catalog:
             model.updated = self.clock()
             return warnings
 
-    async def start_upgrade(self, owner: str, custom_id: str) -> str:
+    async def _upgrade_target(self, s: AsyncSession, model: CustomModel, installed: Container[str] | None) -> str:
+        """The newest base version of the model's base model, which this server must be able to load.
+
+        Raises:
+            InvalidParameter: the newest version is recorded (registered by another process or replica) but not
+                installed here: an upgrade accepted now would fail.
+        """
+        bases = [BaseInfo(b.model, b.version, b.created) for b in
+                 (await s.scalars(select(BaseVersion).where(BaseVersion.model == model.base_model_name))).all()]
+        target = newest(bases, model.base_model_name).version
+        if installed is not None and target not in installed and target != model.base_version:
+            raise InvalidParameter(f"Base model version {target} is registered but not installed on this server; "
+                                   "upgrade once it is (voxgate models register installs it)")
+        return target
+
+    @staticmethod
+    def _queue_upgrade(model: CustomModel, target: str, **options) -> None:
+        """Start an upgrade job to ``target``; the model's status and dirty flag return when it ends
+        (Watson: "the model resumes the status that it had prior to upgrade")."""
+        model.job_options = {"from": model.base_version, "prior_status": model.status, "prior_dirty": model.dirty,
+                             **options}
+        model.status, model.progress, model.error, model.job = "upgrading", 0, None, "upgrade"
+        model.base_version = target
+
+    async def start_upgrade(self, owner: str, custom_id: str, *, installed: Container[str] | None = None) -> str:
         """Queue an upgrade to the newest base version; return that version.
+
+        A model never trained has nothing to retrain: it moves to the new version at once, still ``ready``.
+
+        Args:
+            installed: the base versions this server can load (None: every recorded one).
 
         Raises:
             ConflictError: a job runs.
-            InvalidParameter: not ready/available, nothing to upgrade, or already on the newest version.
+            InvalidParameter: not ready/available, nothing to upgrade, already on the newest version, or the
+                newest version not installed here.
         """
         async with self.db.session() as s, s.begin():
             model = await self._modifiable(s, owner, LANGUAGE, custom_id)
             if model.status not in ("ready", "available"):
                 raise InvalidParameter(f"Custom model {custom_id} must be ready or available to upgrade; its status "
                                        f"is {model.status}")
-            bases = [BaseInfo(b.model, b.version, b.created) for b in
-                     (await s.scalars(select(BaseVersion).where(BaseVersion.model == model.base_model_name))).all()]
-            target = newest(bases, model.base_model_name).version
+            target = await self._upgrade_target(s, model, installed)
             if model.base_version == target:
                 raise InvalidParameter(f"Custom model {custom_id} is already on the newest base model version {target}")
             if not self._has_valid_data(model):
                 raise InvalidParameter(f"Custom model {custom_id} has no data to upgrade")
-            model.status, model.progress, model.error = "upgrading", 0, None
-            model.job, model.job_options = "upgrade", {"from": model.base_version}
-            model.base_version = target
+            if not model.versions:
+                model.base_version, model.updated = target, self.clock()
+                return target
+            self._queue_upgrade(model, target)
             model.updated = self.clock()
             return target
 
@@ -634,23 +663,37 @@ class Catalog:
                 model.versions.append(CustomVersion(custom_id=custom_id, base_version=base_version, created=now,
                                                     transcription_deadline=transcription_deadline(now.date()),
                                                     artifact=artifact, summary=summary))
-                trained_with = (model.job_options or {}).get("language_customization_id")
-                model.status, model.progress, model.job = "available", 100, None
+                options = model.job_options or {}
+                trained_with = options.get("language_customization_id")
+                model.status, model.progress, model.dirty = "available", 100, False
+                if model.job == "upgrade" and "prior_status" in options:  # back to the status it had
+                    model.status, model.dirty = options["prior_status"], bool(options.get("prior_dirty"))
+                model.job = None
                 model.job_options = {"language_customization_id": trained_with} if trained_with else None
-                model.dirty, model.updated = False, now
+                model.updated = now
         for folder in stale:
             self.data.remove(folder)
 
     async def fail_job(self, custom_id: str, message: str) -> None:
-        """Mark a job failed (the model keeps its earlier versions)."""
+        """Mark a training failed; a failed upgrade goes back to the version and status it had, usable and
+        upgradable again, with the error recorded (the model keeps its earlier versions either way)."""
         async with self.db.session() as s, s.begin():
             model = await self._locked(s, custom_id)
             if model is None:
                 return
-            if model.job == "upgrade" and model.job_options:
-                model.base_version = model.job_options.get("from", model.base_version)
-            model.status, model.error, model.job, model.job_options = "failed", message, None, None
-            model.progress, model.updated = 0, self.clock()
+            options = model.job_options or {}
+            if model.job == "upgrade" and "from" in options:
+                target = model.base_version
+                model.base_version = options["from"]
+                model.status = options.get("prior_status") or ("available" if model.versions else "ready")
+                model.dirty = bool(options.get("prior_dirty", model.dirty))
+                model.error = f"Upgrade to base model version {target} failed: {message}"
+                trained_with = options.get("trained_with")
+                model.job_options = {"language_customization_id": trained_with} if trained_with else None
+                model.progress = 100 if model.versions else 0
+            else:
+                model.status, model.error, model.job_options, model.progress = "failed", message, None, 0
+            model.job, model.updated = None, self.clock()
 
     # -- recognition ----------------------------------------------------------------------------
 
@@ -891,37 +934,57 @@ class Catalog:
         return warnings
 
     async def start_acoustic_upgrade(self, owner: str, custom_id: str, *, language_id: str | None,
-                                     force: bool) -> str:
+                                     force: bool, installed: Container[str] | None = None) -> str:
         """Queue an upgrade of a custom acoustic model to the newest base version; return that version.
 
         Upgrade order (PROTOCOLS.md §1.9): upgrade the helper language model first, then the acoustic
         model; once on the newest version, upgrading again with ``custom_language_model_id`` retrains with
         it (400 ``No input data modified since last training`` unless ``force``).
 
+        An acoustic model trained with a custom language model does not start an upgrade without
+        ``custom_language_model_id`` while that language model has no version on the new base (Watson's
+        list of reasons an upgrade fails to start).
+
+        Args:
+            installed: the base versions this server can load (None: every recorded one).
+
         Raises:
             ConflictError: a job runs.
-            InvalidParameter: not ready/available, the helper on another base version, or nothing to upgrade.
+            InvalidParameter: not ready/available, the helper on another base version, the helper it was trained
+                with not upgraded, the newest version not installed here, or nothing to upgrade.
         """
         async with self.db.session() as s, s.begin():
             model = await self._modifiable(s, owner, ACOUSTIC, custom_id)
             if model.status not in ("ready", "available"):
                 raise InvalidParameter(f"Custom model {custom_id} must be ready or available to upgrade; its status "
                                        f"is {model.status}")
-            bases = [BaseInfo(b.model, b.version, b.created) for b in
-                     (await s.scalars(select(BaseVersion).where(BaseVersion.model == model.base_model_name))).all()]
-            target = newest(bases, model.base_model_name).version
+            target = await self._upgrade_target(s, model, installed)
             previous = model.base_version
+            trained_with = (model.job_options or {}).get("language_customization_id")
             if previous == target:
                 if language_id is None:
                     raise InvalidParameter(f"Custom model {custom_id} is already on the newest base model version "
                                            f"{target}")
-                trained_with = (model.job_options or {}).get("language_customization_id")
                 if not force and not model.dirty and trained_with == language_id:
                     raise InvalidParameter("No input data modified since last training")
+            elif trained_with and language_id is None:
+                helper = await s.get(CustomModel, trained_with)
+                if helper is not None and not any(v.base_version == target for v in helper.versions):
+                    raise InvalidParameter(
+                        f"Custom acoustic model {custom_id} was trained with custom language model {trained_with}, "
+                        f"which has not been upgraded to {target}: upgrade the language model first, then upgrade "
+                        f"this model with custom_language_model_id={trained_with}")
             model.base_version = target
             await self._acoustic_checks(s, owner, model, language_id=language_id, strict=False, min_minutes=0.0)
-            model.status, model.progress, model.error = "upgrading", 0, None
-            model.job, model.job_options = "upgrade", {"from": previous, "language_customization_id": language_id}
+            model.base_version = previous
+            if previous == target:  # a retraining with the helper language model, not an upgrade
+                model.status, model.progress, model.error, model.job = "upgrading", 0, None, "upgrade"
+                model.job_options = {"from": previous, "language_customization_id": language_id,
+                                     "trained_with": trained_with}
+            elif not model.versions:  # never trained: nothing to retrain
+                model.base_version = target
+            else:
+                self._queue_upgrade(model, target, language_customization_id=language_id, trained_with=trained_with)
             model.updated = self.clock()
             return target
 
@@ -943,9 +1006,14 @@ class Catalog:
             model = await self._get(s, owner, kind, custom_id, lock=True)
             if model.job is None:
                 raise InvalidParameter(f"Custom model {custom_id} has no training in progress (status {model.status})")
-            if model.job == "upgrade" and model.job_options:
-                model.base_version = model.job_options.get("from", model.base_version)
+            options = model.job_options or {}
             model.status = "available" if model.versions else ("ready" if self._has_valid_data(model) else "pending")
+            if model.job == "upgrade" and "from" in options:
+                model.base_version = options["from"]
+                model.status = options.get("prior_status") or model.status
+                model.dirty = bool(options.get("prior_dirty", model.dirty))
+                trained_with = options.get("trained_with")
+                model.job_options = {"language_customization_id": trained_with} if trained_with else None
             model.job, model.progress, model.updated = None, 100 if model.versions else 0, self.clock()
 
     # -- job callbacks ---------------------------------------------------------------------------

@@ -327,3 +327,104 @@ def test_two_concurrent_trainings_start_once(run):
         return [type(r).__name__ for r in results]
     kinds = run(f)
     assert sorted(kinds) == ["ConflictError"] * 3 + ["list"]
+
+
+async def _trained_lm(c: Catalog, name: str = "x", *, dirty: bool = False):
+    m = await c.create("acme", LANGUAGE, name=name, base_model_name=BB)
+    await c.add_words("acme", m.id, [WordSpec("zed")])
+    await c.start_training("acme", m.id, customization_weight=None, strict=True)
+    await c.finish_job(m.id, OLD, f"customizations/{m.id}/old", {})
+    if dirty:
+        await c.add_words("acme", m.id, [WordSpec("zorbo")])
+    return m
+
+
+async def _release_new(c: Catalog) -> None:
+    await c.sync_base_versions([InstalledBase(BB, NEW, "en-US", 16000, dt.date(2026, 11, 1), "/m/new")])
+
+
+def test_an_upgrade_resumes_the_status_the_model_had(run):
+    """Issue 13, deviation 3: upgrading a ``ready`` model left it ``available`` (Watson: it resumes ``ready``)."""
+    async def f(c: Catalog):
+        ready = await _trained_lm(c, "ready", dirty=True)
+        available = await _trained_lm(c, "available")
+        await _release_new(c)
+        seen = {}
+        for m in (ready, available):
+            before = (await c.get("acme", LANGUAGE, m.id)).status
+            await c.start_upgrade("acme", m.id)
+            await c.finish_job(m.id, NEW, f"customizations/{m.id}/new", {})
+            after = await c.get("acme", LANGUAGE, m.id)
+            seen[m.name] = (before, after.status, [v.base_version for v in after.versions])
+        return seen
+    seen = run(f)
+    assert seen["ready"] == ("ready", "ready", [OLD, NEW])
+    assert seen["available"] == ("available", "available", [OLD, NEW])
+
+
+def test_a_never_trained_model_moves_to_the_new_base_at_once(run):
+    async def f(c: Catalog):
+        m = await c.create("acme", LANGUAGE, name="fresh", base_model_name=BB)
+        await c.add_words("acme", m.id, [WordSpec("zed")])
+        await _release_new(c)
+        assert await c.start_upgrade("acme", m.id) == NEW
+        return await c.get("acme", LANGUAGE, m.id)
+    m = run(f)
+    assert (m.status, m.base_version, m.job) == ("ready", NEW, None)
+
+
+def test_a_failed_upgrade_leaves_the_model_usable_and_upgradable(run):
+    """Issue 13, deviation 7: an upgrade that failed (its base version was not installed yet) stayed ``failed``
+    for good and every further upgrade answered 400; one to a version this server cannot load is refused."""
+    async def f(c: Catalog):
+        m = await _trained_lm(c)
+        await _release_new(c)
+        with pytest.raises(InvalidParameter, match="registered but not installed on this server"):
+            await c.start_upgrade("acme", m.id, installed={OLD})
+        await c.start_upgrade("acme", m.id, installed={OLD, NEW})
+        await c.fail_job(m.id, f"base model version {NEW} is not installed")
+        failed = await c.get("acme", LANGUAGE, m.id)
+        assert await c.start_upgrade("acme", m.id) == NEW
+        return failed
+    failed = run(f)
+    assert (failed.status, failed.base_version, failed.job) == ("available", OLD, None)
+    assert [v.base_version for v in failed.versions] == [OLD]
+    assert failed.error.startswith(f"Upgrade to base model version {NEW} failed")
+
+
+def test_an_acoustic_model_trained_with_a_language_model_waits_for_its_upgrade(run):
+    """Issue 13, deviation 2: an acoustic model trained with a custom LM started ``upgrade_model`` without
+    ``custom_language_model_id`` while that LM was not upgraded (Watson: the upgrade must not start)."""
+    from server.catalog.store import ACOUSTIC
+
+    async def f(c: Catalog):
+        lm = await _trained_lm(c, "words")
+        am = await c.create("acme", ACOUSTIC, name="voices", base_model_name=BB)
+        await c.add_audio("acme", am.id, "calls", b"x" * 200, content_type="audio/wav", contained_content_type=None,
+                          transcript="hello")
+        await c.record_audio(am.id, "calls", duration_s=30.0, details={"type": "audio"},
+                             items=[{"path": None, "transcript": "hello", "duration": 30.0}])
+        await c.start_acoustic_training("acme", am.id, language_id=lm.id, strict=True)
+        await c.finish_job(am.id, OLD, f"customizations/{am.id}/old", {})
+        await _release_new(c)
+        with pytest.raises(InvalidParameter, match=f"trained with custom language model {lm.id}.*upgrade the language"):
+            await c.start_acoustic_upgrade("acme", am.id, language_id=None, force=False)
+        with pytest.raises(InvalidParameter, match="must be available on base model version"):
+            await c.start_acoustic_upgrade("acme", am.id, language_id=lm.id, force=False)
+        refused = await c.get("acme", ACOUSTIC, am.id)
+        await c.start_upgrade("acme", lm.id)
+        await c.finish_job(lm.id, NEW, f"customizations/{lm.id}/new", {})
+        assert await c.start_acoustic_upgrade("acme", am.id, language_id=lm.id, force=False) == NEW
+        job = await c.training_input(am.id)
+        await c.fail_job(am.id, "boom")
+        failed = await c.get("acme", ACOUSTIC, am.id)
+        # the language model upgraded: an upgrade without it may start (PROTOCOLS §1.9's order), then with it
+        assert await c.start_acoustic_upgrade("acme", am.id, language_id=None, force=False) == NEW
+        await c.finish_job(am.id, NEW, f"customizations/{am.id}/new", {})
+        return refused, job, failed, await c.get("acme", ACOUSTIC, am.id)
+    refused, job, failed, done = run(f)
+    assert (refused.status, refused.base_version, refused.job) == ("available", OLD, None)
+    assert job.helper_lm is not None and job.base_version == NEW
+    assert (failed.status, failed.base_version, failed.job_options["language_customization_id"]) == (
+        "available", OLD, refused.job_options["language_customization_id"])
+    assert (done.status, [v.base_version for v in done.versions]) == ("available", [OLD, NEW])
