@@ -68,9 +68,11 @@ async def train(request: web.Request, state: ServerState, owner: str):
 @watson_route(("custom_language_model_id", "force"))
 async def upgrade(request: web.Request, state: ServerState, owner: str):
     """``POST …/{id}/upgrade_model?custom_language_model_id=&force=``."""
+    await state.refresh_models()  # a release registered a moment ago is installed and servable first
     await state.catalog.start_acoustic_upgrade(owner, _id(request),
                                                language_id=request.query.get("custom_language_model_id") or None,
-                                               force=query_bool(request, "force", False))
+                                               force=query_bool(request, "force", False),
+                                               installed=state.models.versions)
     state.customizations.train_later(_id(request))
     return 200, {}
 

@@ -7,6 +7,8 @@
     session_timeout_s = 30        # wall-clock seconds without any message from the client
     max_frame_bytes = 4194304     # largest WebSocket frame (4 MB; larger closes with 1009)
     max_request_bytes = 104857600 # most audio in one request (100 MB)
+    release_check_s = 30          # how often to look for base versions registered since start (0: only when an
+                                  # upgrade_model call asks); new sessions get them, open ones keep theirs
 
     [scheduler]
     max_batch = 64                # streams per model step
@@ -65,7 +67,7 @@ class Limits:
     session_timeout_s: float = 30.0
     max_frame_bytes: int = 4 * 1024 * 1024
     max_request_bytes: int = 100 * 1024 * 1024
-
+    release_check_s: float = 30.0
 
 @dataclass(frozen=True)
 class RecognitionConfig:
@@ -170,7 +172,7 @@ def parse_config(data: dict[str, Any], source: str = "config") -> Config:
                           "expected server, scheduler, recognition, customization, credentials")
     limits = _table(Limits, data.get("server", {}), f"{source}: [server]")
     if limits.max_sessions < 1 or limits.session_timeout_s <= 0 or limits.max_frame_bytes < 1 \
-            or limits.max_request_bytes < 1:
+            or limits.max_request_bytes < 1 or limits.release_check_s < 0:
         raise ConfigError(f"{source}: [server] limits must be positive")
     scheduler = _table(SchedulerConfig, data.get("scheduler", {}), f"{source}: [scheduler]")
     recognition = _table(RecognitionConfig, data.get("recognition", {}), f"{source}: [recognition]")

@@ -205,7 +205,8 @@ async def train(request: web.Request, state: ServerState, owner: str):
 @watson_route()
 async def upgrade(request: web.Request, state: ServerState, owner: str):
     """``POST /v1/customizations/{id}/upgrade_model``: status ``upgrading``, then ``available`` with both versions."""
-    await state.catalog.start_upgrade(owner, _id(request))
+    await state.refresh_models()  # a release registered a moment ago is installed and servable first
+    await state.catalog.start_upgrade(owner, _id(request), installed=state.models.versions)
     state.customizations.train_later(_id(request))
     return 200, {}
 

@@ -12,8 +12,9 @@ drives it from the one task that reads its connection (shutdown included).
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import torch
 
 from engine.audio import AudioError, UnsupportedAudioType
 from engine.audiostream import StreamDecoder
-from engine.bundle import InstalledModel, ModelBundle, find_models, load_bundle
+from engine.bundle import MANIFEST, BundleError, InstalledModel, ModelBundle, find_models, load_bundle, read_manifest
 from engine.customlm import CustomLM
 from engine.endpoint import EndpointConfig
 from engine.recognizer import Recognizer, Result
@@ -31,6 +32,8 @@ from protocol.errors import InvalidParameter, NotFoundError, UnsupportedMedia
 from protocol.watson import Hypothesis, WordHypothesis
 from server.config import RecognitionConfig
 from server.metrics import Metrics
+
+log = logging.getLogger("voxgate.models")
 
 #: Most whole chunks one stream sends through one model step (a stream that fell behind catches up).
 MAX_CHUNKS_PER_STEP = 4
@@ -170,11 +173,51 @@ class LoadedModels:
             if m.version in seen:
                 raise RuntimeError(f"model version {m.version} is installed twice: {seen[m.version]} and {m.path}")
             seen[m.version] = m.path
+        self._dirs = (models_dir, *extra_dirs)
+        self._scheduler, self._metrics = scheduler, metrics
+        self._discovering = asyncio.Lock()
         self.versions: dict[str, LoadedModel] = {m.version: LoadedModel(m, scheduler, metrics) for m in installed}
         newest = {m.name: m.version for m in sorted(installed, key=lambda m: (m.name, m.created))}
         for loaded in self.versions.values():
             if eager or newest[loaded.name] == loaded.version:
                 loaded.load()
+
+    def _scan(self, paths: Iterable[str]) -> list[InstalledModel]:
+        found = {m.version: m for root in self._dirs for m in find_models(root)}
+        for path in paths:
+            folder = Path(path)
+            if not (folder / MANIFEST).is_file():
+                continue
+            try:
+                m = InstalledModel(folder, read_manifest(folder))
+            except BundleError:
+                continue
+            found.setdefault(m.version, m)
+        return [m for m in found.values() if m.version not in self.versions]
+
+    async def discover(self, paths: Iterable[str] = ()) -> list[str]:
+        """Serve base versions installed since start, without a restart: artifacts that appeared in the
+        models folders (``voxgate models register``) or at ``paths`` (the catalog's records: a version
+        another replica registered on shared storage). A version that becomes the newest of its model is
+        loaded (in a thread) before new sessions get it; sessions already open keep theirs. A new
+        version that cannot load is logged and not served. Returns the new version ids.
+        """
+        async with self._discovering:
+            new = await asyncio.to_thread(self._scan, list(paths))
+            added = []
+            for m in sorted(new, key=lambda m: (m.created, m.version)):
+                loaded = LoadedModel(m, self._scheduler, self._metrics)
+                current = self.newest().get(m.name)
+                if current is None or (m.created, m.version) > (current.installed.created, current.version):
+                    try:
+                        await asyncio.to_thread(loaded.load)
+                    except Exception:  # noqa: BLE001 - a broken release must not take the server down
+                        log.exception("base model version %s at %s does not load; not serving it", m.version, m.path)
+                        continue
+                self.versions[m.version] = loaded
+                added.append(m.version)
+                log.info("serving base model version %s from %s", m.version, m.path)
+            return added
 
     async def ready(self, loaded: LoadedModel) -> LoadedModel:
         """``loaded``, with its network loaded (in a thread: the event loop keeps serving)."""
@@ -185,7 +228,7 @@ class LoadedModels:
     def newest(self) -> dict[str, LoadedModel]:
         """Model name -> its newest version (always loaded)."""
         out: dict[str, LoadedModel] = {}
-        for loaded in sorted(self.versions.values(), key=lambda m: m.installed.created):
+        for loaded in sorted(self.versions.values(), key=lambda m: (m.installed.created, m.version)):
             out[loaded.name] = loaded
         return out
 

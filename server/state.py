@@ -11,6 +11,7 @@ from aiohttp import WSMessage, web
 
 from protocol.errors import LimitExceeded, ShuttingDown
 from server.auth import Authenticator
+from server.catalog.store import InstalledBase
 from server.config import Config
 from server.metrics import Metrics
 from server.recognition import LoadedModels
@@ -84,6 +85,27 @@ class ServerState:
         self.catalog: Catalog | None = None
         self.customizations: Customizations | None = None
         self.jobs: JobRunner | None = None
+
+    async def refresh_models(self) -> list[str]:
+        """Serve base versions registered since start (see :meth:`LoadedModels.discover`) and record them in
+        the catalog; return their ids."""
+        assert self.catalog is not None
+        added = await self.models.discover(b.path for b in await self.catalog.base_versions())
+        if added:
+            await self.catalog.sync_base_versions(
+                InstalledBase(b.name, b.version, b.manifest["locale"], b.sample_rate_hz, b.created, str(b.path))
+                for b in (self.models.versions[v].installed for v in added))
+        return added
+
+    async def watch_releases(self) -> None:
+        """Every ``release_check_s`` seconds, :meth:`refresh_models` (until cancelled)."""
+        interval = self.config.limits.release_check_s
+        while interval > 0:
+            await asyncio.sleep(interval)
+            try:
+                await self.refresh_models()
+            except Exception:  # noqa: BLE001 - the next look may succeed; serving goes on meanwhile
+                log.exception("looking for newly registered base model versions failed")
 
     def admit(self, route: str) -> Admission:
         """Take a session slot.

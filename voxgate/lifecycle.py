@@ -4,8 +4,9 @@
 models folder or registered into the data directory, and the custom models
 in the catalog — with its deadlines and its state on a date.
 ``register PATH`` installs a new base version (a base-model release) into the
-data directory and records it in the catalog; a running server serves it
-after a restart. ``import PATH`` turns a Whisper checkpoint of the user's own (CTranslate2 folder
+data directory and records it in the catalog; a running server (every replica on the same
+catalog and storage) serves it within ``[server] release_check_s`` (30 s), or at once when an
+``upgrade_model`` call asks for it — no restart. ``import PATH`` turns a Whisper checkpoint of the user's own (CTranslate2 folder
 or openai-whisper ``.pt``) into a weights artifact the recipe fine-tunes versions on
 (:mod:`engine.whisper.importing`).
 """
@@ -109,7 +110,8 @@ def register_command(args: argparse.Namespace) -> int:
     asyncio.run(record())
     entry = Entry(manifest["name"], version, Kind.BASE, created)
     print(f"registered {version} in {dest}: custom models can train on it until {entry.adaptation_deadline}, "
-          f"recognition until {entry.transcription_deadline}. Restart the server to serve it.")
+          f"recognition until {entry.transcription_deadline}. A running server serves it within its "
+          "release_check_s (30 s by default); no restart needed.")
     return 0
 
 
