@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from engine.endpoint import EndpointConfig
 from engine.recognizer import Result
@@ -94,7 +94,7 @@ async def recognize_websocket(request: web.Request) -> web.StreamResponse:
         state.metrics.errors.labels("watson-ws", type(exc).__name__).inc()
         return watson_error(exc)
     with admission, state.customizations.using(resolved.language_id, resolved.acoustic_id):
-        ws = web.WebSocketResponse(max_msg_size=state.config.limits.max_frame_bytes + 1, autoping=True)
+        ws = WatsonWebSocketResponse(max_msg_size=state.config.limits.max_frame_bytes + 1, autoping=True)
         await ws.prepare(request)
         log.info("session for %s on %s%s", instance, resolved.model.bundle.version,
                  f" with custom model {resolved.language_id}" if resolved.language_id else "")
@@ -102,10 +102,33 @@ async def recognize_websocket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+class WatsonWebSocketResponse(web.WebSocketResponse):
+    """aiohttp's WebSocket, which sends Watson's ``{"error"}`` before it closes a connection whose frame
+    (text or binary) is over ``max_msg_size``: aiohttp refuses such a frame by closing with 1009 inside
+    ``receive()``, before the handler sees it, so the client got a bare 1009 (issue 13)."""
+
+    error_sent = False
+
+    async def send_error(self, text: str) -> None:
+        """Send Watson's ``{"error": text}`` (once; the connection closes after it)."""
+        self.error_sent = True
+        await self.send_str(error_message(text))
+
+    async def close(self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True) -> bool:
+        if code == WSCloseCode.MESSAGE_TOO_BIG and not self.closed and not self.error_sent:
+            try:
+                await self.send_error(f"frame exceeds the limit of {self._max_msg_size - 1} bytes (text and "
+                                      "binary frames alike)")
+            except (ConnectionError, RuntimeError):  # the peer is gone: close as aiohttp would
+                pass
+        return await super().close(code=code, message=message, drain=drain)
+
+
 class WatsonSocket:
     """One Watson WebSocket connection."""
 
-    def __init__(self, state: ServerState, ws: web.WebSocketResponse, resolved: Resolved, admission: Admission) -> None:
+    def __init__(self, state: ServerState, ws: WatsonWebSocketResponse, resolved: Resolved,
+                 admission: Admission) -> None:
         self.state = state
         self.ws = ws
         self.resolved = resolved
@@ -194,7 +217,7 @@ class WatsonSocket:
         if self.request is not None and self.request.held:
             # Finals already decided are not lost: send what is held before the error.
             await self._send(self.request.closing_messages())
-        await self.ws.send_str(error_message(public_message(exc)))
+        await self.ws.send_error(public_message(exc))
         await self.ws.close(code=close_code_for(exc))
 
     async def _shutdown(self) -> None:

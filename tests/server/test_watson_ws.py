@@ -127,8 +127,22 @@ def test_frame_over_the_limit_closes_with_1009(server_factory) -> None:
             await ws.send_bytes(b"\0" * 20_000)
             return await _closing(ws)
 
-    _messages, code = asyncio.run(main())
+    messages, code = asyncio.run(main())
     assert code == 1009
+    assert messages == [{"error": "frame exceeds the limit of 10000 bytes (text and binary frames alike)"}]
+
+
+def test_a_text_frame_over_the_limit_gets_the_error_message_too(server_factory) -> None:
+    """Issue 13: a 4.3 MB text frame closed 1009 without the ``{"error"}`` message the README promises."""
+    server = server_factory({"server": {"max_frame_bytes": 10_000}})
+
+    async def main():
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{server.ws}/v1/recognize") as ws:
+            await ws.send_str(json.dumps({**START, "padding": "x" * 20_000}))
+            return await _closing(ws)
+
+    messages, code = asyncio.run(main())
+    assert code == 1009 and len(messages) == 1 and "exceeds the limit of 10000 bytes" in messages[0]["error"]
 
 
 def test_handshake_errors_are_http_statuses(server_factory) -> None:
