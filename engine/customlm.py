@@ -35,6 +35,7 @@ import math
 import shutil
 import tempfile
 import threading
+import unicodedata
 import uuid
 import weakref
 from collections import Counter, OrderedDict
@@ -144,6 +145,16 @@ def word_errors(word: CustomWord, tokenizer) -> list[str]:
     errors = []
     if not word.word.strip():
         return ["word must not be empty"]
+    texts = [("word", word.word), *(("sounds_like", x) for x in word.sounds_like)]
+    if word.display_as is not None:
+        texts.append(("display_as", word.display_as))
+    controls = [what for what, text in texts if any(unicodedata.category(ch) == "Cc" for ch in text)]
+    if controls:
+        return [f"{' and '.join(dict.fromkeys(controls))} of {word.word!r} contains control characters (NUL, "
+                "newline, tab, ...), which are not allowed"]
+    if any(ch.isspace() for ch in word.word.strip()):
+        errors.append(f"word {word.word.strip()!r} contains spaces: a word is one token (join the parts of a compound "
+                      "with - or _, and give how it is said in sounds_like)")
     if len(word.word) > MAX_WORD_CHARS:
         errors.append(f"word {word.word[:20]!r}... is longer than {MAX_WORD_CHARS} characters")
     if not _speakable(word.word, tokenizer):

@@ -10,6 +10,7 @@ parameters do not fail a request: the body carries ``warnings``
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from aiohttp import web
 
 from engine.customlm import CustomWord, word_errors
 from protocol.errors import InvalidParameter, NotFoundError, UnsupportedMedia, VoxgateError
+from server.catalog.lifecycle import Entry, Kind
 from server.catalog.store import LANGUAGE, WordSpec
 from server.catalog.tables import Corpus, CustomModel, Word
 from server.state import STATE, ServerState
@@ -45,6 +47,15 @@ def language_model_json(m: CustomModel) -> dict:
     if m.warnings:
         body["warnings"] = m.warnings
     return body
+
+
+def version_deadlines(m: CustomModel, today: dt.date) -> list[dict]:
+    """voxgate extension of a custom model's JSON: each trained version with its deadline and its state today
+    (its own deadline governs, not its base version's: ARCHITECTURE lifecycle, Azure's rule)."""
+    return [{"base_model_version": v.base_version, "created": iso(v.created),
+             "transcription_deadline": v.transcription_deadline.isoformat(),
+             "state": Entry(m.id, v.base_version, Kind(m.kind), v.created.date()).state(today).value}
+            for v in m.versions]
 
 
 def corpus_json(c: Corpus) -> dict:
@@ -157,12 +168,15 @@ def model_routes(kind: str, to_json: Callable[[CustomModel], dict], fields: froz
     async def list_models(request: web.Request, state: ServerState, owner: str):
         """``GET [?language=]``."""
         models = await state.catalog.list(owner, kind, language=request.query.get("language"))
-        return 200, {"customizations": [to_json(m) for m in models]}
+        today = state.catalog.today()
+        return 200, {"customizations": [{**to_json(m), "version_deadlines": version_deadlines(m, today)}
+                                        for m in models]}
 
     @watson_route()
     async def get_model(request: web.Request, state: ServerState, owner: str):
-        """``GET …/{id}``."""
-        return 200, to_json(await state.catalog.get(owner, kind, _id(request)))
+        """``GET …/{id}``: the model, with ``version_deadlines`` (voxgate)."""
+        model = await state.catalog.get(owner, kind, _id(request))
+        return 200, {**to_json(model), "version_deadlines": version_deadlines(model, state.catalog.today())}
 
     @watson_route()
     async def delete_model(request: web.Request, state: ServerState, owner: str):
@@ -284,12 +298,24 @@ async def _base_of(state: ServerState, owner: str, custom_id: str) -> str:
     return model.base_version
 
 
-@watson_route(("word_type", "sort"))
+@watson_route(("word_type", "sort", "limit", "offset"))
 async def list_words(request: web.Request, state: ServerState, owner: str):
-    """``GET …/words?word_type=all|user|corpora&sort=alphabetical|count``."""
+    """``GET …/words?word_type=all|user|corpora&sort=alphabetical|count``; voxgate pages it with ``limit``
+    and ``offset`` (Watson returns every word; so does voxgate without ``limit``)."""
+    limit = _count(request, "limit", low=1)
+    offset = _count(request, "offset", low=0) or 0
     words = await state.catalog.words(owner, _id(request), word_type=request.query.get("word_type", "all"),
-                                      sort=request.query.get("sort", "alphabetical"))
+                                      sort=request.query.get("sort", "alphabetical"), limit=limit, offset=offset)
     return 200, {"words": [word_json(w) for w in words]}
+
+
+def _count(request: web.Request, name: str, *, low: int) -> int | None:
+    value = request.query.get(name)
+    if value is None:
+        return None
+    if not value.isdigit() or int(value) < low:
+        raise InvalidParameter(f"{name} must be an integer of at least {low}, not {value!r}")
+    return int(value)
 
 
 @watson_route()

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import String, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import raiseload
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -419,28 +419,39 @@ class Catalog:
                 row.error = None
             self._changed(model)
 
-    async def words(self, owner: str, custom_id: str, *, word_type: str = "all", sort: str = "alphabetical") -> list[Word]:
-        """The model's words: ``all``, ``user`` (added by the user) or ``corpora`` (found in corpora).
+    async def words(self, owner: str, custom_id: str, *, word_type: str = "all", sort: str = "alphabetical",
+                    limit: int | None = None, offset: int = 0) -> list[Word]:
+        """The model's words: ``all``, ``user`` (added by the user) or ``corpora`` (found in corpora), sorted
+        and paged by the database (a model may hold millions: issue 13, defect 3).
+
+        Args:
+            limit, offset: one page of at most ``limit`` words after skipping ``offset`` (None: all).
 
         Raises:
             InvalidParameter: an unknown ``word_type`` or ``sort``.
         """
         if word_type not in ("all", "user", "corpora"):
             raise InvalidParameter(f"word_type must be all, user or corpora, not {word_type!r}")
-        keys = {"alphabetical": (lambda w: w.word, False), "+alphabetical": (lambda w: w.word, False),
-                "-alphabetical": (lambda w: w.word, True), "count": (lambda w: (w.count, w.word), True),
-                "-count": (lambda w: (w.count, w.word), True), "+count": (lambda w: (w.count, w.word), False)}
-        if sort not in keys:
-            raise InvalidParameter(f"sort must be one of {', '.join(keys)}, not {sort!r}")
+        by_count = (Word.count, Word.word)
+        orders = {"alphabetical": (Word.word.asc(),), "+alphabetical": (Word.word.asc(),),
+                  "-alphabetical": (Word.word.desc(),), "count": tuple(c.desc() for c in by_count),
+                  "-count": tuple(c.desc() for c in by_count), "+count": tuple(c.asc() for c in by_count)}
+        if sort not in orders:
+            raise InvalidParameter(f"sort must be one of {', '.join(orders)}, not {sort!r}")
+        query = select(Word).where(Word.custom_id == custom_id)
+        # ``source`` is a JSON list of corpus names and "user" (a reserved corpus name); as text, '"user"'
+        # appears in it exactly when the user added the word.
+        source = func.cast(Word.source, String)
+        if word_type == "user":
+            query = query.where(source.contains('"user"'))
+        elif word_type == "corpora":
+            query = query.where(source.not_in(('["user"]', "[]")))
+        query = query.order_by(*orders[sort]).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
         async with self.db.session() as s:
             await self._get(s, owner, LANGUAGE, custom_id, versions_only=True)
-            words = list((await s.scalars(select(Word).where(Word.custom_id == custom_id))).all())
-        if word_type == "user":
-            words = [w for w in words if "user" in w.source]
-        elif word_type == "corpora":
-            words = [w for w in words if any(x != "user" for x in w.source)]
-        key, reverse = keys[sort]
-        return sorted(words, key=key, reverse=reverse)
+            return list((await s.scalars(query)).all())
 
     async def word(self, owner: str, custom_id: str, word: str) -> Word:
         """One word.

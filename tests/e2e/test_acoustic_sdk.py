@@ -86,6 +86,7 @@ def test_custom_acoustic_model_with_the_watson_sdk(server):
     stt.train_acoustic_model(am)
     trained = wait_until(lambda: stt.get_acoustic_model(am).get_result(), lambda v: v["status"] == "available")
     assert trained["progress"] == 100 and trained["versions"] == [NEWEST_NB]
+    assert [(d["base_model_version"], d["state"]) for d in trained["version_deadlines"]] == [(NEWEST_NB, "usable")]
 
     with open(CALL, "rb") as audio:
         alone = stt.recognize(audio=audio, content_type="audio/wav", model=NB, acoustic_customization_id=am).get_result()

@@ -8,6 +8,7 @@ is then registered with ``voxgate models register`` as a base-model release woul
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import time
@@ -20,6 +21,7 @@ from ibm_watson.speech_to_text_v1 import CustomWord
 from ibm_watson.websocket import AudioSource
 
 from engine.catalog import default_models_dir
+from server.catalog.lifecycle import transcription_deadline
 from server.catalog.resolution import PREVIOUS_VERSION_WARNING
 from server.config import parse_config
 from tests.conftest import FIXTURES
@@ -97,6 +99,12 @@ def test_custom_language_model_lifecycle_with_the_watson_sdk(setup):
         stt.train_language_model(custom_id, customization_weight=0.5)
         trained = wait_for(stt, custom_id, {"available"})
         assert trained["progress"] == 100 and trained["customization_weight"] == 0.5
+        # issue 13, deviation 6: each trained version's own deadline, as GET /v1/models has the base versions'
+        [deadline] = trained["version_deadlines"]
+        assert deadline["base_model_version"] == OLD and deadline["state"] == "usable"
+        assert deadline["transcription_deadline"] == transcription_deadline(
+            dt.date.fromisoformat(deadline["created"][:10])).isoformat()
+        assert stt.list_language_models().get_result()["customizations"][0]["version_deadlines"] == [deadline]
         with pytest.raises(ApiException) as again:
             stt.train_language_model(custom_id)
         assert again.value.status_code == 400 and "No input data modified" in again.value.message

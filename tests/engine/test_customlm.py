@@ -69,6 +69,12 @@ def test_word_errors(bundle) -> None:
     assert any("nothing speakable" in e for e in word_errors(CustomWord("x", ("!!!",)), tok))
     assert any("no letters" in e for e in word_errors(CustomWord("???"), tok))
     assert any("display_as" in e for e in word_errors(CustomWord("x", display_as=" "), tok))
+    # issue 13: a word with spaces, and NUL or other control characters anywhere, were accepted
+    assert any("contains spaces" in e for e in word_errors(CustomWord("call center"), tok))
+    assert word_errors(CustomWord("call-center", ("call center",)), tok) == []
+    for bad in (CustomWord("x", ("a\x00b",)), CustomWord("x\ty"), CustomWord("x", display_as="X\nY")):
+        [error] = word_errors(bad, tok)
+        assert "control characters" in error
 
 
 def test_build_summary_and_files(bundle, tmp_path: Path) -> None:

@@ -81,11 +81,20 @@ def test_resources_of_a_model(server_factory, tiny_bundle):
                    ("GET", base, {"headers": ACME}),
                    ("POST", f"{base}/upgrade_model", {"headers": ACME}),
                    ("DELETE", f"{base}/words/zed", {"headers": RIVAL}),
+                   ("GET", f"{base}/words?limit=0", {"headers": ACME}),
+                   ("PUT", f"{base}/words/call%20center", {"json": {}, "headers": ACME}),
+                   ("PUT", f"{base}/words/zorbo", {"json": {"sounds_like": ["zor\u0000bo"]}, "headers": ACME}),
+                   ("GET", f"{base}/words?limit=1&offset=0", {"headers": ACME}),
                    ("DELETE", base, {"headers": ACME}),
                    ("GET", base, {"headers": ACME}))
     statuses = [s for s, _ in results]
     assert statuses == [404, 404, 400, 415, 400, 400, 400, 400, 400, 400, 400, 404, 501, 201, 200, 200, 400, 404,
-                        200, 404]
+                        400, 400, 400, 200, 200, 404]
+    assert "limit must be an integer of at least 1" in results[18][1]["error"]
+    assert "contains spaces" in results[19][1]["error"]
+    assert "control characters" in results[20][1]["error"]
+    assert [w["word"] for w in results[21][1]["words"]] == ["zed"]
+    assert "version_deadlines" in results[15][1] and results[15][1]["version_deadlines"] == []
     assert "reserved" in results[2][1]["error"]
     assert "no corpus_file part" in results[4][1]["error"]
     assert "at most 5 sounds_like" in results[6][1]["error"] or "sounds_like" in results[6][1]["error"]

@@ -428,3 +428,26 @@ def test_an_acoustic_model_trained_with_a_language_model_waits_for_its_upgrade(r
     assert (failed.status, failed.base_version, failed.job_options["language_customization_id"]) == (
         "available", OLD, refused.job_options["language_customization_id"])
     assert (done.status, [v.base_version for v in done.versions]) == ("available", [OLD, NEW])
+
+
+def test_words_are_filtered_sorted_and_paged_by_the_database(run):
+    """Issue 13, defect 3: paginate words (a model may hold hundreds of thousands)."""
+    async def f(c: Catalog):
+        m = await c.create("acme", LANGUAGE, name="x", base_model_name=BB)
+        await c.add_corpus("acme", m.id, "prompts", b"Bravo Alpha Alpha Charlie Charlie Charlie")
+        await c.analyse_corpus(m.id, "prompts", analyse)
+        await c.add_words("acme", m.id, [WordSpec("delta"), WordSpec("alpha")])
+        names = lambda words: [w.word for w in words]  # noqa: E731
+        return {
+            "all": names(await c.words("acme", m.id)),
+            "page": names(await c.words("acme", m.id, limit=2, offset=1)),
+            "user": names(await c.words("acme", m.id, word_type="user")),
+            "corpora": names(await c.words("acme", m.id, word_type="corpora", sort="-count")),
+            "+count": names(await c.words("acme", m.id, sort="+count", limit=2)),
+        }
+    got = run(f)
+    assert got["all"] == ["alpha", "bravo", "charlie", "delta"]
+    assert got["page"] == ["bravo", "charlie"]
+    assert got["user"] == ["alpha", "delta"]
+    assert got["corpora"] == ["charlie", "alpha", "bravo"]
+    assert got["+count"] == ["delta", "bravo"]
