@@ -3,7 +3,9 @@ callbacks themselves (Watson dialect, PROTOCOLS.md §1.4).
 
 Registering proves the URL answers: the server sends ``GET url?challenge_string=X``
 (signed with ``X-Callback-Signature`` when a ``user_secret`` is given) and
-expects ``X`` back as the body. A job created with that ``callback_url`` then
+expects ``X`` back as the body with status 200; redirects are never followed, and
+every failure gets the same message (the reason is logged), so the endpoint does
+not tell a closed port from an open one. A job created with that ``callback_url`` then
 gets ``POST url`` with ``{"id", "event", "user_token"[, "results"]}`` for the
 events it subscribed to, each signed as base64(HMAC-SHA256(user_secret, body)).
 A failed delivery is logged, not retried: the job's status stays readable with
@@ -12,6 +14,7 @@ A failed delivery is logged, not retried: the job's status stays readable with
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -33,6 +36,8 @@ EVENTS = frozenset({"recognitions.started", "recognitions.completed", "recogniti
                     "recognitions.failed"})
 DEFAULT_EVENTS = ("recognitions.started", "recognitions.completed", "recognitions.failed")
 TIMEOUT = aiohttp.ClientTimeout(total=10)
+#: The most of a challenge answer read: the challenge is 22 characters; a URL that sends more has failed anyway.
+MAX_ANSWER_BYTES = 1024
 
 
 def signature(secret: str, payload: bytes) -> str:
@@ -65,6 +70,47 @@ def _url(request: web.Request) -> str:
     return url
 
 
+async def _read_at_most(content: aiohttp.StreamReader, limit_bytes: int) -> bytes:
+    """The body up to its end or ``limit_bytes``, whichever comes first (a longer one is cut, and fails)."""
+    try:
+        return await content.readexactly(limit_bytes)
+    except asyncio.IncompleteReadError as short:
+        return short.partial
+
+
+async def _verify(url: str, secret: str | None) -> None:
+    """Send ``GET url?challenge_string=X`` (signed with ``secret``) and require ``X`` back with status 200.
+
+    Every way of failing — refused, unreachable, timed out, a redirect (never followed: it could point
+    anywhere, the server's own network included), another status, another body — gives the caller the
+    same message, so that the endpoint cannot tell a closed port from an open one (issue 13: a port
+    scanner). The reason goes to the server log at INFO.
+
+    Raises:
+        InvalidParameter: the URL did not answer the challenge.
+    """
+    challenge = secrets.token_urlsafe(16)
+    headers = {"X-Callback-Signature": signature(secret, challenge.encode())} if secret else {}
+    reason: str | None = None
+    try:
+        async with aiohttp.ClientSession(timeout=TIMEOUT) as http, http.get(
+                url, params={"challenge_string": challenge}, headers=headers, allow_redirects=False) as r:
+            answer = (await _read_at_most(r.content, MAX_ANSWER_BYTES)).decode(errors="replace").strip()
+            if 300 <= r.status < 400:
+                reason = f"a redirect ({r.status} to {r.headers.get('Location')!r}), which is not followed"
+            elif r.status != 200:
+                reason = f"status {r.status}"
+            elif answer != challenge:
+                reason = f"a body that is not the challenge string ({answer[:80]!r})"
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        reason = f"no answer ({type(exc).__name__}: {exc})"
+    if reason is not None:
+        log.info("callback_url %s failed verification: %s", url, reason)
+        raise InvalidParameter(f"Verification of callback URL {url} failed: the server did not answer the challenge "
+                               "with status 200 and the challenge string. Make the URL answer a GET with its "
+                               "challenge_string query parameter as the body, status 200 and no redirect.")
+
+
 async def register(request: web.Request) -> web.Response:
     """``POST /v1/register_callback?callback_url=&user_secret=``: 201 created, 200 if already registered."""
     state: ServerState = request.app[STATE]
@@ -72,18 +118,7 @@ async def register(request: web.Request) -> web.Response:
         owner = state.auth.api_key_instance(request.headers, request.query)
         url = _url(request)
         secret = request.query.get("user_secret") or None
-        challenge = secrets.token_urlsafe(16)
-        headers = {"X-Callback-Signature": signature(secret, challenge.encode())} if secret else {}
-        try:
-            async with aiohttp.ClientSession(timeout=TIMEOUT) as http, http.get(
-                    url, params={"challenge_string": challenge}, headers=headers) as r:
-                answer = (await r.text()).strip()
-                ok = r.status == 200 and answer == challenge
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise InvalidParameter(f"callback_url {url} could not be reached: {exc}") from None
-        if not ok:
-            raise InvalidParameter(f"callback_url {url} did not answer the challenge: it must return the "
-                                   "challenge_string query parameter as its body with status 200")
+        await _verify(url, secret)
         created = await state.catalog.register_callback(owner, url, secret)
     except VoxgateError as exc:
         return watson_error(exc)
@@ -133,7 +168,8 @@ class Notifier:
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=TIMEOUT)
         try:
-            async with self._http.post(url, data=payload, headers=headers) as r:
+            # Not redirected: the verified URL is the only one that may receive a job's events and results.
+            async with self._http.post(url, data=payload, headers=headers, allow_redirects=False) as r:
                 if r.status >= 300:
                     log.warning("job %s: callback %s answered %d to %s", job.id, url, r.status, event)
         except (aiohttp.ClientError, TimeoutError) as exc:

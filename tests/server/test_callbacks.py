@@ -7,6 +7,8 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
+import socket
 import threading
 
 import aiohttp
@@ -19,7 +21,10 @@ ACME = {"Authorization": "Bearer acme-key"}
 
 
 class Receiver:
-    """A callback endpoint on loopback: answers challenges (or not) and keeps the events it is sent."""
+    """A callback endpoint on loopback: answers challenges (or not) and keeps the events it is sent.
+
+    ``/moved`` redirects (302) to ``/cb``; ``banner_port`` is an open port that speaks no HTTP.
+    """
 
     def __init__(self, answer_challenge: bool = True) -> None:
         self.answer_challenge = answer_challenge
@@ -27,6 +32,7 @@ class Receiver:
         self.events: list[tuple[bytes, str | None]] = []
         self.got_events = threading.Event()
         self.port = 0
+        self.banner_port = 0
         self._ready = threading.Event()
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._main, daemon=True).start()
@@ -41,12 +47,23 @@ class Receiver:
         app = web.Application()
         app.router.add_get("/cb", self._challenge)
         app.router.add_post("/cb", self._event)
+        app.router.add_get("/moved", self._moved)
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
+        banner = await asyncio.start_server(self._banner, "127.0.0.1", 0)
+        self.banner_port = banner.sockets[0].getsockname()[1]
         self._ready.set()
+
+    async def _moved(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"/cb?{request.query_string}")  # to a URL that would answer the challenge
+
+    async def _banner(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"SSH-2.0-OpenSSH_9.6\r\n")
+        await writer.drain()
+        writer.close()
 
     async def _challenge(self, request: web.Request) -> web.Response:
         challenge = request.query["challenge_string"]
@@ -88,10 +105,54 @@ def test_registration_proves_the_url_answers(server_factory):
     assert status == 400 and "did not answer the challenge" in body["error"]
     status, body = post(server, "/v1/register_callback", {"callback_url": "ftp://example.com/x"})
     assert status == 400 and "http:// or https://" in body["error"]
-    status, body = post(server, "/v1/register_callback", {"callback_url": "http://127.0.0.1:9/none"})
-    assert status == 400 and "could not be reached" in body["error"]
     assert post(server, "/v1/unregister_callback", {"callback_url": good.url})[0] == 200
     assert post(server, "/v1/unregister_callback", {"callback_url": good.url})[0] == 404
+
+
+def _closed_port() -> int:
+    """A loopback port with nothing listening (bound by the OS for us, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _refusal(server, url: str) -> tuple[int, str]:
+    """Register ``url``; return the status and the error message with the URL itself taken out."""
+    status, body = post(server, "/v1/register_callback", {"callback_url": url})
+    assert "error" in body, (status, body)
+    return status, body["error"].replace(url, "<url>")
+
+
+def test_a_redirect_to_a_url_that_would_answer_is_refused(server_factory):
+    server = server_factory(CREDENTIALS)
+    receiver = Receiver()
+    status, message = _refusal(server, f"http://127.0.0.1:{receiver.port}/moved")
+    assert status == 400 and message.startswith("Verification of callback URL <url> failed")
+    assert receiver.challenges == []  # the redirect's target was never asked
+
+
+def test_every_failed_verification_gives_one_message_so_ports_cannot_be_scanned(server_factory, caplog):
+    caplog.set_level(logging.INFO, logger="voxgate.callbacks")
+    server = server_factory(CREDENTIALS)
+    receiver, silent = Receiver(), Receiver(answer_challenge=False)
+    closed = _refusal(server, f"http://127.0.0.1:{_closed_port()}/cb")
+    assert closed == (400, "Verification of callback URL <url> failed: the server did not answer the challenge with "
+                           "status 200 and the challenge string. Make the URL answer a GET with its challenge_string "
+                           "query parameter as the body, status 200 and no redirect.")
+    open_but_wrong = {
+        "wrong body": silent.url,
+        "404": f"http://127.0.0.1:{receiver.port}/elsewhere",
+        "redirect": f"http://127.0.0.1:{receiver.port}/moved",
+        "not HTTP": f"http://127.0.0.1:{receiver.banner_port}/cb",
+    }
+    refusals = {case: _refusal(server, url) for case, url in open_but_wrong.items()}
+    assert refusals == dict.fromkeys(open_but_wrong, closed)
+    # the reasons are for the operator's log only, at INFO
+    logged = [r for r in caplog.records if r.name == "voxgate.callbacks"]
+    assert [r.levelno for r in logged] == [logging.INFO] * 5
+    reasons = [r.getMessage() for r in logged]
+    assert "Connect" in reasons[0] and "not the challenge string" in reasons[1] and "status 404" in reasons[2]
+    assert "a redirect (302" in reasons[3] and "no answer" in reasons[4]
 
 
 def test_a_job_posts_its_signed_events(server_factory):
