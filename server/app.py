@@ -40,6 +40,7 @@ from engine.catalog import default_models_dir
 from protocol.errors import NotFoundError
 from server import acoustic_routes, callbacks, customization_routes, jobs
 from server.jobs import JobRunner
+from server.bodies import client_disconnects
 from server.catalog.artifacts import DataDir, default_data_dir
 from server.catalog.db import Database, sqlite_url
 from server.catalog.lifecycle import Entry, Kind
@@ -156,7 +157,7 @@ def make_app(models_dir: Path | None = None, config: Config | None = None, *, da
     models = LoadedModels(models_dir or default_models_dir(), config.scheduler, metrics_, extra_dirs=(data.models,))
     # Request bodies are streamed by the routes (which enforce max_request_bytes); this bounds only
     # the bodies aiohttp would buffer whole.
-    app = web.Application(client_max_size=config.limits.max_request_bytes)
+    app = web.Application(client_max_size=config.limits.max_request_bytes, middlewares=[client_disconnects])
     app[STATE] = ServerState(config, models, metrics_)
     app.on_startup.append(_catalog_starter(data, database_url, clock))
     app.on_shutdown.append(_on_shutdown)

@@ -199,6 +199,8 @@ async def transcribe_http(request: web.Request) -> web.StreamResponse:
                     break
             if not stream.ended:
                 await stream.receive_eof()
+        except ConnectionError:
+            raise  # the client is gone (mid-body or mid-answer): no one to send an exception event to; see bodies.py
         except Exception as exc:  # noqa: BLE001 - reported in-stream; details only in the log
             if not isinstance(exc, VoxgateError):
                 log.exception("unexpected error in a transcribe stream")
