@@ -54,6 +54,7 @@ from server.transcribe_routes import transcribe_http, transcribe_websocket
 from server.watson_routes import recognize_http, recognize_websocket, watson_error
 
 log = logging.getLogger("voxgate.server")
+RELEASE_WATCH = web.AppKey("release_watch", asyncio.Task)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -110,6 +111,10 @@ async def _on_shutdown(app: web.Application) -> None:
 
 async def _on_cleanup(app: web.Application) -> None:
     state = app[STATE]
+    watch = app.get(RELEASE_WATCH)
+    if watch is not None:
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
     if state.jobs is not None:
         await state.jobs.close()
     if state.customizations is not None:
@@ -134,6 +139,8 @@ def _catalog_starter(data: DataDir, database_url: str | None, clock: Clock):
         await state.customizations.start()
         state.jobs = JobRunner(state)
         await state.jobs.start()
+        await state.refresh_models()  # versions another replica registered while this one was down
+        app[RELEASE_WATCH] = asyncio.get_running_loop().create_task(state.watch_releases(), name="release watch")
     return start
 
 
