@@ -101,6 +101,12 @@ class ServerProcess:
         self._process: subprocess.Popen | None = None
 
     @property
+    def pid(self) -> int:
+        """The server's process id (once started)."""
+        assert self._process is not None, "start the server first"
+        return self._process.pid
+
+    @property
     def url(self) -> str:
         """The WebSocket base URL."""
         return f"ws://127.0.0.1:{self.port}"

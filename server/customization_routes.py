@@ -10,6 +10,7 @@ parameters do not fail a request: the body carries ``warnings``
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from server.watson_routes import watson_error
 
 MAX_CORPUS_BYTES = 100 * 1024 * 1024
 MAX_WORDS_PER_REQUEST = 100_000
+WORDS_PAGE = 5000
 
 
 def iso(t) -> str:
@@ -110,6 +112,10 @@ async def json_body(request: web.Request) -> dict:
     return body
 
 
+class LargeBody(dict):
+    """A response body that may be large: :func:`watson_route` serialises it in a thread."""
+
+
 def watson_route(allowed: tuple[str, ...] = ()):
     """Wrap a handler ``(request, state, owner) -> (status, body)``: auth, unknown-parameter warnings, errors."""
     def wrap(handler):
@@ -123,7 +129,10 @@ def watson_route(allowed: tuple[str, ...] = ()):
                 return watson_error(exc)
             unknown = sorted(set(request.query) - set(allowed) - {"access_token"})
             if unknown and isinstance(body, dict):
-                body = {**body, "warnings": f"Unexpected query parameter(s) {unknown} detected"}
+                body = type(body)({**body, "warnings": f"Unexpected query parameter(s) {unknown} detected"})
+            if isinstance(body, LargeBody):  # e.g. every word of a model: serialised off the event loop
+                return web.Response(text=await asyncio.to_thread(json.dumps, body), status=status,
+                                    content_type="application/json")
             return web.json_response(body, status=status)
         route.__doc__ = handler.__doc__
         return route
@@ -304,9 +313,17 @@ async def list_words(request: web.Request, state: ServerState, owner: str):
     and ``offset`` (Watson returns every word; so does voxgate without ``limit``)."""
     limit = _count(request, "limit", low=1)
     offset = _count(request, "offset", low=0) or 0
-    words = await state.catalog.words(owner, _id(request), word_type=request.query.get("word_type", "all"),
-                                      sort=request.query.get("sort", "alphabetical"), limit=limit, offset=offset)
-    return 200, {"words": [word_json(w) for w in words]}
+    word_type, sort = request.query.get("word_type", "all"), request.query.get("sort", "alphabetical")
+    out: list[dict] = []
+    while limit is None or len(out) < limit:
+        # read in pages, so a model of a million words never holds the event loop for long
+        page = min(WORDS_PAGE, limit - len(out)) if limit is not None else WORDS_PAGE
+        words = await state.catalog.words(owner, _id(request), word_type=word_type, sort=sort, limit=page,
+                                          offset=offset + len(out))
+        out += [word_json(w) for w in words]
+        if len(words) < page:
+            break
+    return 200, LargeBody(words=out)
 
 
 def _count(request: web.Request, name: str, *, low: int) -> int | None:

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import uuid
 from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import String, func, select, update
+from sqlalchemy import String, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import raiseload
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,6 +41,8 @@ ACOUSTIC = "acoustic"
 MAX_MODELS_PER_OWNER = 1024
 MAX_NAME_CHARS = 256
 RESERVED_CORPUS_NAMES = frozenset({"user", "base_lm", "default_lm"})
+#: words written per statement when a corpus analysis adds its out-of-vocabulary words
+WORD_BATCH = 2000
 #: statuses in which a job owns the model: no changes, no second job, no delete
 BUSY = frozenset({"training", "upgrading"})
 
@@ -296,7 +299,7 @@ class Catalog:
                 await s.delete(existing)
                 await s.flush()
             s.add(Corpus(custom_id=custom_id, name=name, path=path, status="being_processed"))
-            self._changed(model, status="pending")
+            await self._changed(s, model, status="pending")
 
     async def analyse_corpus(self, custom_id: str, name: str, analyse: Callable[[str, str], tuple[int, dict]]) -> None:
         """Analyse a stored corpus: counts and out-of-vocabulary words (which join the words resource).
@@ -336,17 +339,16 @@ class Catalog:
                 return  # deleted or replaced meanwhile
             corpus.total_words, corpus.out_of_vocabulary_words = total, len(oov)
             corpus.status, corpus.error = ("undetermined", error) if error else ("analyzed", None)
-            words = {w.word: w for w in model.words}
-            for word, count in oov.items():
-                row = words.get(word)
-                if row is None:
-                    model.words.append(Word(custom_id=custom_id, word=word, sounds_like=[], display_as=None,
-                                            source=[name], count=count))
-                else:
-                    row.source = sorted(set(row.source) | {name})
-                    row.count = row.count + count
+            existing = await self._words_among(s, custom_id, list(oov))
+            for row in existing.values():
+                row.source = sorted(set(row.source) | {name})
+                row.count = row.count + oov[row.word]
+            new = [{"custom_id": custom_id, "word": word, "sounds_like": [], "display_as": None, "source": [name],
+                    "count": count} for word, count in oov.items() if word not in existing]
+            for i in range(0, len(new), WORD_BATCH):  # each batch's await lets the event loop serve others
+                await s.execute(insert(Word), new[i:i + WORD_BATCH])
             if model.status == "pending":
-                model.status = self._settled_status(model)
+                model.status = await self._settled_status(s, model)
             model.updated = self.clock()
 
     async def pending_corpora(self) -> list[tuple[str, str]]:
@@ -385,16 +387,32 @@ class Catalog:
             await self._drop_corpus_words(s, model, name)
             await s.delete(corpus)
             path = corpus.path
-            self._changed(model)
+            await self._changed(s, model)
         self.data.remove(path)
 
     async def _drop_corpus_words(self, s: AsyncSession, model: CustomModel, corpus: str) -> None:
-        for word in list(model.words):
+        # words only this corpus contributed go in one statement; the few shared with others are edited
+        source = func.cast(Word.source, String)
+        await s.execute(delete(Word).where(Word.custom_id == model.id, source == json.dumps([corpus]))
+                        .execution_options(synchronize_session=False))
+        shared = await s.scalars(select(Word).where(Word.custom_id == model.id, source.contains(json.dumps(corpus))))
+        for word in shared.all():
             if corpus in word.source:
                 word.source = [x for x in word.source if x != corpus]
-                if not word.source:
-                    model.words.remove(word)
-                    await s.delete(word)
+
+    @staticmethod
+    async def _words_among(s: AsyncSession, custom_id: str, words: list[str]) -> dict[str, Word]:
+        """The model's rows of these words (queried in batches), by word."""
+        found: dict[str, Word] = {}
+        for i in range(0, len(words), 500):
+            rows = await s.scalars(select(Word).where(Word.custom_id == custom_id, Word.word.in_(words[i:i + 500])))
+            found.update((w.word, w) for w in rows.all())
+        return found
+
+    @staticmethod
+    async def _has_user_words(s: AsyncSession, custom_id: str) -> bool:
+        source = func.cast(Word.source, String)
+        return bool(await s.scalar(select(exists().where(Word.custom_id == custom_id, source.contains('"user"')))))
 
     # -- words --------------------------------------------------------------------------------
 
@@ -406,18 +424,19 @@ class Catalog:
         """
         async with self.db.session() as s, s.begin():
             model = await self._modifiable(s, owner, LANGUAGE, custom_id)
-            existing = {w.word: w for w in model.words}
+            existing = await self._words_among(s, custom_id, [spec.word for spec in words])
             for spec in words:
                 row = existing.get(spec.word)
                 if row is None:
                     row = Word(custom_id=custom_id, word=spec.word, source=[], count=0)
-                    model.words.append(row)
+                    s.add(row)
                     existing[spec.word] = row
                 row.sounds_like = list(spec.sounds_like)
                 row.display_as = spec.display_as
                 row.source = sorted(set(row.source) | {"user"})
                 row.error = None
-            self._changed(model)
+            await s.flush()
+            await self._changed(s, model)
 
     async def words(self, owner: str, custom_id: str, *, word_type: str = "all", sort: str = "alphabetical",
                     limit: int | None = None, offset: int = 0) -> list[Word]:
@@ -474,23 +493,23 @@ class Catalog:
         """
         async with self.db.session() as s, s.begin():
             model = await self._modifiable(s, owner, LANGUAGE, custom_id)
-            row = next((w for w in model.words if w.word == word), None)
+            row = await s.get(Word, (custom_id, word))
             if row is None:
                 raise NotFoundError(f"Word {word} not found for custom model {custom_id}")
-            model.words.remove(row)
             await s.delete(row)
-            self._changed(model)
+            await s.flush()
+            await self._changed(s, model)
 
     # -- training, reset, upgrade -----------------------------------------------------------
 
-    def _changed(self, model: CustomModel, *, status: str = "ready") -> None:
+    async def _changed(self, s: AsyncSession, model: CustomModel, *, status: str = "ready") -> None:
         model.dirty = True
         model.updated = self.clock()
         if model.status in ("pending", "ready", "available", "failed"):
-            model.status = self._settled_status(model) if status == "ready" else "pending"
+            model.status = await self._settled_status(s, model) if status == "ready" else "pending"
         model.error = None
 
-    def _settled_status(self, model: CustomModel) -> str:
+    async def _settled_status(self, s: AsyncSession, model: CustomModel) -> str:
         """``ready`` when the model has valid data and nothing is still being analysed, else ``pending``.
 
         Watson's ``pending`` also covers "the service is still analysing data that was added": a word
@@ -498,13 +517,12 @@ class Catalog:
         """
         resources = model.audio if model.kind == ACOUSTIC else model.corpora
         busy = any(r.status == "being_processed" for r in resources)
-        return "ready" if not busy and self._has_valid_data(model) else "pending"
+        return "ready" if not busy and await self._has_valid_data(s, model) else "pending"
 
-    @staticmethod
-    def _has_valid_data(model: CustomModel) -> bool:
+    async def _has_valid_data(self, s: AsyncSession, model: CustomModel) -> bool:
         if model.kind == ACOUSTIC:
             return any(a.status == "ok" for a in model.audio)
-        return any(c.status == "analyzed" for c in model.corpora) or any("user" in w.source for w in model.words)
+        return any(c.status == "analyzed" for c in model.corpora) or await self._has_user_words(s, model.id)
 
     async def start_training(self, owner: str, custom_id: str, *, customization_weight: float | None,
                              strict: bool) -> list[dict]:
@@ -533,7 +551,7 @@ class Catalog:
                 if strict:
                     raise InvalidParameter(message + " (strict=true: fix or delete them, or train with strict=false)")
                 warnings.append({"code": "invalid_corpora", "message": message})
-            if not self._has_valid_data(model):
+            if not await self._has_valid_data(s, model):
                 raise InvalidParameter(f"No input data available for training custom model {custom_id}: add a "
                                        "corpus or words first")
             trained_here = any(v.base_version == model.base_version for v in model.versions)
@@ -592,7 +610,7 @@ class Catalog:
             target = await self._upgrade_target(s, model, installed)
             if model.base_version == target:
                 raise InvalidParameter(f"Custom model {custom_id} is already on the newest base model version {target}")
-            if not self._has_valid_data(model):
+            if not await self._has_valid_data(s, model):
                 raise InvalidParameter(f"Custom model {custom_id} has no data to upgrade")
             if not model.versions:
                 model.base_version, model.updated = target, self.clock()
@@ -613,7 +631,7 @@ class Catalog:
             folders += [a.path for a in model.audio] + [self.data.audio_items(custom_id, a.name) for a in model.audio]
             model.audio.clear()
             model.corpora.clear()
-            model.words.clear()
+            await s.execute(delete(Word).where(Word.custom_id == custom_id).execution_options(synchronize_session=False))
             model.versions.clear()
             model.status, model.progress, model.error, model.warnings, model.dirty = "pending", 0, None, None, False
             model.updated = self.clock()
@@ -653,7 +671,10 @@ class Catalog:
                 return TrainingInput(custom_id, ACOUSTIC, model.job, model.base_version, audio=tuple(audio),
                                      helper_lm=helper)
             corpora = tuple(c.path for c in model.corpora if c.status == "analyzed")
-            words = tuple(WordSpec(w.word, tuple(w.sounds_like or ()), w.display_as) for w in model.words
+            shaped = (func.cast(Word.source, String).contains('"user"') | Word.display_as.is_not(None)
+                      | (func.cast(Word.sounds_like, String) != "[]"))
+            rows = await s.scalars(select(Word).where(Word.custom_id == custom_id, shaped).order_by(Word.word))
+            words = tuple(WordSpec(w.word, tuple(w.sounds_like or ()), w.display_as) for w in rows.all()
                           if "user" in w.source or w.sounds_like or w.display_as)
             return TrainingInput(custom_id, LANGUAGE, model.job, model.base_version, corpora, words)
 
@@ -839,7 +860,7 @@ class Catalog:
             model.audio.append(AudioResource(custom_id=custom_id, name=name, path=path, content_type=content_type,
                                              contained_content_type=contained_content_type, transcript=transcript,
                                              status="being_processed"))
-            self._changed(model, status="pending")
+            await self._changed(s, model, status="pending")
 
     async def record_audio(self, custom_id: str, name: str, *, duration_s: float = 0.0, details: dict | None = None,
                            items: list | None = None, error: str | None = None) -> bool:
@@ -853,7 +874,7 @@ class Catalog:
             resource.duration_s, resource.details, resource.items = duration_s, details, items
             resource.status, resource.error = ("invalid", error) if error else ("ok", None)
             if model.status == "pending":
-                model.status = self._settled_status(model)
+                model.status = await self._settled_status(s, model)
             model.updated = self.clock()
         return True
 
@@ -884,7 +905,7 @@ class Catalog:
             model.audio.remove(resource)
             await s.delete(resource)
             path = resource.path
-            self._changed(model)
+            await self._changed(s, model)
         self.data.remove(path)
         self.data.remove(self.data.audio_items(custom_id, name))
 
@@ -1018,7 +1039,8 @@ class Catalog:
             if model.job is None:
                 raise InvalidParameter(f"Custom model {custom_id} has no training in progress (status {model.status})")
             options = model.job_options or {}
-            model.status = "available" if model.versions else ("ready" if self._has_valid_data(model) else "pending")
+            model.status = "available" if model.versions else (
+                "ready" if await self._has_valid_data(s, model) else "pending")
             if model.job == "upgrade" and "from" in options:
                 model.base_version = options["from"]
                 model.status = options.get("prior_status") or model.status

@@ -66,7 +66,10 @@ class CustomModel(Base):
                                                          order_by="CustomVersion.base_version", lazy="selectin")
     corpora: Mapped[list[Corpus]] = relationship(cascade="all, delete-orphan", order_by="Corpus.name",
                                                  lazy="selectin")
-    words: Mapped[list[Word]] = relationship(cascade="all, delete-orphan", order_by="Word.word", lazy="selectin")
+    #: never loaded with the model (a model may hold millions of words: issue 13, defect 3); the store
+    #: reads and writes words by their own queries, and the database's ON DELETE CASCADE removes them
+    words: Mapped[list[Word]] = relationship(cascade="all, delete-orphan", order_by="Word.word", lazy="raise",
+                                             passive_deletes=True)
     audio: Mapped[list[AudioResource]] = relationship(cascade="all, delete-orphan", order_by="AudioResource.name",
                                                       lazy="selectin")
 
