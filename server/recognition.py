@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import torch
 
 from engine.audio import AudioError, UnsupportedAudioType
 from engine.audiostream import StreamDecoder
-from engine.bundle import MANIFEST, BundleError, InstalledModel, ModelBundle, find_models, load_bundle, read_manifest
+from engine.bundle import InstalledModel, ModelBundle, find_models, load_bundle
 from engine.customlm import CustomLM
 from engine.endpoint import EndpointConfig
 from engine.recognizer import Recognizer, Result
@@ -182,33 +182,28 @@ class LoadedModels:
             if eager or newest[loaded.name] == loaded.version:
                 loaded.load()
 
-    def _scan(self, paths: Iterable[str]) -> list[InstalledModel]:
+    def _scan(self) -> list[InstalledModel]:
         found = {m.version: m for root in self._dirs for m in find_models(root)}
-        for path in paths:
-            folder = Path(path)
-            if not (folder / MANIFEST).is_file():
-                continue
-            try:
-                m = InstalledModel(folder, read_manifest(folder))
-            except BundleError:
-                continue
-            found.setdefault(m.version, m)
         return [m for m in found.values() if m.version not in self.versions]
 
-    async def discover(self, paths: Iterable[str] = ()) -> list[str]:
+    async def discover(self) -> list[str]:
         """Serve base versions installed since start, without a restart: artifacts that appeared in the
-        models folders (``voxgate models register``) or at ``paths`` (the catalog's records: a version
-        another replica registered on shared storage). A version that becomes the newest of its model is
-        loaded (in a thread) before new sessions get it; sessions already open keep theirs. A new
-        version that cannot load is logged and not served. Returns the new version ids.
+        models folders — the data directory's, where ``voxgate models register`` puts a release, so
+        every replica sharing that directory (as they must, for custom models) finds it. The version
+        that becomes the newest of its model is loaded (in a thread) before new sessions get it;
+        sessions already open keep theirs; older ones load on first use. A new newest version that
+        cannot load is logged and not served. Returns the new version ids.
         """
         async with self._discovering:
-            new = await asyncio.to_thread(self._scan, list(paths))
+            new = await asyncio.to_thread(self._scan)
+            newest = {m.name: max((x for x in new if x.name == m.name), key=lambda x: (x.created, x.version))
+                      for m in new}
             added = []
             for m in sorted(new, key=lambda m: (m.created, m.version)):
                 loaded = LoadedModel(m, self._scheduler, self._metrics)
                 current = self.newest().get(m.name)
-                if current is None or (m.created, m.version) > (current.installed.created, current.version):
+                if newest[m.name] is m and (current is None or
+                                            (m.created, m.version) > (current.installed.created, current.version)):
                     try:
                         await asyncio.to_thread(loaded.load)
                     except Exception:  # noqa: BLE001 - a broken release must not take the server down

@@ -90,7 +90,7 @@ class ServerState:
         """Serve base versions registered since start (see :meth:`LoadedModels.discover`) and record them in
         the catalog; return their ids."""
         assert self.catalog is not None
-        added = await self.models.discover(b.path for b in await self.catalog.base_versions())
+        added = await self.models.discover()
         if added:
             await self.catalog.sync_base_versions(
                 InstalledBase(b.name, b.version, b.manifest["locale"], b.sample_rate_hz, b.created, str(b.path))

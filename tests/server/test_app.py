@@ -36,3 +36,36 @@ def test_health_and_models(tiny_bundle) -> None:
     assert models[0] == 200 and [m["name"] for m in models[1]["models"]] == ["en-US_BroadbandModel"]
     assert one[1]["rate"] == 16000 and one[1]["language"] == "en-US"
     assert missing == (404, {"code": 404, "code_description": "Not Found", "error": "Model xx-XX_Nope not found"})
+
+
+def test_a_registered_release_is_served_without_a_restart(server_factory, tokenizer_file, tmp_path) -> None:
+    """Issue 13, deviation 7: a base version installed into the data directory while the server runs is
+    served within ``release_check_s``; new requests get it (the newest), and it is loaded first."""
+    import time
+
+    from engine.bundle import save_bundle
+    from engine.features import FeatureConfig
+    from tests.conftest import tiny_model
+
+    server = server_factory({"server": {"release_check_s": 0.1}}, data_dir=tmp_path / "data")
+    newer = "en-US_BroadbandModel.v2026-06-01"
+    save_bundle(tmp_path / "data" / "models", model=tiny_model(80, seed=1), tokenizer_file=tokenizer_file,
+                features=FeatureConfig(sample_rate_hz=16000), name="en-US_BroadbandModel", version=newer,
+                locale="en-US", description="a newer release", training_data={})
+
+    async def main():
+        async with aiohttp.ClientSession() as http:
+            deadline = time.monotonic() + 30
+            while True:
+                async with http.get(f"{server.http}/healthz") as r:
+                    health = await r.json()
+                if newer in health["models"] or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)
+            async with http.get(f"{server.http}/v1/models/en-US_BroadbandModel") as r:
+                model = await r.json()
+            return health, model
+    health, model = asyncio.run(main())
+    assert health["models"] == ["en-US_BroadbandModel.v2026-01-01", newer] and newer in health["loaded"]
+    assert [v["version"] for v in model["versions"]] == ["en-US_BroadbandModel.v2026-01-01", newer]
+    assert server.state.models.newest()["en-US_BroadbandModel"].version == newer
