@@ -67,6 +67,11 @@ LM_FILE = "lm.arpa"
 LEXICON_FILE = "lexicon.txt"
 WORDS_FILE = "words.json"
 SUMMARY_FILE = "summary.json"
+PROMPT_FILE = "prompt.txt"
+#: characters of prompt text for Whisper's decoder (its prompt holds at most 223 tokens; ~4 characters each)
+PROMPT_CHARS = 600
+#: corpus lines considered for the prompt (the first distinct ones)
+PROMPT_CANDIDATES = 5000
 MAX_SOUNDS_LIKE = 5
 MAX_SOUNDS_LIKE_CHARS = 40
 MAX_WORD_CHARS = 100
@@ -111,6 +116,39 @@ def base_vocabulary(bundle) -> frozenset[str]:
     if bundle.beam is None:
         return frozenset()
     return frozenset(load_words(str(bundle.beam.lexicon)).keys())
+
+
+def prompt_text(corpora: list[str], words: list[CustomWord], *, budget: int = PROMPT_CHARS) -> str:
+    """The text a Whisper final pass is prompted with (``<|startofprev|>``) for this custom LM.
+
+    Whisper conditions on the text before its ``<|startoftranscript|>`` as on what was said before,
+    which biases it towards those words and spellings. The prompt holds the custom words as they
+    are displayed, then corpus sentences chosen greedily for the corpus words they add: each next
+    sentence is the one whose words not yet in the prompt are most frequent in the corpora, per
+    character, until ``budget`` characters.
+    """
+    head = ", ".join(dict.fromkeys((w.display_as or w.word).strip() for w in words))
+    lines = list(dict.fromkeys(line.strip() for text in corpora for line in text.splitlines() if line.strip()))
+    lines = lines[:PROMPT_CANDIDATES]
+    keys = [set(normalize_transcript(line).split()) for line in lines]
+    freq = Counter(w for text in corpora for line in _lines(text) for w in line.split())
+    chosen: list[str] = [head + "."] if head else []
+    used, covered = len(chosen[0]) if chosen else 0, set()
+    remaining = set(range(len(lines)))
+    while remaining:
+        def value(i: int) -> float:
+            return sum(freq[w] for w in keys[i] - covered)
+        best = max(remaining, key=value)
+        if value(best) <= 0 or used + len(lines[best]) + 1 > budget:
+            remaining.discard(best)
+            if value(best) <= 0:
+                break
+            continue
+        chosen.append(lines[best])
+        used += len(lines[best]) + 1
+        covered |= keys[best]
+        remaining.discard(best)
+    return " ".join(chosen)
 
 
 def _lines(text: str) -> list[str]:
@@ -241,6 +279,7 @@ def build_custom_lm(bundle, corpora: list[str], words: list[CustomWord], out_dir
         lines = [f"{word} {' '.join(form)}" for word, forms in sorted(spellings.items()) for form in forms if form]
         (tmp / LEXICON_FILE).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         (tmp / WORDS_FILE).write_text(json.dumps(display, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        (tmp / PROMPT_FILE).write_text(prompt_text(corpora, words) + "\n", encoding="utf-8")
         summary.update(custom_words=len(custom_keys), oov_words_added=len(oov), base_version=bundle.version)
         (tmp / SUMMARY_FILE).write_text(json.dumps({**summary, "build_id": uuid.uuid4().hex}, indent=1) + "\n")
         tmp.chmod(0o755)
@@ -265,6 +304,7 @@ class CustomLM:
     path: Path
     display: dict
     build_id: str
+    prompt: str = ""
 
     @classmethod
     def load(cls, path: Path) -> CustomLM:
@@ -282,7 +322,10 @@ class CustomLM:
         for name in (LM_FILE, LEXICON_FILE):
             if not (path / name).is_file():
                 raise ValueError(f"{path} is not a custom language model: {name} is missing")
-        return cls(path, display, build_id)
+        prompt_file = path / PROMPT_FILE  # builds before the Whisper pass took custom LMs have none
+        prompt = prompt_file.read_text(encoding="utf-8").strip() if prompt_file.is_file() \
+            else ", ".join(dict.fromkeys(display.values()))
+        return cls(path, display, build_id, prompt)
 
     @property
     def lm_file(self) -> Path:
@@ -522,4 +565,68 @@ def custom_decoder(bundle, custom: CustomLM, weight: float) -> CustomDecoder:
         decoders[key] = built
         while len(decoders) > DECODER_CACHE_SIZE:
             decoders.popitem(last=False)
+    return built
+
+
+class SentenceScorer:
+    """A custom LM's n-gram model scoring whole transcripts: the Whisper final pass's N-best rescoring.
+
+    Words are read as :func:`engine.text.normalize_transcript` writes them; a word the custom LM
+    never saw scores as its ``<unk>``, so in-domain spellings win between close hypotheses.
+    """
+
+    def __init__(self, custom: CustomLM) -> None:
+        words = _arpa_unigrams(custom.lm_file)
+        self._dictionary = Dictionary()
+        for w in words:
+            self._dictionary.add_entry(w)
+        if not self._dictionary.contains("<unk>"):
+            self._dictionary.add_entry("<unk>")
+        self._dictionary.set_default_index(self._dictionary.get_index("<unk>"))
+        with native_stderr_silenced():  # KenLM prints a progress bar while it reads ARPA
+            self._lm = KenLM(str(custom.lm_file), self._dictionary)
+        self._lock = threading.Lock()
+
+    def log_prob(self, text: str) -> float:
+        """Natural-log probability of ``text`` (normalised), sentence end included."""
+        with self._lock:
+            state = self._lm.start(False)
+            total = 0.0
+            for word in normalize_transcript(text).split():
+                state, score = self._lm.score(state, self._dictionary.get_index(word))
+                total += score
+            _state, score = self._lm.finish(state)
+        return (total + score) * math.log(10)
+
+
+def _arpa_unigrams(path: Path) -> list[str]:
+    words, section = [], None
+    with open(path, encoding="utf-8") as arpa:
+        for line in arpa:
+            line = line.strip()
+            if line.startswith("\\"):
+                if section == "\\1-grams:":
+                    break
+                section = line
+            elif section == "\\1-grams:" and line:
+                words.append(line.split("\t")[1])
+    return words
+
+
+_SCORERS: OrderedDict[tuple[str, str], SentenceScorer] = OrderedDict()
+
+
+def sentence_scorer(custom: CustomLM) -> SentenceScorer:
+    """The :class:`SentenceScorer` of ``custom``, from a small LRU cache (reading an LM takes a while)."""
+    key = (str(Path(custom.path).resolve()), custom.build_id)
+    with _CACHE_LOCK:
+        found = _SCORERS.get(key)
+        if found is not None:
+            _SCORERS.move_to_end(key)
+            return found
+    built = SentenceScorer(custom)
+    with _CACHE_LOCK:
+        _SCORERS[key] = built
+        while len(_SCORERS) > DECODER_CACHE_SIZE:
+            _SCORERS.popitem(last=False)
     return built

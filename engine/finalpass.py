@@ -7,11 +7,12 @@ from one :class:`FinalPass`:
 - ``ctc``: the bundle's CTC beam search with its word LM, and the request's custom LM mixed in
   (:mod:`engine.beam`, :mod:`engine.customlm`); live streams run it along the utterance;
 - ``whisper``: Whisper's decoder over the utterance's full-context encoding
-  (:class:`engine.whisper.decode.UtteranceDecoder`); word times come from a CTC forced alignment
-  of its words on the streaming pass's posteriors.
+  (:class:`engine.whisper.decode.UtteranceDecoder`), its N-best rescored by the request's custom LM
+  when there is one; word times come from a CTC forced alignment of its words on the streaming
+  pass's posteriors.
 
 :func:`choose_final_pass` resolves a request's wish against what the model version has (older
-versions have no Whisper decoder; a custom LM lives in the CTC search only), in one place.
+versions have no Whisper decoder), in one place.
 
 Not built: attention rescoring of the CTC N-best (U2's second pass). The streaming CTC head of
 release v2026-12-01 is too weak for its N-best to hold the right words (dev CER ~0.5), and a
@@ -41,6 +42,16 @@ class FinalPassKind(StrEnum):
     WHISPER = "whisper"
 
 
+#: How the ``whisper`` pass applies a custom LM, chosen by measurement (Allison test split, 103
+#: real prompts, custom LM from the train-split texts, benchmarks/customlm.py): rescoring the
+#: decoder's N-best (beam 4) with the custom n-gram LM at the request's customization_weight
+#: (times WHISPER_LM_SCALE) cut WER 6.3% (beam 4 alone) to 4.9-5.1% (weights 0.15-0.3); the corpus
+#: as the decoder's prompt made it worse (7.2% alone, 6.2% with the rescoring: it talks single
+#: words into others, "sixteenth" -> "sixteen"), so the prompt stays off.
+WHISPER_PROMPT = False
+WHISPER_RESCORE = True
+WHISPER_LM_SCALE = 1.0
+
 #: Older spellings accepted in configuration: ``beam`` was the CTC beam search.
 ALIASES = {"beam": FinalPassKind.CTC}
 
@@ -68,13 +79,19 @@ class FinalPass:
         kind: which pass.
         custom_lm: a custom LM mixed into the CTC search (``ctc``).
         customization_weight: its share in [0, 1].
-        ignored_custom_lm: the request had a custom LM that this pass does not apply (``whisper``).
+        ignored_custom_lm: the request had a custom LM that this pass does not apply.
+        whisper_prompt: ``whisper``: the custom LM as the decoder's prompt (``<|startofprev|>`` and its
+            words and sentences, :func:`engine.customlm.prompt_text`), or empty.
+        whisper_lm_weight: ``whisper``: the weight of ``custom_lm``'s log-probability when it rescores
+            the decoder's N-best.
     """
 
     kind: FinalPassKind
     custom_lm: CustomLM | None = None
     customization_weight: float = 0.3
     ignored_custom_lm: bool = False
+    whisper_prompt: tuple[int, ...] = ()
+    whisper_lm_weight: float = 0.0
 
     @property
     def uses_search(self) -> bool:
@@ -98,11 +115,9 @@ def choose_final_pass(bundle, requested: str | FinalPassKind | None = None, *, c
         customization_weight: its weight (0: not used).
 
     Rules: a version without Whisper's decoder serves ``whisper`` with its CTC search; a version
-    without a beam search serves ``ctc`` greedily. A custom LM (weight above 0) lives in the CTC
-    search; Whisper's pass does not take custom LMs yet, and on release v2026-12-01 it is far
-    more accurate than the CTC search with any LM (Allison test split: 7.3% against 92.7% WER),
-    so a ``whisper`` request keeps ``whisper`` and reports the custom LM as ignored
-    (:attr:`FinalPass.ignored_custom_lm`); asking for ``ctc`` applies it.
+    without a beam search serves ``ctc`` greedily. A custom LM (weight above 0) is mixed into the
+    CTC search (``ctc``), or rescores the Whisper decoder's N-best (``whisper``; see
+    :data:`WHISPER_RESCORE`).
 
     Raises:
         ValueError: an unknown kind.
@@ -114,7 +129,10 @@ def choose_final_pass(bundle, requested: str | FinalPassKind | None = None, *, c
     if kind is FinalPassKind.WHISPER and bundle.whisper is None:
         kind = FinalPassKind.CTC
     if kind is FinalPassKind.WHISPER and custom_lm is not None and customization_weight > 0:
-        return FinalPass(kind, None, customization_weight, ignored_custom_lm=True)
+        prompt = bundle.whisper.text.previous_text(custom_lm.prompt) if WHISPER_PROMPT else ()
+        return FinalPass(kind, custom_lm if WHISPER_RESCORE else None, customization_weight,
+                         ignored_custom_lm=not (prompt or WHISPER_RESCORE), whisper_prompt=prompt,
+                         whisper_lm_weight=customization_weight * WHISPER_LM_SCALE)
     if kind is FinalPassKind.CTC and bundle.beam is None:
         kind = FinalPassKind.GREEDY
     return FinalPass(kind, custom, customization_weight)

@@ -24,7 +24,7 @@ import torch
 
 from engine.beam import OnlineSearch
 from engine.bundle import ModelBundle
-from engine.customlm import CustomLM, CustomSearch, custom_decoder
+from engine.customlm import CustomLM, CustomSearch, custom_decoder, sentence_scorer
 from engine.finalpass import FinalPass, FinalPassKind, align_words, choose_final_pass, parse_kind
 from engine.decoding import Token, Word, greedy_batch, last_ids, tokens_to_words
 from engine.endpoint import EndpointConfig, should_close
@@ -331,7 +331,7 @@ class Stream:
             features = torch.cat(self._utterance_features) if self._utterance_features else \
                 torch.zeros(0, b.features.n_mels)
             words, rescore = self.recognizer.whisper_final(features, log_probs, self._utterance_start,
-                                                           fallback=self._words())
+                                                           fallback=self._words(), final_pass=self.final_pass)
         elif self._search is not None:
             tokens = self._search.end(log_probs, frame_offset=self._utterance_start)
             if isinstance(tokens, Future):
@@ -404,20 +404,30 @@ class Recognizer:
                                  customization_weight=customization_weight)
 
     def whisper_final(self, features: torch.Tensor, log_probs: torch.Tensor, frame_offset: int, *,
-                      fallback: list[Word]) -> tuple[list[Word], Future | None]:
-        """Whisper's decoder over an utterance's raw features; word times aligned on ``log_probs``.
+                      fallback: list[Word], final_pass: FinalPass | None = None) -> tuple[list[Word], Future | None]:
+        """Whisper's decoder over an utterance's raw features, with the request's custom LM as
+        ``final_pass`` carries it (prompt, N-best rescoring); word times aligned on ``log_probs``.
 
         With a ``final_executor`` the decode runs there and the words come as a future (the
         returned words are then ``fallback``, the greedy ones, until it resolves).
         """
         if self.final_executor is None:
-            return self._whisper_words(features, log_probs, frame_offset), None
-        return fallback, self.final_executor.submit(self._whisper_words, features, log_probs, frame_offset)
+            return self._whisper_words(features, log_probs, frame_offset, final_pass), None
+        return fallback, self.final_executor.submit(self._whisper_words, features, log_probs, frame_offset,
+                                                    final_pass)
 
-    def _whisper_words(self, features: torch.Tensor, log_probs: torch.Tensor, frame_offset: int) -> list[Word]:
+    def _whisper_words(self, features: torch.Tensor, log_probs: torch.Tensor, frame_offset: int,
+                       final_pass: FinalPass | None = None) -> list[Word]:
         b = self.bundle
         assert b.whisper is not None
-        text = b.whisper.decode(features)
+        rescore = None
+        if final_pass is not None and final_pass.custom_lm is not None:
+            scorer = sentence_scorer(final_pass.custom_lm)  # read once per custom LM, here off the event loop
+            weight = final_pass.whisper_lm_weight
+
+            def rescore(text: str) -> float:
+                return weight * scorer.log_prob(text)
+        text = b.whisper.decode(features, final_pass.whisper_prompt if final_pass else (), rescore)
         return align_words(text, log_probs, b.tokenizer, frame_seconds=b.frame_seconds, frame_offset=frame_offset)
 
     def online_search(self, *, custom_lm: CustomLM | None = None,

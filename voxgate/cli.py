@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
     e.add_argument("--final-pass", choices=("auto", "whisper", "ctc", "greedy"), default="auto",
                    help="what makes each final (default: the version's own; see README)")
+    e.add_argument("--custom-lm", help="a trained custom language model folder to recognise with")
+    e.add_argument("--customization-weight", type=float, default=0.3,
+                   help="its weight in [0, 1] (default 0.3, Watson's)")
 
     s = sub.add_parser("serve", help="start the server")
     s.add_argument("--host", default="127.0.0.1")

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from engine.audio import AudioError, content_type_for_path, decode_bytes, resample
 from engine.bundle import BundleError, ModelNotFoundError
 from engine.catalog import LocalModels
+from engine.customlm import CustomLM
 from engine.manifest import ManifestError, read_manifest
 from engine.recognizer import Transcription
 from engine.text import normalize_transcript
@@ -24,8 +25,10 @@ class FileError(Exception):
 
 
 def recognise_file(models: LocalModels, path: Path, *, name: str | None, version: str | None,
-                   content_type: str | None = None, final_pass: str | None = None) -> tuple[Transcription, str]:
-    """Decode one file, pick its model, recognise it (``final_pass``: see :mod:`engine.finalpass`).
+                   content_type: str | None = None, final_pass: str | None = None, custom_lm: CustomLM | None = None,
+                   customization_weight: float = 0.3) -> tuple[Transcription, str]:
+    """Decode one file, pick its model, recognise it (``final_pass``: see :mod:`engine.finalpass`;
+    ``custom_lm``: a custom language model built for that version).
 
     Returns:
         The transcription and the model version used.
@@ -49,7 +52,8 @@ def recognise_file(models: LocalModels, path: Path, *, name: str | None, version
     if samples.size < bundle.features.win_length * rate // bundle.sample_rate_hz:
         raise FileError("the audio is too short to recognise (under 25 ms)")
     audio = resample(samples, rate, bundle.sample_rate_hz)
-    return models.recognizer(bundle).transcribe(audio, final_pass=final_pass), bundle.version
+    return models.recognizer(bundle).transcribe(audio, final_pass=final_pass, custom_lm=custom_lm,
+                                                customization_weight=customization_weight), bundle.version
 
 
 def _fail(path: Path | str, message: str) -> None:
@@ -90,6 +94,16 @@ def eval_command(args: argparse.Namespace) -> int:
     except ManifestError as exc:
         _fail(manifest, str(exc))
         return 1
+    custom_lm = None
+    if args.custom_lm:
+        try:
+            custom_lm = CustomLM.load(Path(args.custom_lm))
+        except ValueError as exc:
+            _fail(args.custom_lm, str(exc))
+            return 1
+    if not 0.0 <= args.customization_weight <= 1.0:
+        _fail(manifest, f"--customization-weight must be in [0, 1], got {args.customization_weight}")
+        return 1
     models = LocalModels()
     refs, hyps, versions = [], [], set()
     audio_s = proc_s = 0.0
@@ -97,7 +111,8 @@ def eval_command(args: argparse.Namespace) -> int:
     for audio, reference in tqdm(rows, desc="eval", unit="file", file=sys.stderr, disable=None):
         try:
             result, version = recognise_file(models, audio, name=args.model, version=args.base_model_version,
-                                             final_pass=None if args.final_pass == "auto" else args.final_pass)
+                                             final_pass=None if args.final_pass == "auto" else args.final_pass,
+                                             custom_lm=custom_lm, customization_weight=args.customization_weight)
         except FileError as exc:
             _fail(audio, str(exc))
             errors += 1
@@ -119,7 +134,8 @@ def eval_command(args: argparse.Namespace) -> int:
               "insertions": out.insertions, "reference_words": sum(len(r.split()) for r, _ in pairs),
               "audio_seconds": round(audio_s, 2), "processing_seconds": round(proc_s, 3),
               "rtf": round(proc_s / audio_s, 4) if audio_s else None, "torch_threads": torch.get_num_threads(),
-              "model_versions": sorted(versions), "final_pass": args.final_pass}
+              "model_versions": sorted(versions), "final_pass": args.final_pass,
+              "custom_lm": args.custom_lm, "customization_weight": args.customization_weight if custom_lm else None}
     if args.json:
         print(json.dumps(report))
     else:

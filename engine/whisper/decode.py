@@ -20,6 +20,7 @@ Shapes: ``T``: mel frames, ``D``: mel bins, ``N``: encoder frames, ``L``: tokens
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,8 @@ from engine.whisper.features import normalise_utterance
 from engine.whisper.network import Whisper, quantized
 
 MAX_TOKENS = 160
+#: the beam whose finished hypotheses a custom LM rescores
+RESCORE_BEAM = 4
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class WhisperText:
         vocab = self._tok.get_vocab(with_added_tokens=True)
         self.eot = vocab["<|endoftext|>"]
         self.sot = vocab["<|startoftranscript|>"]
+        self.sot_prev = vocab["<|startofprev|>"]
+        #: Whisper's decoder holds 448 positions; the prompt gets at most half of them (as in Whisper)
+        self.max_prompt_tokens = 223
         self.no_timestamps = vocab["<|notimestamps|>"]
         multilingual = n_vocab >= 51865
         self.prompt = [self.sot, vocab["<|en|>"], vocab["<|transcribe|>"], self.no_timestamps] if multilingual \
@@ -70,6 +76,12 @@ class WhisperText:
     def encode(self, text: str) -> list[int]:
         """Text to token ids (a leading space, as Whisper writes words after the prompt)."""
         return self._tok.encode(" " + text.strip(), add_special_tokens=False).ids
+
+    def previous_text(self, text: str) -> tuple[int, ...]:
+        """``<|startofprev|>`` and the last tokens of ``text``: a prompt that biases the decoder towards
+        its words (empty for empty text)."""
+        ids = self.encode(text) if text.strip() else []
+        return (self.sot_prev, *ids[-self.max_prompt_tokens:]) if ids else ()
 
     def decode(self, ids: list[int]) -> str:
         """Token ids to text (special tokens dropped)."""
@@ -105,12 +117,27 @@ class UtteranceDecoder:
         return self.whisper.encoder(mel[None])
 
     @torch.inference_mode()
-    def decode(self, log_mel: torch.Tensor) -> str:
-        """The normalised transcript of one utterance (empty for too little audio)."""
+    def decode(self, log_mel: torch.Tensor, previous: tuple[int, ...] = (),
+               rescore: Callable[[str], float] | None = None) -> str:
+        """The normalised transcript of one utterance (empty for too little audio).
+
+        Args:
+            previous: a prompt from :meth:`WhisperText.previous_text` (a custom LM's words), or none.
+            rescore: a language-model term (natural log, already weighted) added to each finished
+                hypothesis of a beam of at least :data:`RESCORE_BEAM` before the best is chosen
+                (a custom LM's N-best rescoring), or none.
+        """
         if log_mel.shape[0] < 10:
             return ""
         audio = self.encode(log_mel)
-        ids = self._greedy(audio) if self.options.beam_size <= 1 else self._beam(audio, self.options.beam_size)
+        prompt = [*previous, *self.text.prompt]
+        if rescore is not None:
+            pool = self._beam_pool(audio, max(self.options.beam_size, RESCORE_BEAM), prompt)
+            texts = [normalize_transcript(self.text.decode(h)) for h, _ in pool]
+            best = max(range(len(pool)), key=lambda i: (pool[i][1] + rescore(texts[i])) / max(1, len(pool[i][0])))
+            return texts[best]
+        ids = self._greedy(audio, prompt) if self.options.beam_size <= 1 else \
+            self._beam(audio, self.options.beam_size, prompt)
         return normalize_transcript(self.text.decode(ids))
 
     def _step_logits(self, tokens, cross, kv):
@@ -119,9 +146,9 @@ class UtteranceDecoder:
         logits[:, self.text.first_special + 1:] = -float("inf")  # no special token but end of text
         return logits, kv
 
-    def _greedy(self, audio: torch.Tensor) -> list[int]:
+    def _greedy(self, audio: torch.Tensor, prompt: list[int]) -> list[int]:
         cross = self.whisper.decoder.cross_kv(audio)
-        tokens = torch.tensor([self.text.prompt])
+        tokens = torch.tensor([prompt])
         kv, out = None, []
         for _ in range(MAX_TOKENS):
             logits, kv = self._step_logits(tokens, cross, kv)
@@ -132,10 +159,18 @@ class UtteranceDecoder:
             tokens = torch.tensor([[nxt]])
         return out
 
-    def _beam(self, audio: torch.Tensor, beam: int) -> list[int]:
+    def _beam(self, audio: torch.Tensor, beam: int, prompt: list[int]) -> list[int]:
+        pool = self._beam_pool(audio, beam, prompt)
+
+        def score(item):
+            h, s = item
+            return s / (len(h) ** self.options.length_penalty) if self.options.length_penalty else s
+        return max(pool, key=score)[0]
+
+    def _beam_pool(self, audio: torch.Tensor, beam: int, prompt: list[int]) -> list[tuple[list[int], float]]:
+        """Finished hypotheses (tokens without end of text, summed log-probability) of a beam search."""
         cross1 = self.whisper.decoder.cross_kv(audio)
         cross = [(k.expand(beam, -1, -1), v.expand(beam, -1, -1)) for k, v in cross1]
-        prompt = self.text.prompt
         logits, kv = self._step_logits(torch.tensor([prompt]), cross1, None)
         logp = F.log_softmax(logits, -1)[0]
         top = logp.topk(beam)
@@ -170,12 +205,7 @@ class UtteranceDecoder:
             hyps = new
             kv = [(k[rows], v[rows]) for k, v in step_kv]
         pool = finished or hyps
-
-        def score(item):
-            h, s = item
-            return s / (len(h) ** self.options.length_penalty) if self.options.length_penalty else s
-        best = max(pool, key=score)[0]
-        return [t for t in best if t != self.text.eot]
+        return [([t for t in h if t != self.text.eot], s) for h, s in pool]
 
     @torch.inference_mode()
     def score(self, audio: torch.Tensor, texts: list[str]) -> list[float]:

@@ -184,3 +184,18 @@ def test_pool_search_equals_in_process_search(bundle, audio, tmp_path: Path) -> 
     finally:
         pool.close()
     assert remote == local
+
+
+def test_sentence_scorer_prefers_the_domains_sentences_and_the_prompt_holds_its_words(bundle, tmp_path: Path) -> None:
+    from engine.customlm import prompt_text, sentence_scorer
+
+    build_custom_lm(bundle, [CORPUS], [CustomWord("Zyxtrel")], tmp_path / "clm")
+    custom = CustomLM.load(tmp_path / "clm")
+    scorer = sentence_scorer(custom)
+    assert sentence_scorer(custom) is scorer  # cached
+    line = CORPUS.splitlines()[0]
+    from engine.text import normalize_transcript
+    scrambled = " ".join(reversed(normalize_transcript(line).split()))
+    assert scorer.log_prob(line) > scorer.log_prob(scrambled) > scorer.log_prob("quokka " * len(line.split()))
+    assert custom.prompt.startswith("Zyxtrel.") and line.strip() in custom.prompt
+    assert len(prompt_text([CORPUS * 50], [], budget=80)) <= 80

@@ -12,11 +12,13 @@ from engine.finalpass import FinalPassKind, align_words, choose_final_pass, pars
 from engine.recognizer import Recognizer
 from tests.conftest import FIXTURES
 
-CUSTOM = object()
+CUSTOM = SimpleNamespace(prompt="Press one for sales.")
+PROMPT = (50361, 8437, 530)
 
 
 def _bundle(*, whisper: bool, beam: bool, default: str = "ctc"):
-    return SimpleNamespace(whisper=object() if whisper else None, beam=object() if beam else None,
+    text = SimpleNamespace(previous_text=lambda t: PROMPT if t else ())
+    return SimpleNamespace(whisper=SimpleNamespace(text=text) if whisper else None, beam=object() if beam else None,
                            default_final_pass=default)
 
 
@@ -24,7 +26,7 @@ def _bundle(*, whisper: bool, beam: bool, default: str = "ctc"):
     (True, True, None, None, "whisper"),      # the version's default
     (True, True, "ctc", None, "ctc"),
     (True, True, "beam", None, "ctc"),        # the older name
-    (True, True, "whisper", CUSTOM, "whisper"),  # kept: the custom LM is reported as ignored
+    (True, True, "whisper", CUSTOM, "whisper"),  # kept: the custom LM prompts it and rescores its N-best
     (True, True, None, CUSTOM, "whisper"),
     (True, True, "ctc", CUSTOM, "ctc"),       # asked for: the custom LM is mixed into the search
     (False, True, "whisper", None, "ctc"),    # an older version has no Whisper decoder
@@ -38,11 +40,17 @@ def test_choice_rules(whisper, beam, requested, custom, expected) -> None:
     assert choose_final_pass(bundle, requested, custom_lm=custom).kind is FinalPassKind(expected)
 
 
-def test_whisper_reports_an_ignored_custom_lm() -> None:
+def test_whisper_applies_a_custom_lm_by_rescoring(monkeypatch) -> None:
     bundle = _bundle(whisper=True, beam=True, default="whisper")
-    assert choose_final_pass(bundle, None, custom_lm=CUSTOM).ignored_custom_lm
-    assert not choose_final_pass(bundle, None, custom_lm=CUSTOM, customization_weight=0.0).ignored_custom_lm
-    assert not choose_final_pass(bundle, "ctc", custom_lm=CUSTOM).ignored_custom_lm
+    chosen = choose_final_pass(bundle, None, custom_lm=CUSTOM, customization_weight=0.5)
+    assert (chosen.whisper_prompt, chosen.custom_lm, chosen.whisper_lm_weight) == ((), CUSTOM, 0.5)
+    assert not chosen.ignored_custom_lm
+    monkeypatch.setattr("engine.finalpass.WHISPER_PROMPT", True)  # measured worse, kept for the benchmark
+    assert choose_final_pass(bundle, None, custom_lm=CUSTOM).whisper_prompt == PROMPT
+    off = choose_final_pass(bundle, None, custom_lm=CUSTOM, customization_weight=0.0)
+    assert (off.whisper_prompt, off.custom_lm, off.ignored_custom_lm) == ((), None, False)
+    ctc = choose_final_pass(bundle, "ctc", custom_lm=CUSTOM)
+    assert (ctc.kind, ctc.custom_lm, ctc.whisper_prompt) == (FinalPassKind.CTC, CUSTOM, ())
 
 
 def test_weight_zero_drops_the_custom_lm() -> None:

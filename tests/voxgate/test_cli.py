@@ -109,6 +109,26 @@ def test_eval_on_a_tiny_manifest(models, tmp_path, capsys) -> None:
     assert json.loads(out)["final_pass"] == "greedy"
 
 
+def test_eval_with_a_custom_lm_and_its_refusals(models, tmp_path, capsys) -> None:
+    from engine.bundle import load_bundle, resolve_model
+    from engine.customlm import build_custom_lm
+
+    audio(tmp_path, "a.wav", 16000)
+    (tmp_path / "m.tsv").write_text("a.wav\tPress 1.\n")
+    bundle = load_bundle(resolve_model(models, "en-US_BroadbandModel").path)
+    build_custom_lm(bundle, ["press one for sales\npress two for support\n"], [], tmp_path / "clm")
+    code, out, err = run(capsys, "eval", "--manifest", str(tmp_path / "m.tsv"), "--json", "--custom-lm",
+                         str(tmp_path / "clm"), "--customization-weight", "0.5")
+    assert code == 0, err
+    report = json.loads(out)
+    assert (report["custom_lm"], report["customization_weight"]) == (str(tmp_path / "clm"), 0.5)
+    code, _, err = run(capsys, "eval", "--manifest", str(tmp_path / "m.tsv"), "--custom-lm", str(tmp_path))
+    assert code == 1 and "is not a custom language model" in err
+    code, _, err = run(capsys, "eval", "--manifest", str(tmp_path / "m.tsv"), "--custom-lm", str(tmp_path / "clm"),
+                       "--customization-weight", "2")
+    assert code == 1 and "--customization-weight must be in [0, 1]" in err
+
+
 @pytest.mark.parametrize(("content", "message"), [("a.wav no tab\n", "line 1: expected"), ("", "lists no audio")])
 def test_eval_bad_manifest(models, tmp_path, capsys, content, message) -> None:
     (tmp_path / "m.tsv").write_text(content)

@@ -103,3 +103,35 @@ def test_int8_copy_decodes_real_speech_alike() -> None:
     small = UtteranceDecoder(model, text, DecodeOptions(int8=True))
     assert small.whisper is not model and model.decoder.output is None  # a copy; the shared model is untouched
     assert full.decode(feats) == small.decode(feats) == "your message is too short"
+
+
+@pytest.mark.timeout(180)
+def test_a_custom_lm_rescores_the_decoders_n_best(tmp_path) -> None:
+    """Issue 12: a custom LM takes part in the Whisper final pass by rescoring its N-best; the weight
+    decides how far it may move the choice away from the acoustics."""
+    from engine.audio import load_audio
+    from engine.features import log_mel
+    from engine.whisper.decode import UtteranceDecoder, WhisperText
+    from engine.whisper.features import WhisperFeatureConfig
+    from tests.conftest import FIXTURES
+
+    model = shared_pretrained("whisper-tiny.en")
+    text = WhisperText(source_folder(SOURCES["whisper-tiny.en"]) / "tokenizer.json", model.dims.n_vocab)
+    feats = log_mel(load_audio(FIXTURES / "allison" / "vm-tooshort.wav", 8000), WhisperFeatureConfig(8000))
+    decoder = UtteranceDecoder(model, text)
+    assert decoder.decode(feats, rescore=lambda _t: 0.0) == "your message is too short"
+    with torch.inference_mode():
+        pool = decoder._beam_pool(decoder.encode(feats), 4, text.prompt)
+    others = {text.decode(h).strip().lower().rstrip(".") for h, _ in pool} - {"your message is too short"}
+    assert others, "the beam holds other hypotheses"
+    # an LM that only likes one of the others picks it; one that likes the acoustics' choice keeps it
+    liked = sorted(others)[0]
+    picked = decoder.decode(feats, rescore=lambda t: 0.0 if t == normalize(liked) else -1000.0)
+    assert picked == normalize(liked)
+    assert decoder.decode(feats, rescore=lambda t: 0.0 if t == "your message is too short" else -1000.0) == \
+        "your message is too short"
+
+
+def normalize(text: str) -> str:
+    from engine.text import normalize_transcript
+    return normalize_transcript(text)
