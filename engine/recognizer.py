@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 import torch
@@ -427,8 +427,13 @@ class Recognizer:
 
             def rescore(text: str) -> float:
                 return weight * scorer.log_prob(text)
-        text = b.whisper.decode(features, final_pass.whisper_prompt if final_pass else (), rescore)
-        return align_words(text, log_probs, b.tokenizer, frame_seconds=b.frame_seconds, frame_offset=frame_offset)
+        decoded = b.whisper.transcribe(features, final_pass.whisper_prompt if final_pass else (), rescore)
+        words = align_words(decoded.text, log_probs, b.tokenizer, frame_seconds=b.frame_seconds,
+                            frame_offset=frame_offset)
+        if len(decoded.confidences) == len(words):
+            # the decoder's own certainty is a far better confidence than the streaming CTC's posteriors
+            words = [replace(w, confidence=c) for w, c in zip(words, decoded.confidences)]
+        return words
 
     def online_search(self, *, custom_lm: CustomLM | None = None,
                       customization_weight: float = 0.3) -> OnlineSearch | CustomSearch | RemoteSearch:

@@ -23,7 +23,7 @@ from protocol.errors import InvalidParameter, MalformedMessage
 
 #: Options voxgate accepts and ignores (each yields a warning naming it): features it does not implement.
 IGNORED_OPTIONS = frozenset({
-    "keywords", "keywords_threshold", "word_alternatives_threshold", "profanity_filter", "smart_formatting",
+    "word_alternatives_threshold", "profanity_filter", "smart_formatting",
     "speaker_labels", "grammar_name", "redaction", "processing_metrics", "processing_metrics_interval",
     "audio_metrics", "split_transcript_at_phrase_end", "speech_detector_sensitivity",
     "background_audio_suppression", "character_insertion_bias", "smart_formatting_version",
@@ -43,6 +43,8 @@ class Options:
         timestamps: add ``timestamps`` to alternatives.
         end_of_phrase_silence_time_s: trailing silence that closes an utterance.
         customization_weight: weight of the custom language model, 0-1 (None = the model's own).
+        keywords: phrases to spot in the finals (Watson: spotted only with ``keywords_threshold`` too).
+        keywords_threshold: the least confidence of a spotted keyword, 0-1 (None: no spotting).
         low_latency: accepted for compatibility (voxgate is always low latency).
         warnings: what the client should be told about its options.
     """
@@ -55,8 +57,15 @@ class Options:
     timestamps: bool = False
     end_of_phrase_silence_time_s: float = 0.8
     customization_weight: float | None = None
+    keywords: tuple[str, ...] = ()
+    keywords_threshold: float | None = None
     low_latency: bool = False
     warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def spots_keywords(self) -> bool:
+        """Whether keyword spotting is on (both ``keywords`` and ``keywords_threshold`` given)."""
+        return bool(self.keywords) and self.keywords_threshold is not None
 
 
 _WIRE_NAMES = {"inactivity_timeout": "inactivity_timeout_s",
@@ -99,7 +108,30 @@ def _option(name: str, value: Any) -> tuple[str, Any]:
         return _WIRE_NAMES[name], _number(name, value, integer=False, low=0.0, high=120.0)
     if name == "customization_weight":
         return name, _number(name, value, integer=False, low=0.0, high=1.0)
+    if name == "keywords_threshold":
+        return name, _number(name, value, integer=False, low=0.0, high=1.0)
+    if name == "keywords":
+        return name, _keywords(value)
     raise KeyError(name)
+
+
+MAX_KEYWORDS = 1000
+MAX_KEYWORD_CHARS = 1024
+
+
+def _keywords(value: Any) -> tuple[str, ...]:
+    """Watson's ``keywords``: a JSON list of strings, or (query string) a comma-separated list."""
+    if isinstance(value, str):
+        value = [k for k in value.split(",")]
+    if not isinstance(value, list) or not all(isinstance(k, str) for k in value):
+        raise InvalidParameter(f"keywords must be a list of strings, got {value!r}"[:200])
+    keywords = tuple(dict.fromkeys(k.strip() for k in value if k.strip()))
+    if len(keywords) > MAX_KEYWORDS:
+        raise InvalidParameter(f"keywords: at most {MAX_KEYWORDS} keywords, got {len(keywords)}")
+    for k in keywords:
+        if len(k) > MAX_KEYWORD_CHARS:
+            raise InvalidParameter(f"keywords: each at most {MAX_KEYWORD_CHARS} characters; {k[:40]!r}... is longer")
+    return keywords
 
 
 def _apply(previous: Options, items: Mapping[str, Any], skip: frozenset[str]) -> Options:
@@ -126,6 +158,9 @@ def _apply(previous: Options, items: Mapping[str, Any], skip: frozenset[str]) ->
     warnings = []
     if unknown:
         warnings.append(f"Unknown arguments: {', '.join(sorted(unknown))}.")
+    spotting = replace(previous, **{k: v for k, v in changes.items() if k in ("keywords", "keywords_threshold")})
+    if bool(spotting.keywords) != (spotting.keywords_threshold is not None):
+        warnings.append("Keyword spotting needs both keywords and keywords_threshold; no keywords are spotted.")
     if ignored:
         warnings.append(f"Arguments not supported by this server and ignored: {', '.join(sorted(ignored))}.")
     return replace(previous, **changes, warnings=tuple(warnings))
@@ -238,9 +273,41 @@ def result_json(hypothesis: Hypothesis, options: Options) -> dict[str, Any]:
     if options.word_confidence and hypothesis.final:
         alternative["word_confidence"] = [[w.word, round(w.confidence, 4)] for w in words]
     result: dict[str, Any] = {"final": hypothesis.final, "alternatives": [alternative]}
+    if hypothesis.final and options.spots_keywords:
+        result["keywords_result"] = spot_keywords(words, options.keywords, options.keywords_threshold or 0.0)
     if hypothesis.final and hypothesis.end_of_utterance:
         result["end_of_utterance"] = hypothesis.end_of_utterance
     return result
+
+
+def _key(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum() or ch == "'")
+
+
+def spot_keywords(words: tuple[WordHypothesis, ...], keywords: tuple[str, ...], threshold: float) -> dict[str, list]:
+    """Watson's ``keywords_result`` of one final: each keyword said in it, where and how sure.
+
+    A keyword matches a run of the final's words equal to its words (case and punctuation aside);
+    its ``confidence`` is the mean confidence of those words (on release v2026-12-01 Whisper's decoder's
+    token probabilities) and only matches at or above ``threshold`` are kept. Keys are the keywords as given; keywords not spotted are left out, as Watson does.
+    """
+    spoken = [_key(w.word) for w in words]
+    found: dict[str, list] = {}
+    for keyword in keywords:
+        parts = [p for p in (_key(x) for x in keyword.split()) if p]
+        n = len(parts)
+        if not n:
+            continue
+        for i in range(len(spoken) - n + 1):
+            if spoken[i:i + n] != parts:
+                continue
+            run = words[i:i + n]
+            confidence = sum(w.confidence for w in run) / n
+            if confidence >= threshold:
+                found.setdefault(keyword, []).append({
+                    "normalized_text": " ".join(w.word for w in run), "start_time": round(run[0].start_s, 2),
+                    "end_time": round(run[-1].end_s, 2), "confidence": round(confidence, 4)})
+    return found
 
 
 def results_message(result_index: int, hypotheses: list[Hypothesis], options: Options,

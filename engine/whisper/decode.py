@@ -20,6 +20,7 @@ Shapes: ``T``: mel frames, ``D``: mel bins, ``N``: encoder frames, ``L``: tokens
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,38 @@ class DecodeOptions:
     int8: bool = False
 
 
+#: Whisper's threshold on the gzip compression ratio of a text above which it counts as a repetition loop
+LOOP_COMPRESSION_RATIO = 2.4
+
+
+def looping(ids: list[int], text: str) -> bool:
+    """True when a decode ran into the token budget or its text compresses like a repetition loop."""
+    if len(ids) >= MAX_TOKENS:
+        return True
+    data = text.encode("utf-8")
+    return len(data) > 40 and len(data) / len(zlib.compress(data)) > LOOP_COMPRESSION_RATIO
+
+
+def collapse_repeats(ids: list[int], *, max_n: int = 16) -> list[int]:
+    """``ids`` with every run of three or more consecutive copies of an n-gram (n <= max_n) cut to one."""
+    out = list(ids)
+    changed = True
+    while changed:
+        changed = False
+        for n in range(1, max_n + 1):
+            i = 0
+            while i + 3 * n <= len(out):
+                gram = out[i:i + n]
+                copies = 1
+                while out[i + copies * n: i + (copies + 1) * n] == gram:
+                    copies += 1
+                if copies >= 3:
+                    del out[i + n: i + copies * n]
+                    changed = True
+                i += 1
+    return out
+
+
 class WhisperText:
     """Whisper's byte-level BPE tokenizer (``tokenizer.json``) and its special tokens."""
 
@@ -88,6 +121,14 @@ class WhisperText:
         return self._tok.decode([i for i in ids if i < self.first_special])
 
 
+@dataclass(frozen=True)
+class Decoded:
+    """One utterance's transcript (normalised) and, per word, the decoder's confidence (empty: none)."""
+
+    text: str
+    confidences: tuple[float, ...]
+
+
 class UtteranceDecoder:
     """Whisper's full-context encoder and decoder over one utterance at a time.
 
@@ -119,7 +160,13 @@ class UtteranceDecoder:
     @torch.inference_mode()
     def decode(self, log_mel: torch.Tensor, previous: tuple[int, ...] = (),
                rescore: Callable[[str], float] | None = None) -> str:
-        """The normalised transcript of one utterance (empty for too little audio).
+        """The normalised transcript of one utterance (empty for too little audio); see :meth:`transcribe`."""
+        return self.transcribe(log_mel, previous, rescore).text
+
+    @torch.inference_mode()
+    def transcribe(self, log_mel: torch.Tensor, previous: tuple[int, ...] = (),
+                   rescore: Callable[[str], float] | None = None) -> Decoded:
+        """The normalised transcript of one utterance, with the decoder's confidence in each word.
 
         Args:
             previous: a prompt from :meth:`WhisperText.previous_text` (a custom LM's words), or none.
@@ -128,17 +175,51 @@ class UtteranceDecoder:
                 (a custom LM's N-best rescoring), or none.
         """
         if log_mel.shape[0] < 10:
-            return ""
+            return Decoded("", ())
         audio = self.encode(log_mel)
         prompt = [*previous, *self.text.prompt]
         if rescore is not None:
             pool = self._beam_pool(audio, max(self.options.beam_size, RESCORE_BEAM), prompt)
             texts = [normalize_transcript(self.text.decode(h)) for h, _ in pool]
             best = max(range(len(pool)), key=lambda i: (pool[i][1] + rescore(texts[i])) / max(1, len(pool[i][0])))
-            return texts[best]
+            return self._with_confidence(audio, prompt, pool[best][0])
         ids = self._greedy(audio, prompt) if self.options.beam_size <= 1 else \
             self._beam(audio, self.options.beam_size, prompt)
-        return normalize_transcript(self.text.decode(ids))
+        if looping(ids, self.text.decode(ids)):
+            # Whisper's failure mode on odd audio (robotic voices, hallucinated speech): a phrase
+            # repeated until the token budget runs out. Whisper retries at a higher temperature; this
+            # pass stays deterministic: the best beam hypothesis that does not loop, else the loop
+            # collapsed to one copy.
+            pool = self._beam_pool(audio, RESCORE_BEAM, prompt)
+            ok = [(h, sc) for h, sc in pool if not looping(h, self.text.decode(h))]
+            ids = max(ok, key=lambda item: item[1] / max(1, len(item[0])))[0] if ok else collapse_repeats(ids)
+        return self._with_confidence(audio, prompt, ids)
+
+    def _with_confidence(self, audio: torch.Tensor, prompt: list[int], ids: list[int]) -> Decoded:
+        """``ids`` as normalised text, each word with the mean probability the decoder gave its tokens
+        (one teacher-forced pass). Normalisation may split a word ("24" -> "twenty four"); its parts
+        share its confidence. When the per-word normalisation does not give the same words as the
+        whole text's, the confidences are left out (the caller keeps its own)."""
+        text = normalize_transcript(self.text.decode(ids))
+        if not ids:
+            return Decoded(text, ())
+        tokens = torch.tensor([prompt + ids])
+        cross = self.whisper.decoder.cross_kv(audio)
+        logits, _ = self.whisper.decoder(tokens[:, :-1], cross)
+        probs = torch.softmax(logits[0, len(prompt) - 1:].float(), -1).gather(1, tokens[0, len(prompt):, None])[:, 0]
+        words: list[tuple[str, list[float]]] = []
+        for token, p in zip(ids, probs.tolist()):
+            piece = self.text.decode([token])
+            if not words or piece.startswith(" ") or not piece.strip():
+                words.append((piece, [p]))
+            else:
+                words[-1] = (words[-1][0] + piece, words[-1][1] + [p])
+        confidences: list[float] = []
+        for raw, ps in words:
+            confidences += [sum(ps) / len(ps)] * len(normalize_transcript(raw).split())
+        if len(confidences) != len(text.split()):
+            return Decoded(text, ())
+        return Decoded(text, tuple(round(c, 4) for c in confidences))
 
     def _step_logits(self, tokens, cross, kv):
         logits, kv = self.whisper.decoder(tokens, cross, kv)

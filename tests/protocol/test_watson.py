@@ -102,3 +102,37 @@ def test_results_shape() -> None:
 
 def test_listening() -> None:
     assert json.loads(listening_message()) == {"state": "listening"}
+
+
+def test_keywords_are_spotted_in_finals_above_the_threshold() -> None:
+    words = (WordHypothesis("Press", 0.1, 0.4, 0.9), WordHypothesis("the", 0.4, 0.5, 0.8),
+             WordHypothesis("pound", 0.5, 0.8, 0.7), WordHypothesis("key.", 0.8, 1.1, 0.3),
+             WordHypothesis("pound", 1.2, 1.5, 0.95))
+    start = parse_control(json.dumps({"action": "start", "keywords": ["pound", "pound key", "star", " "],
+                                      "keywords_threshold": 0.6}))
+    assert start.options.keywords == ("pound", "pound key", "star") and start.options.warnings == ()
+    body = json.loads(results_message(0, [Hypothesis(words, True)], start.options))
+    assert body["results"][0]["keywords_result"] == {"pound": [
+        {"normalized_text": "pound", "start_time": 0.5, "end_time": 0.8, "confidence": 0.7},
+        {"normalized_text": "pound", "start_time": 1.2, "end_time": 1.5, "confidence": 0.95}]}
+    low = parse_control(json.dumps({"action": "start", "keywords": ["pound key"], "keywords_threshold": 0.4}))
+    [match] = json.loads(results_message(0, [Hypothesis(words, True)], low.options))["results"][0][
+        "keywords_result"]["pound key"]
+    assert (match["normalized_text"], match["start_time"], match["end_time"], match["confidence"]) == (
+        "pound key.", 0.5, 1.1, 0.5)
+    # interim results carry none
+    assert "keywords_result" not in json.loads(results_message(0, [Hypothesis(words, False)], low.options))["results"][0]
+
+
+def test_keywords_need_a_threshold_and_are_validated() -> None:
+    alone = parse_control(json.dumps({"action": "start", "keywords": ["pound"]}))
+    assert not alone.options.spots_keywords
+    assert alone.options.warnings == ("Keyword spotting needs both keywords and keywords_threshold; no keywords "
+                                      "are spotted.",)
+    query = parse_query_options({"keywords": "pound,star key", "keywords_threshold": "0.3"}, None)
+    assert query.keywords == ("pound", "star key") and query.keywords_threshold == 0.3
+    for bad, message in (({"keywords": [1, 2]}, "keywords must be a list of strings"),
+                         ({"keywords": ["x"], "keywords_threshold": 2}, "between 0 and 1"),
+                         ({"keywords": ["x" * 1025], "keywords_threshold": 0.5}, "at most 1024 characters")):
+        with pytest.raises(InvalidParameter, match=message):
+            parse_control(json.dumps({"action": "start", **bad}))

@@ -79,6 +79,18 @@ def test_without_interim_results_one_message_after_stop(server) -> None:
     assert message["warnings"] == ["Unknown arguments: colour."]
 
 
+def test_keywords_result_on_every_final(server) -> None:
+    async def main():
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{server.ws}/v1/recognize") as ws:
+            return await _request(ws, l16(2.0, 1), {**START, "interim_results": False, "keywords": ["zzz"],
+                                                    "keywords_threshold": 0.0})
+
+    [message] = asyncio.run(main())
+    finals = [r for r in message["results"] if r["final"]]
+    assert finals and all(r["keywords_result"] == {} for r in finals)  # a word the tiny model never says
+    assert "warnings" not in message  # keywords are no longer "accepted and ignored"
+
+
 def test_whole_file_types_are_decoded(server) -> None:
     from tests.conftest import FIXTURES
 

@@ -1,0 +1,18 @@
+"""Whisper decoding helpers: repetition loops are detected and never reach a final."""
+
+from __future__ import annotations
+
+from engine.whisper.decode import MAX_TOKENS, collapse_repeats, looping
+
+
+def test_a_loop_is_detected_by_the_token_budget_or_the_compression_ratio() -> None:
+    assert looping(list(range(MAX_TOKENS)), "x")
+    assert looping([1] * 20, " ".join(["press one for sales"] * 8))
+    assert not looping([1] * 20, "please enter your mailbox number followed by the pound key")
+    assert not looping([1, 1, 1], "one one one")  # short texts are never called loops
+
+
+def test_collapse_repeats_keeps_one_copy_of_each_run_of_three_or_more() -> None:
+    assert collapse_repeats([1, 2, 3, 4, 5, 4, 5, 4, 5, 4, 5, 6]) == [1, 2, 3, 4, 5, 6]
+    assert collapse_repeats([7, 7, 7, 7, 8]) == [7, 8]
+    assert collapse_repeats([1, 2, 1, 2, 3]) == [1, 2, 1, 2, 3]  # two copies may be meant
