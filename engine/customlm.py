@@ -40,7 +40,7 @@ import uuid
 import weakref
 from collections import Counter, OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -68,6 +68,9 @@ LEXICON_FILE = "lexicon.txt"
 WORDS_FILE = "words.json"
 SUMMARY_FILE = "summary.json"
 PROMPT_FILE = "prompt.txt"
+SPOKEN_FILE = "spoken.json"
+#: the longest spoken form (in words) of a custom word that :func:`apply_custom_words` looks for
+MAX_SPOKEN_WORDS = 8
 #: characters of prompt text for Whisper's decoder (its prompt holds at most 223 tokens; ~4 characters each)
 PROMPT_CHARS = 600
 #: corpus lines considered for the prompt (the first distinct ones)
@@ -280,6 +283,9 @@ def build_custom_lm(bundle, corpora: list[str], words: list[CustomWord], out_dir
         (tmp / LEXICON_FILE).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         (tmp / WORDS_FILE).write_text(json.dumps(display, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         (tmp / PROMPT_FILE).write_text(prompt_text(corpora, words) + "\n", encoding="utf-8")
+        spoken = {normalize_transcript(form): word_key(w.word) for w in words for form in (w.word, *w.sounds_like)
+                  if normalize_transcript(form)}
+        (tmp / SPOKEN_FILE).write_text(json.dumps(spoken, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         summary.update(custom_words=len(custom_keys), oov_words_added=len(oov), base_version=bundle.version)
         (tmp / SUMMARY_FILE).write_text(json.dumps({**summary, "build_id": uuid.uuid4().hex}, indent=1) + "\n")
         tmp.chmod(0o755)
@@ -305,6 +311,7 @@ class CustomLM:
     display: dict
     build_id: str
     prompt: str = ""
+    spoken: dict = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> CustomLM:
@@ -325,7 +332,13 @@ class CustomLM:
         prompt_file = path / PROMPT_FILE  # builds before the Whisper pass took custom LMs have none
         prompt = prompt_file.read_text(encoding="utf-8").strip() if prompt_file.is_file() \
             else ", ".join(dict.fromkeys(display.values()))
-        return cls(path, display, build_id, prompt)
+        spoken_file = path / SPOKEN_FILE
+        try:
+            spoken = json.loads(spoken_file.read_text(encoding="utf-8")) if spoken_file.is_file() \
+                else {key.replace("_", " "): key for key in display}
+        except ValueError as exc:
+            raise ValueError(f"{path} is not a custom language model: {exc}") from exc
+        return cls(path, display, build_id, prompt, spoken)
 
     @property
     def lm_file(self) -> Path:
@@ -568,14 +581,40 @@ def custom_decoder(bundle, custom: CustomLM, weight: float) -> CustomDecoder:
     return built
 
 
+def apply_custom_words(words: list[Word], custom: CustomLM) -> list[Word]:
+    """A decoder's words with the custom words put in: each run of words that says a custom word (its
+    spelling or a ``sounds_like``, longest first) becomes that word as ``display_as`` shows it — what
+    the CTC search does through its lexicon, for a final pass (Whisper's) that writes plain words."""
+    if not custom.spoken:
+        return words
+    out: list[Word] = []
+    i = 0
+    keys = [normalize_transcript(w.word) for w in words]
+    while i < len(words):
+        for n in range(min(MAX_SPOKEN_WORDS, len(words) - i), 0, -1):
+            key = custom.spoken.get(" ".join(keys[i:i + n]))
+            if key is not None:
+                run = words[i:i + n]
+                out.append(Word(custom.display.get(key, key), run[0].start, run[-1].end,
+                                round(sum(w.confidence for w in run) / n, 3)))
+                i += n
+                break
+        else:
+            out.append(words[i])
+            i += 1
+    return out
+
+
 class SentenceScorer:
     """A custom LM's n-gram model scoring whole transcripts: the Whisper final pass's N-best rescoring.
 
-    Words are read as :func:`engine.text.normalize_transcript` writes them; a word the custom LM
-    never saw scores as its ``<unk>``, so in-domain spellings win between close hypotheses.
+    Words are read as :func:`engine.text.normalize_transcript` writes them, a custom word's spoken
+    forms (its spelling, its ``sounds_like``) as its LM token; a word the custom LM never saw scores
+    as its ``<unk>``, so in-domain spellings win between close hypotheses.
     """
 
     def __init__(self, custom: CustomLM) -> None:
+        self._spoken = custom.spoken
         words = _arpa_unigrams(custom.lm_file)
         self._dictionary = Dictionary()
         for w in words:
@@ -589,10 +628,24 @@ class SentenceScorer:
 
     def log_prob(self, text: str) -> float:
         """Natural-log probability of ``text`` (normalised), sentence end included."""
+        words = normalize_transcript(text).split()
+        if self._spoken:  # a custom word's spoken forms are its LM token ("i triple e" -> "ieee")
+            tokens, i = [], 0
+            while i < len(words):
+                for n in range(min(MAX_SPOKEN_WORDS, len(words) - i), 0, -1):
+                    key = self._spoken.get(" ".join(words[i:i + n]))
+                    if key is not None:
+                        tokens.append(key)
+                        i += n
+                        break
+                else:
+                    tokens.append(words[i])
+                    i += 1
+            words = tokens
         with self._lock:
             state = self._lm.start(False)
             total = 0.0
-            for word in normalize_transcript(text).split():
+            for word in words:
                 state, score = self._lm.score(state, self._dictionary.get_index(word))
                 total += score
             _state, score = self._lm.finish(state)

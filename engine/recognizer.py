@@ -24,7 +24,7 @@ import torch
 
 from engine.beam import OnlineSearch
 from engine.bundle import ModelBundle
-from engine.customlm import CustomLM, CustomSearch, custom_decoder, sentence_scorer
+from engine.customlm import CustomLM, CustomSearch, apply_custom_words, custom_decoder, sentence_scorer
 from engine.finalpass import FinalPass, FinalPassKind, align_words, choose_final_pass, parse_kind
 from engine.decoding import Token, Word, greedy_batch, last_ids, tokens_to_words
 from engine.endpoint import EndpointConfig, should_close
@@ -433,6 +433,8 @@ class Recognizer:
         if len(decoded.confidences) == len(words):
             # the decoder's own certainty is a far better confidence than the streaming CTC's posteriors
             words = [replace(w, confidence=c) for w, c in zip(words, decoded.confidences)]
+        if final_pass is not None and final_pass.custom_lm is not None:
+            words = apply_custom_words(words, final_pass.custom_lm)
         return words
 
     def online_search(self, *, custom_lm: CustomLM | None = None,

@@ -199,3 +199,19 @@ def test_sentence_scorer_prefers_the_domains_sentences_and_the_prompt_holds_its_
     assert scorer.log_prob(line) > scorer.log_prob(scrambled) > scorer.log_prob("quokka " * len(line.split()))
     assert custom.prompt.startswith("Zyxtrel.") and line.strip() in custom.prompt
     assert len(prompt_text([CORPUS * 50], [], budget=80)) <= 80
+
+
+def test_custom_words_are_put_into_plain_words_with_their_display_form(bundle, tmp_path: Path) -> None:
+    from engine.customlm import apply_custom_words, sentence_scorer
+    from engine.decoding import Word
+
+    build_custom_lm(bundle, [CORPUS], [CustomWord("IEEE", ("I triple E",), "IEEE"),
+                                       CustomWord("T-Mobile", ("tee mobile",))], tmp_path / "clm")
+    custom = CustomLM.load(tmp_path / "clm")
+    said = [Word(w, i * 0.5, i * 0.5 + 0.4, 0.9 - 0.1 * i) for i, w in enumerate("call i triple e on t mobile".split())]
+    got = apply_custom_words(said, custom)
+    assert [(w.word, w.start, w.end) for w in got] == [("call", 0.0, 0.4), ("IEEE", 0.5, 1.9), ("on", 2.0, 2.4),
+                                                       ("T-Mobile", 2.5, 3.4)]
+    assert got[1].confidence == round((0.8 + 0.7 + 0.6) / 3, 3)
+    scorer = sentence_scorer(custom)
+    assert scorer.log_prob("call i triple e") == scorer.log_prob("call ieee")
