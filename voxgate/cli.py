@@ -70,7 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--name", help="the artifact's name (default: imported- and 12 hex digits of its sha256)")
     imp.add_argument("--tokenizer", help="a Whisper tokenizer.json (default: the checkpoint's own, or the pinned "
                                          "weights' with the same vocabulary)")
-    for p in (lc, reg):
+    cmp = msub.add_parser("compare", help="WER of each trained version of a custom model, and of its base alone, on "
+                                          "your own audio (before switching to an upgraded version)")
+    cmp.add_argument("customization_id", help="the custom language or acoustic model")
+    cmp.add_argument("--manifest", required=True, help="TSV of audio_path<TAB>reference, paths relative to it")
+    cmp.add_argument("--json", action="store_true", help="print one JSON object")
+    cmp.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
+    for p in (lc, reg, cmp):
         p.add_argument("--models-dir", help="folder of model artifacts (default: the shipped models/)")
         p.add_argument("--data-dir", help="the server's data directory (default: $VOXGATE_DATA_DIR or ./voxgate-data)")
         p.add_argument("--database-url", help="the catalog's database URL, when not the SQLite file in the data dir")
@@ -98,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
             return lifecycle.import_command(args)
         if args.models_command == "register":
             return lifecycle.register_command(args)
+        if args.models_command == "compare":
+            from voxgate.compare import compare_command
+
+            return compare_command(args)
         return lifecycle.lifecycle_command(args)
     if args.command in ("transcribe", "eval"):
         from voxgate import offline

@@ -209,3 +209,54 @@ def test_models_import_writes_an_artifact_and_refuses_junk(capsys, tmp_path) -> 
     code, _, err = run(capsys, "models", "import", str(tmp_path / "junk.pt"), "--out", str(tmp_path / "j"),
                        "--licence", "MIT")
     assert code == 2 and "junk.pt" in err and "not a PyTorch checkpoint" in err
+
+
+def test_models_compare_prints_each_version_of_a_custom_model(models, capsys, tmp_path) -> None:
+    """Issue 12: ``voxgate models compare`` — WER of the old and the new version of a custom model, and of
+    each base version alone, on the user's own audio, before they switch."""
+    import asyncio
+    import datetime as dt
+
+    from engine.bundle import load_bundle, resolve_model
+    from engine.customlm import build_custom_lm
+    from server.catalog.artifacts import DataDir
+    from server.catalog.db import Database, sqlite_url
+    from server.catalog.store import LANGUAGE, Catalog, InstalledBase, WordSpec
+
+    data = DataDir(tmp_path / "data")
+    old, new = VERSIONS[0], VERSIONS[1]
+    for version in (old, new):
+        bundle = load_bundle(resolve_model(models, "en-US_BroadbandModel", version).path)
+        build_custom_lm(bundle, ["press one for sales\n"], [], data.path(f"customizations/m/{version}"))
+
+    async def make() -> str:
+        db = Database(sqlite_url(data.database))
+        await db.migrate()
+        catalog = Catalog(db, data, clock=lambda: dt.datetime(2026, 11, 20, 9, 0))
+        await catalog.sync_base_versions([InstalledBase("en-US_BroadbandModel", old, "en-US", 16000,
+                                                        dt.date(2026, 5, 1), "/m")])
+        model = await catalog.create("acme", LANGUAGE, name="m", base_model_name="en-US_BroadbandModel")
+        await catalog.add_words("acme", model.id, [WordSpec("zed")])
+        await catalog.start_training("acme", model.id, customization_weight=0.4, strict=True)
+        await catalog.finish_job(model.id, old, f"customizations/m/{old}", {})
+        await catalog.sync_base_versions([InstalledBase("en-US_BroadbandModel", new, "en-US", 16000,
+                                                        dt.date(2026, 11, 1), "/m")])
+        await catalog.start_upgrade("acme", model.id)
+        await catalog.finish_job(model.id, new, f"customizations/m/{new}", {})
+        await db.close()
+        return model.id
+
+    custom_id = asyncio.run(make())
+    audio(tmp_path, "a.wav", 16000)
+    (tmp_path / "m.tsv").write_text("a.wav\tpress one\n")
+    common = ["--manifest", str(tmp_path / "m.tsv"), "--data-dir", str(data.root), "--models-dir", str(models)]
+    code, out, err = run(capsys, "models", "compare", custom_id, *common, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert (report["kind"], report["customization_weight"]) == ("language", 0.4)
+    assert [v["base_model_version"] for v in report["versions"]] == [old, new]
+    assert all(0 <= v["base_wer"] and 0 <= v["custom_wer"] and v["files"] == 1 for v in report["versions"])
+    code, out, _ = run(capsys, "models", "compare", custom_id, *common)
+    assert code == 0 and old in out and new in out and "with custom" in out
+    code, _, err = run(capsys, "models", "compare", "no-such-id", *common)
+    assert code == 1 and "no custom model no-such-id" in err
