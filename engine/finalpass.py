@@ -23,7 +23,7 @@ much as ``whisper`` for less accuracy.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import torch
@@ -84,6 +84,7 @@ class FinalPass:
             words and sentences, :func:`engine.customlm.prompt_text`), or empty.
         whisper_lm_weight: ``whisper``: the weight of ``custom_lm``'s log-probability when it rescores
             the decoder's N-best.
+        alternatives: ``whisper``: next-best transcripts each final also carries (``max_alternatives`` - 1).
     """
 
     kind: FinalPassKind
@@ -92,6 +93,7 @@ class FinalPass:
     ignored_custom_lm: bool = False
     whisper_prompt: tuple[int, ...] = ()
     whisper_lm_weight: float = 0.0
+    alternatives: int = 0
 
     @property
     def uses_search(self) -> bool:
@@ -105,7 +107,17 @@ class FinalPass:
 
 
 def choose_final_pass(bundle, requested: str | FinalPassKind | None = None, *, custom_lm: CustomLM | None = None,
-                      customization_weight: float = 0.3) -> FinalPass:
+                      customization_weight: float = 0.3, max_alternatives: int = 1) -> FinalPass:
+    """The final pass a request gets on ``bundle`` (see :func:`_choose`); with ``max_alternatives`` above 1
+    a ``whisper`` pass also returns that many transcripts in all, from its beam."""
+    chosen = _choose(bundle, requested, custom_lm=custom_lm, customization_weight=customization_weight)
+    if chosen.kind is FinalPassKind.WHISPER and max_alternatives > 1:
+        return replace(chosen, alternatives=max_alternatives - 1)
+    return chosen
+
+
+def _choose(bundle, requested: str | FinalPassKind | None = None, *, custom_lm: CustomLM | None = None,
+            customization_weight: float = 0.3) -> FinalPass:
     """The final pass a request gets on ``bundle``.
 
     Args:

@@ -58,6 +58,14 @@ def pad_to_output_frames(features: torch.Tensor, k: int) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
+class WhisperFinal:
+    """What the ``whisper`` final pass makes of an utterance: its words, and next-best transcripts."""
+
+    words: list[Word]
+    alternatives: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Result:
     """One hypothesis of an utterance.
 
@@ -67,12 +75,14 @@ class Result:
         end_of_utterance: why it closed (``silence``, ``end_of_data``, ``full_stop``) or None.
         rescore: on a final whose beam search runs in a :class:`~engine.searchpool.SearchPool`, the
             future of its tokens; its words are greedy until :meth:`Recognizer.rescored` replaces them.
+        alternatives: on a final, the next-best transcripts when the request asked for them (``whisper``).
     """
 
     words: tuple[Word, ...]
     final: bool
     end_of_utterance: str | None = None
     rescore: Future | None = field(default=None, compare=False, repr=False)
+    alternatives: tuple[str, ...] = ()
 
     @property
     def transcript(self) -> str:
@@ -325,13 +335,15 @@ class Stream:
         b = self.recognizer.bundle
         kind = self.final_pass.kind
         rescore = None
+        alternatives: tuple[str, ...] = ()
         log_probs = torch.cat(self._utterance_log_probs) if self._utterance_log_probs else \
             torch.zeros(0, b.model.config.vocab_size)
         if kind is FinalPassKind.WHISPER:
             features = torch.cat(self._utterance_features) if self._utterance_features else \
                 torch.zeros(0, b.features.n_mels)
-            words, rescore = self.recognizer.whisper_final(features, log_probs, self._utterance_start,
+            final, rescore = self.recognizer.whisper_final(features, log_probs, self._utterance_start,
                                                            fallback=self._words(), final_pass=self.final_pass)
+            words, alternatives = final.words, final.alternatives
         elif self._search is not None:
             tokens = self._search.end(log_probs, frame_offset=self._utterance_start)
             if isinstance(tokens, Future):
@@ -358,7 +370,7 @@ class Stream:
         self._utterance_start = self.frames_done
         if self._restarts:
             self._restart_state()
-        return Result(tuple(words), final=True, end_of_utterance=reason, rescore=rescore)
+        return Result(tuple(words), final=True, end_of_utterance=reason, rescore=rescore, alternatives=alternatives)
 
 
 class Recognizer:
@@ -393,7 +405,7 @@ class Recognizer:
         return Stream(self, endpoint or EndpointConfig(), chunk_frames, max_chunks, final_pass, online)
 
     def final_pass(self, requested: str | None = None, *, custom_lm: CustomLM | None = None,
-                   customization_weight: float = 0.3) -> FinalPass:
+                   customization_weight: float = 0.3, max_alternatives: int = 1) -> FinalPass:
         """:func:`engine.finalpass.choose_final_pass` for this version.
 
         Raises:
@@ -401,10 +413,10 @@ class Recognizer:
         """
         check_weight(customization_weight)
         return choose_final_pass(self.bundle, requested, custom_lm=custom_lm,
-                                 customization_weight=customization_weight)
+                                 customization_weight=customization_weight, max_alternatives=max_alternatives)
 
     def whisper_final(self, features: torch.Tensor, log_probs: torch.Tensor, frame_offset: int, *,
-                      fallback: list[Word], final_pass: FinalPass | None = None) -> tuple[list[Word], Future | None]:
+                      fallback: list[Word], final_pass: FinalPass | None = None) -> tuple[WhisperFinal, Future | None]:
         """Whisper's decoder over an utterance's raw features, with the request's custom LM as
         ``final_pass`` carries it (prompt, N-best rescoring); word times aligned on ``log_probs``.
 
@@ -413,11 +425,11 @@ class Recognizer:
         """
         if self.final_executor is None:
             return self._whisper_words(features, log_probs, frame_offset, final_pass), None
-        return fallback, self.final_executor.submit(self._whisper_words, features, log_probs, frame_offset,
-                                                    final_pass)
+        return WhisperFinal(fallback), self.final_executor.submit(self._whisper_words, features, log_probs,
+                                                                  frame_offset, final_pass)
 
     def _whisper_words(self, features: torch.Tensor, log_probs: torch.Tensor, frame_offset: int,
-                       final_pass: FinalPass | None = None) -> list[Word]:
+                       final_pass: FinalPass | None = None) -> WhisperFinal:
         b = self.bundle
         assert b.whisper is not None
         rescore = None
@@ -427,7 +439,8 @@ class Recognizer:
 
             def rescore(text: str) -> float:
                 return weight * scorer.log_prob(text)
-        decoded = b.whisper.transcribe(features, final_pass.whisper_prompt if final_pass else (), rescore)
+        decoded = b.whisper.transcribe(features, final_pass.whisper_prompt if final_pass else (), rescore,
+                                       final_pass.alternatives if final_pass else 0)
         words = align_words(decoded.text, log_probs, b.tokenizer, frame_seconds=b.frame_seconds,
                             frame_offset=frame_offset)
         if len(decoded.confidences) == len(words):
@@ -435,7 +448,7 @@ class Recognizer:
             words = [replace(w, confidence=c) for w, c in zip(words, decoded.confidences)]
         if final_pass is not None and final_pass.custom_lm is not None:
             words = apply_custom_words(words, final_pass.custom_lm)
-        return words
+        return WhisperFinal(words, decoded.alternatives)
 
     def online_search(self, *, custom_lm: CustomLM | None = None,
                       customization_weight: float = 0.3) -> OnlineSearch | CustomSearch | RemoteSearch:
@@ -461,8 +474,11 @@ class Recognizer:
         b = self.bundle
         return tokens_to_words(path, b.tokenizer, b.frame_seconds)
 
-    def rescored(self, result: Result, tokens: list[Token] | list[Word]) -> Result:
-        """A final whose search ran in the pool, with the words of its result."""
+    def rescored(self, result: Result, tokens: list[Token] | list[Word] | WhisperFinal) -> Result:
+        """A final whose search (or Whisper pass) ran elsewhere, with the words of its result."""
+        if isinstance(tokens, WhisperFinal):
+            return Result(tuple(tokens.words), final=True, end_of_utterance=result.end_of_utterance,
+                          alternatives=tokens.alternatives)
         return Result(tuple(self.words_of(tokens)), final=True, end_of_utterance=result.end_of_utterance)
 
     def step(self, streams: list[Stream]) -> list[list[Result]]:

@@ -38,7 +38,8 @@ class Options:
         content_type: the audio's MIME type with parameters, or None to auto-detect a container.
         interim_results: send hypotheses as they form, not only finals.
         inactivity_timeout_s: seconds of audio without speech before the request ends; -1 = never.
-        max_alternatives: alternatives asked for (voxgate returns the best one).
+        max_alternatives: transcripts per final result: the best (with confidence, timestamps) and the next-best
+            from the Whisper decoder's beam (transcript only, as Watson gives them); interim results have one.
         word_confidence: add ``word_confidence`` to final alternatives.
         timestamps: add ``timestamps`` to alternatives.
         end_of_phrase_silence_time_s: trailing silence that closes an utterance.
@@ -250,11 +251,13 @@ class Hypothesis:
 
     Attributes:
         end_of_utterance: on finals, why the utterance ended (``end_of_data``, ``silence``, ``full_stop``, ``reset``).
+        alternatives: on finals, next-best transcripts (``max_alternatives``), best first.
     """
 
     words: tuple[WordHypothesis, ...]
     final: bool
     end_of_utterance: str | None = None
+    alternatives: tuple[str, ...] = ()
 
     @property
     def confidence(self) -> float:
@@ -272,7 +275,8 @@ def result_json(hypothesis: Hypothesis, options: Options) -> dict[str, Any]:
         alternative["timestamps"] = [[w.word, round(w.start_s, 2), round(w.end_s, 2)] for w in words]
     if options.word_confidence and hypothesis.final:
         alternative["word_confidence"] = [[w.word, round(w.confidence, 4)] for w in words]
-    result: dict[str, Any] = {"final": hypothesis.final, "alternatives": [alternative]}
+    extra = [{"transcript": f"{t} "} for t in hypothesis.alternatives[: max(0, options.max_alternatives - 1)]]
+    result: dict[str, Any] = {"final": hypothesis.final, "alternatives": [alternative, *extra]}
     if hypothesis.final and options.spots_keywords:
         result["keywords_result"] = spot_keywords(words, options.keywords, options.keywords_threshold or 0.0)
     if hypothesis.final and hypothesis.end_of_utterance:

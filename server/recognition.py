@@ -272,7 +272,7 @@ def _audio_error(exc: AudioError) -> InvalidParameter | UnsupportedMedia:
 def hypothesis(result: Result) -> Hypothesis:
     """The wire form of an engine result."""
     words = tuple(WordHypothesis(w.word, w.start, w.end, w.confidence) for w in result.words)
-    return Hypothesis(words, result.final, result.end_of_utterance)
+    return Hypothesis(words, result.final, result.end_of_utterance, result.alternatives)
 
 
 ResultsHandler = Callable[[list[Result]], Awaitable[None]]
@@ -298,6 +298,7 @@ class Recognition:
         route: the kind of route (:data:`server.config.ROUTES`) whose final pass applies.
         custom_lm: a trained custom language model for the finals' beam search, or None.
         customization_weight: its weight against the base LM (0-1).
+        max_alternatives: transcripts per final, the best and its next-best (``whisper`` finals only).
 
     Raises:
         UnsupportedMedia, InvalidParameter: an audio type or rate the model cannot take.
@@ -308,7 +309,8 @@ class Recognition:
 
     def __init__(self, model: LoadedModel, content_type: str | None, *, endpoint: EndpointConfig,
                  metrics: Metrics, on_results: ResultsHandler, settings: RecognitionConfig, route: str,
-                 custom_lm: CustomLM | None = None, customization_weight: float = 0.3) -> None:
+                 custom_lm: CustomLM | None = None, customization_weight: float = 0.3,
+                 max_alternatives: int = 1) -> None:
         self.model = model
         try:
             self.decoder = StreamDecoder(content_type, target_rate_hz=model.bundle.sample_rate_hz)
@@ -316,7 +318,8 @@ class Recognition:
             raise _audio_error(exc) from exc
         chunk_frames = round(settings.chunk_ms / model.bundle.features.hop_ms)
         final_pass = model.recognizer.final_pass(settings.requested_final_pass(route), custom_lm=custom_lm,
-                                                 customization_weight=customization_weight)
+                                                 customization_weight=customization_weight,
+                                                 max_alternatives=max_alternatives)
         #: for the results' warnings
         self.warnings: tuple[str, ...] = () if not final_pass.ignored_custom_lm else (
             f"The custom language model is not applied to the final results of {model.bundle.version}: its final "

@@ -279,4 +279,5 @@ def watson_recognition(state: ServerState, resolved: Resolved, options: Options,
     """A request's recognition with the resolved models, the request's options and ``route``'s final pass."""
     return Recognition(resolved.model, options.content_type, endpoint=_endpoint(options), metrics=state.metrics,
                        on_results=on_results, settings=state.config.recognition, route=route, custom_lm=resolved.custom_lm,
-                       customization_weight=resolved.weight(options.customization_weight))
+                       customization_weight=resolved.weight(options.customization_weight),
+                       max_alternatives=options.max_alternatives)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import tokenizers
@@ -127,6 +127,7 @@ class Decoded:
 
     text: str
     confidences: tuple[float, ...]
+    alternatives: tuple[str, ...] = ()
 
 
 class UtteranceDecoder:
@@ -165,7 +166,7 @@ class UtteranceDecoder:
 
     @torch.inference_mode()
     def transcribe(self, log_mel: torch.Tensor, previous: tuple[int, ...] = (),
-                   rescore: Callable[[str], float] | None = None) -> Decoded:
+                   rescore: Callable[[str], float] | None = None, alternatives: int = 0) -> Decoded:
         """The normalised transcript of one utterance, with the decoder's confidence in each word.
 
         Args:
@@ -173,16 +174,23 @@ class UtteranceDecoder:
             rescore: a language-model term (natural log, already weighted) added to each finished
                 hypothesis of a beam of at least :data:`RESCORE_BEAM` before the best is chosen
                 (a custom LM's N-best rescoring), or none.
+            alternatives: how many next-best transcripts to return too (Watson's ``max_alternatives``
+                minus one), from the same beam, best first and distinct.
         """
         if log_mel.shape[0] < 10:
             return Decoded("", ())
         audio = self.encode(log_mel)
         prompt = [*previous, *self.text.prompt]
-        if rescore is not None:
-            pool = self._beam_pool(audio, max(self.options.beam_size, RESCORE_BEAM), prompt)
+        if rescore is not None or alternatives > 0:
+            # hypotheses that differ in punctuation or digits normalise alike: twice the beam for alternatives
+            width = max(self.options.beam_size, RESCORE_BEAM, 2 * (alternatives + 1) if alternatives else 0)
+            pool = self._beam_pool(audio, width, prompt)
             texts = [normalize_transcript(self.text.decode(h)) for h, _ in pool]
-            best = max(range(len(pool)), key=lambda i: (pool[i][1] + rescore(texts[i])) / max(1, len(pool[i][0])))
-            return self._with_confidence(audio, prompt, pool[best][0])
+            lm = rescore or (lambda _text: 0.0)
+            ranked = sorted(range(len(pool)), key=lambda i: -(pool[i][1] + lm(texts[i])) / max(1, len(pool[i][0])))
+            decoded = self._with_confidence(audio, prompt, pool[ranked[0]][0])
+            others = tuple(dict.fromkeys(texts[i] for i in ranked[1:] if texts[i] != decoded.text))[:alternatives]
+            return replace(decoded, alternatives=others)
         ids = self._greedy(audio, prompt) if self.options.beam_size <= 1 else \
             self._beam(audio, self.options.beam_size, prompt)
         if looping(ids, self.text.decode(ids)):

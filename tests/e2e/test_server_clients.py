@@ -86,6 +86,26 @@ def test_watson_sdk_sessionless(real_server) -> None:
     assert transcript == "please re enter your password followed by the pound key"
 
 
+def test_watson_sdk_alternatives_and_keywords(real_server) -> None:
+    """Issue 12: ``max_alternatives`` > 1 gives the next-best transcripts of Whisper's beam; ``keywords``
+    give ``keywords_result`` with times inside the utterance and the decoder's confidence."""
+    stt = _sdk(real_server, real_server.http)
+    with open(FIXTURES / "allison" / "vm-reenterpassword.wav", "rb") as audio:
+        result = stt.recognize(audio=audio, content_type="audio/wav", model="en-US_NarrowbandModel",
+                               max_alternatives=3, keywords=["password", "pound key", "extension"],
+                               keywords_threshold=0.5).get_result()
+    [final] = result["results"]
+    best, *others = final["alternatives"]
+    assert best["transcript"].strip() == "please re enter your password followed by the pound key"
+    assert 1 <= len(others) <= 2 and all("confidence" not in a for a in others)
+    assert len({a["transcript"] for a in final["alternatives"]}) == len(final["alternatives"])
+    spotted = final["keywords_result"]
+    assert set(spotted) == {"password", "pound key"}
+    [password] = spotted["password"]
+    assert 0 < password["start_time"] < password["end_time"] and password["confidence"] >= 0.5
+    assert "warnings" not in result
+
+
 def test_watson_sdk_inactivity_timeout(real_server, monkeypatch) -> None:
     # After the server closes on the timeout, the SDK's sender thread (started with _thread, no handle)
     # still writes its audio and stop message and dies of it, as it would against IBM's service. Catch

@@ -138,3 +138,10 @@ def test_a_stream_longer_than_whisper_window(whisper_bundle) -> None:
         most = max(most, int(stream.state.offset))
     assert stream.audio_seconds > 40 and finals
     assert most < whisper_bundle.model.config.dims.n_audio_ctx
+
+
+def test_max_alternatives_asks_the_whisper_pass_for_its_next_best() -> None:
+    bundle = _bundle(whisper=True, beam=True, default="whisper")
+    assert choose_final_pass(bundle, None, max_alternatives=3).alternatives == 2
+    assert choose_final_pass(bundle, None).alternatives == 0
+    assert choose_final_pass(bundle, "ctc", max_alternatives=3).alternatives == 0  # the CTC search gives one

@@ -136,3 +136,14 @@ def test_keywords_need_a_threshold_and_are_validated() -> None:
                          ({"keywords": ["x" * 1025], "keywords_threshold": 0.5}, "at most 1024 characters")):
         with pytest.raises(InvalidParameter, match=message):
             parse_control(json.dumps({"action": "start", **bad}))
+
+
+def test_max_alternatives_adds_the_next_best_transcripts_to_finals() -> None:
+    words = (WordHypothesis("press", 0.1, 0.4, 0.9), WordHypothesis("one", 0.4, 0.7, 0.8))
+    options = parse_control(json.dumps({"action": "start", "max_alternatives": 2})).options
+    final = Hypothesis(words, True, alternatives=("press won", "dress one"))
+    [result] = json.loads(results_message(0, [final], options))["results"]
+    assert [a["transcript"] for a in result["alternatives"]] == ["press one ", "press won "]
+    assert "confidence" in result["alternatives"][0] and "confidence" not in result["alternatives"][1]
+    [one] = json.loads(results_message(0, [final], Options()))["results"]
+    assert len(one["alternatives"]) == 1

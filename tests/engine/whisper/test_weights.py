@@ -153,3 +153,21 @@ def test_the_decoder_gives_each_word_a_confidence() -> None:
     assert len(decoded.confidences) == len(decoded.text.split()) and all(0 < c <= 1 for c in decoded.confidences)
     assert decoded.confidences[1] == decoded.confidences[2]  # "re-enter": one word for the decoder, two here
     assert sum(decoded.confidences) / len(decoded.confidences) > 0.8  # clear real speech: the decoder is sure
+
+
+@pytest.mark.timeout(120)
+def test_alternatives_are_the_beams_next_best_distinct_transcripts() -> None:
+    from engine.audio import load_audio
+    from engine.features import log_mel
+    from engine.whisper.decode import UtteranceDecoder, WhisperText
+    from engine.whisper.features import WhisperFeatureConfig
+    from tests.conftest import FIXTURES
+
+    model = shared_pretrained("whisper-tiny.en")
+    text = WhisperText(source_folder(SOURCES["whisper-tiny.en"]) / "tokenizer.json", model.dims.n_vocab)
+    feats = log_mel(load_audio(FIXTURES / "allison" / "vm-reenterpassword.wav", 8000), WhisperFeatureConfig(8000))
+    decoded = UtteranceDecoder(model, text).transcribe(feats, alternatives=2)
+    assert decoded.text == "please re enter your password followed by the pound key"
+    assert len(decoded.alternatives) == 2 and decoded.text not in decoded.alternatives
+    assert len(set(decoded.alternatives)) == len(decoded.alternatives)
+    assert UtteranceDecoder(model, text).transcribe(feats).alternatives == ()
