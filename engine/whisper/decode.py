@@ -253,7 +253,8 @@ class UtteranceDecoder:
 
         def score(item):
             h, s = item
-            return s / (len(h) ** self.options.length_penalty) if self.options.length_penalty else s
+            # the length counts the end of text, so a hypothesis of no words (silence) has length 1
+            return s / ((len(h) + 1) ** self.options.length_penalty) if self.options.length_penalty else s
         return max(pool, key=score)[0]
 
     def _beam_pool(self, audio: torch.Tensor, beam: int, prompt: list[int]) -> list[tuple[list[int], float]]:

@@ -16,3 +16,17 @@ def test_collapse_repeats_keeps_one_copy_of_each_run_of_three_or_more() -> None:
     assert collapse_repeats([1, 2, 3, 4, 5, 4, 5, 4, 5, 4, 5, 6]) == [1, 2, 3, 4, 5, 6]
     assert collapse_repeats([7, 7, 7, 7, 8]) == [7, 8]
     assert collapse_repeats([1, 2, 1, 2, 3]) == [1, 2, 1, 2, 3]  # two copies may be meant
+
+
+def test_a_beam_whose_best_hypothesis_is_silence_does_not_fail() -> None:
+    """An utterance of silence can end the beam with a hypothesis of no words (just the end of text):
+    scoring it divided by zero (found by ``voxgate eval`` with a beam of 4 on HTS audio)."""
+    from types import SimpleNamespace
+
+    from engine.whisper.decode import DecodeOptions, UtteranceDecoder
+
+    decoder = UtteranceDecoder.__new__(UtteranceDecoder)
+    decoder.options = DecodeOptions(beam_size=4)
+    decoder._beam_pool = lambda audio, beam, prompt: [([], -0.5), ([5, 6], -3.0)]
+    decoder.text = SimpleNamespace()
+    assert decoder._beam(None, 4, []) == []
