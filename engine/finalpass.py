@@ -85,6 +85,7 @@ class FinalPass:
         whisper_lm_weight: ``whisper``: the weight of ``custom_lm``'s log-probability when it rescores
             the decoder's N-best.
         alternatives: ``whisper``: next-best transcripts each final also carries (``max_alternatives`` - 1).
+        whisper_beam: ``whisper``: the decoder's beam for this request (0: the version's own).
     """
 
     kind: FinalPassKind
@@ -94,6 +95,7 @@ class FinalPass:
     whisper_prompt: tuple[int, ...] = ()
     whisper_lm_weight: float = 0.0
     alternatives: int = 0
+    whisper_beam: int = 0
 
     @property
     def uses_search(self) -> bool:
@@ -107,12 +109,14 @@ class FinalPass:
 
 
 def choose_final_pass(bundle, requested: str | FinalPassKind | None = None, *, custom_lm: CustomLM | None = None,
-                      customization_weight: float = 0.3, max_alternatives: int = 1) -> FinalPass:
+                      customization_weight: float = 0.3, max_alternatives: int = 1,
+                      whisper_beam: int = 0) -> FinalPass:
     """The final pass a request gets on ``bundle`` (see :func:`_choose`); with ``max_alternatives`` above 1
-    a ``whisper`` pass also returns that many transcripts in all, from its beam."""
+    a ``whisper`` pass also returns that many transcripts in all, from its beam; ``whisper_beam`` (0: the
+    version's own) is its decoder's beam."""
     chosen = _choose(bundle, requested, custom_lm=custom_lm, customization_weight=customization_weight)
-    if chosen.kind is FinalPassKind.WHISPER and max_alternatives > 1:
-        return replace(chosen, alternatives=max_alternatives - 1)
+    if chosen.kind is FinalPassKind.WHISPER:
+        return replace(chosen, alternatives=max(0, max_alternatives - 1), whisper_beam=whisper_beam)
     return chosen
 
 

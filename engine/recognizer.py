@@ -405,7 +405,7 @@ class Recognizer:
         return Stream(self, endpoint or EndpointConfig(), chunk_frames, max_chunks, final_pass, online)
 
     def final_pass(self, requested: str | None = None, *, custom_lm: CustomLM | None = None,
-                   customization_weight: float = 0.3, max_alternatives: int = 1) -> FinalPass:
+                   customization_weight: float = 0.3, max_alternatives: int = 1, whisper_beam: int = 0) -> FinalPass:
         """:func:`engine.finalpass.choose_final_pass` for this version.
 
         Raises:
@@ -413,7 +413,8 @@ class Recognizer:
         """
         check_weight(customization_weight)
         return choose_final_pass(self.bundle, requested, custom_lm=custom_lm,
-                                 customization_weight=customization_weight, max_alternatives=max_alternatives)
+                                 customization_weight=customization_weight, max_alternatives=max_alternatives,
+                                 whisper_beam=whisper_beam)
 
     def whisper_final(self, features: torch.Tensor, log_probs: torch.Tensor, frame_offset: int, *,
                       fallback: list[Word], final_pass: FinalPass | None = None) -> tuple[WhisperFinal, Future | None]:
@@ -440,7 +441,8 @@ class Recognizer:
             def rescore(text: str) -> float:
                 return weight * scorer.log_prob(text)
         decoded = b.whisper.transcribe(features, final_pass.whisper_prompt if final_pass else (), rescore,
-                                       final_pass.alternatives if final_pass else 0)
+                                       final_pass.alternatives if final_pass else 0,
+                                       beam_size=final_pass.whisper_beam if final_pass else 0)
         words = align_words(decoded.text, log_probs, b.tokenizer, frame_seconds=b.frame_seconds,
                             frame_offset=frame_offset)
         if len(decoded.confidences) == len(words):

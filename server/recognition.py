@@ -319,7 +319,8 @@ class Recognition:
         chunk_frames = round(settings.chunk_ms / model.bundle.features.hop_ms)
         final_pass = model.recognizer.final_pass(settings.requested_final_pass(route), custom_lm=custom_lm,
                                                  customization_weight=customization_weight,
-                                                 max_alternatives=max_alternatives)
+                                                 max_alternatives=max_alternatives,
+                                                 whisper_beam=settings.whisper_beam(route))
         #: for the results' warnings
         self.warnings: tuple[str, ...] = () if not final_pass.ignored_custom_lm else (
             f"The custom language model is not applied to the final results of {model.bundle.version}: its final "

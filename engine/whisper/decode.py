@@ -166,7 +166,8 @@ class UtteranceDecoder:
 
     @torch.inference_mode()
     def transcribe(self, log_mel: torch.Tensor, previous: tuple[int, ...] = (),
-                   rescore: Callable[[str], float] | None = None, alternatives: int = 0) -> Decoded:
+                   rescore: Callable[[str], float] | None = None, alternatives: int = 0, *,
+                   beam_size: int = 0) -> Decoded:
         """The normalised transcript of one utterance, with the decoder's confidence in each word.
 
         Args:
@@ -176,14 +177,16 @@ class UtteranceDecoder:
                 (a custom LM's N-best rescoring), or none.
             alternatives: how many next-best transcripts to return too (Watson's ``max_alternatives``
                 minus one), from the same beam, best first and distinct.
+            beam_size: the beam for this utterance (0: :attr:`DecodeOptions.beam_size`; 1: greedy).
         """
         if log_mel.shape[0] < 10:
             return Decoded("", ())
         audio = self.encode(log_mel)
         prompt = [*previous, *self.text.prompt]
+        beam = beam_size or self.options.beam_size
         if rescore is not None or alternatives > 0:
             # hypotheses that differ in punctuation or digits normalise alike: twice the beam for alternatives
-            width = max(self.options.beam_size, RESCORE_BEAM, 2 * (alternatives + 1) if alternatives else 0)
+            width = max(beam, RESCORE_BEAM, 2 * (alternatives + 1) if alternatives else 0)
             pool = self._beam_pool(audio, width, prompt)
             texts = [normalize_transcript(self.text.decode(h)) for h, _ in pool]
             lm = rescore or (lambda _text: 0.0)
@@ -191,8 +194,7 @@ class UtteranceDecoder:
             decoded = self._with_confidence(audio, prompt, pool[ranked[0]][0])
             others = tuple(dict.fromkeys(texts[i] for i in ranked[1:] if texts[i] != decoded.text))[:alternatives]
             return replace(decoded, alternatives=others)
-        ids = self._greedy(audio, prompt) if self.options.beam_size <= 1 else \
-            self._beam(audio, self.options.beam_size, prompt)
+        ids = self._greedy(audio, prompt) if beam <= 1 else self._beam(audio, beam, prompt)
         if looping(ids, self.text.decode(ids)):
             # Whisper's failure mode on odd audio (robotic voices, hallucinated speech): a phrase
             # repeated until the token budget runs out. Whisper retries at a higher temperature; this

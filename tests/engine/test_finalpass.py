@@ -145,3 +145,10 @@ def test_max_alternatives_asks_the_whisper_pass_for_its_next_best() -> None:
     assert choose_final_pass(bundle, None, max_alternatives=3).alternatives == 2
     assert choose_final_pass(bundle, None).alternatives == 0
     assert choose_final_pass(bundle, "ctc", max_alternatives=3).alternatives == 0  # the CTC search gives one
+
+
+def test_the_whisper_beam_is_chosen_per_request() -> None:
+    bundle = _bundle(whisper=True, beam=True, default="whisper")
+    assert choose_final_pass(bundle, None, whisper_beam=4).whisper_beam == 4
+    assert choose_final_pass(bundle, None).whisper_beam == 0
+    assert choose_final_pass(bundle, "ctc", whisper_beam=4).whisper_beam == 0

@@ -10,6 +10,8 @@ def test_defaults_without_a_file() -> None:
     assert config == Config()
     assert config.limits.max_sessions == 256 and config.scheduler.max_batch == 64
     assert config.recognition.chunk_ms == 160 and config.recognition.final_pass == "auto"
+    assert [config.recognition.whisper_beam(r) for r in ("live", "request", "job")] == [0, 4, 4]
+    assert config.limits.release_check_s == 30
     assert config.credentials == ()
 
 
@@ -50,6 +52,8 @@ secret_access_key = "s"
     ({"recognition": {"final_pass": "best"}}, "final_pass must be one of greedy, ctc, whisper"),
     ({"recognition": {"final_pass": ""}}, "final_pass: final_pass must be one of"),
     ({"recognition": {"job_final_pass": "fast"}}, "job_final_pass: final_pass must be one of"),
+    ({"recognition": {"live_whisper_beam": 17}}, "live_whisper_beam must be between 0 and 16"),
+    ({"server": {"release_check_s": -1}}, "must be positive"),
     ({"credentials": {"instance": "a"}}, "array of tables"),
     ({"credentials": [{"instance": "a"}]}, "needs api_key or access_key_id"),
     ({"credentials": [{"instance": "a", "access_key_id": "X"}]}, "both access_key_id and secret_access_key"),

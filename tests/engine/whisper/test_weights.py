@@ -171,3 +171,18 @@ def test_alternatives_are_the_beams_next_best_distinct_transcripts() -> None:
     assert len(decoded.alternatives) == 2 and decoded.text not in decoded.alternatives
     assert len(set(decoded.alternatives)) == len(decoded.alternatives)
     assert UtteranceDecoder(model, text).transcribe(feats).alternatives == ()
+
+
+@pytest.mark.timeout(120)
+def test_a_request_may_ask_for_a_beam() -> None:
+    from engine.audio import load_audio
+    from engine.features import log_mel
+    from engine.whisper.decode import UtteranceDecoder, WhisperText
+    from engine.whisper.features import WhisperFeatureConfig
+    from tests.conftest import FIXTURES
+
+    model = shared_pretrained("whisper-tiny.en")
+    text = WhisperText(source_folder(SOURCES["whisper-tiny.en"]) / "tokenizer.json", model.dims.n_vocab)
+    decoder = UtteranceDecoder(model, text)
+    feats = log_mel(load_audio(FIXTURES / "allison" / "conf-muted.wav", 8000), WhisperFeatureConfig(8000))
+    assert decoder.transcribe(feats, beam_size=4).text == decoder.transcribe(feats).text == "you are now muted"
