@@ -1,8 +1,9 @@
 """Catalog operations: base versions, custom models with their corpora, words and versions, and the
 status rules of the Watson customization API (PROTOCOLS.md §1.7, §1.9).
 
-Every operation runs in its own transaction and locks the custom model it changes before it reads
-it: ``SELECT … FOR UPDATE`` on PostgreSQL, so two replicas sharing a catalog cannot both start a
+File work (writing an upload, removing folders) runs in a thread, so the event loop every live
+stream shares never waits on the disk. Every operation runs in its own transaction and locks the
+custom model it changes before it reads it: ``SELECT … FOR UPDATE`` on PostgreSQL, so two replicas sharing a catalog cannot both start a
 training; on SQLite, whose ``FOR UPDATE`` is a no-op and whose transactions begin at their first
 write, a no-op ``UPDATE`` of the row comes first, which takes the database's write lock — without
 it two coroutines could both read the model, then both write (two ``train`` calls both answered
@@ -262,7 +263,7 @@ class Catalog:
             if in_use:
                 raise ConflictError(f"Cannot delete custom model {custom_id} while a recognition request uses it")
             await s.delete(model)
-        self.data.remove_custom(custom_id)
+        await asyncio.to_thread(self.data.remove_custom, custom_id)
 
     async def _modifiable(self, s: AsyncSession, owner: str, kind: str, custom_id: str) -> CustomModel:
         model = await self._get(s, owner, kind, custom_id, lock=True)
@@ -293,7 +294,7 @@ class Catalog:
                 raise ConflictError(f"Corpus {name} already exists for custom model {custom_id}; pass "
                                     "allow_overwrite=true to replace it")
             path = self.data.corpus(custom_id, name)
-            self.data.write_bytes(path, text)
+            await asyncio.to_thread(self.data.write_bytes, path, text)
             if existing is not None:
                 await self._drop_corpus_words(s, model, name)
                 await s.delete(existing)
@@ -314,7 +315,7 @@ class Catalog:
                 return
             path, base_version = corpus.path, model.base_version
         try:
-            text = self.data.path(path).read_bytes().decode("utf-8")
+            text = await asyncio.to_thread(lambda: self.data.path(path).read_bytes().decode("utf-8"))
             total, oov = await asyncio.to_thread(analyse, text, base_version)  # large corpora: off the event loop
             error = None
         except UnicodeDecodeError:
@@ -388,7 +389,7 @@ class Catalog:
             await s.delete(corpus)
             path = corpus.path
             await self._changed(s, model)
-        self.data.remove(path)
+        await asyncio.to_thread(self.data.remove, path)
 
     async def _drop_corpus_words(self, s: AsyncSession, model: CustomModel, corpus: str) -> None:
         # words only this corpus contributed go in one statement; the few shared with others are edited
@@ -636,7 +637,7 @@ class Catalog:
             model.status, model.progress, model.error, model.warnings, model.dirty = "pending", 0, None, None, False
             model.updated = self.clock()
         for folder in folders:
-            self.data.remove(folder)
+            await asyncio.to_thread(self.data.remove, folder)
 
     async def queued_jobs(self) -> list[str]:
         """Ids of models with a queued or interrupted training job (to run or resume)."""
@@ -704,7 +705,7 @@ class Catalog:
                 model.job_options = {"language_customization_id": trained_with} if trained_with else None
                 model.updated = now
         for folder in stale:
-            self.data.remove(folder)
+            await asyncio.to_thread(self.data.remove, folder)
 
     async def fail_job(self, custom_id: str, message: str) -> None:
         """Mark a training failed; a failed upgrade goes back to the version and status it had, usable and
@@ -765,7 +766,7 @@ class Catalog:
         """Store a job's audio and record it as ``waiting``."""
         job_id = str(uuid.uuid4())
         path = self.data.job_audio(job_id)
-        self.data.write_bytes(path, audio)
+        await asyncio.to_thread(self.data.write_bytes, path, audio)
         now = self.clock()
         job = Job(id=job_id, owner=owner, status="waiting", created=now, updated=now, params=params,
                   audio_path=path, user_token=user_token)
@@ -807,7 +808,7 @@ class Catalog:
                 raise ConflictError(f"Job {job_id} is processing; delete it once it has completed or failed")
             path = job.audio_path
             await s.delete(job)
-        self.data.remove(path)
+        await asyncio.to_thread(self.data.remove, path)
 
     async def unfinished_jobs(self) -> list[str]:
         """Ids of jobs waiting or interrupted while processing, oldest first."""
@@ -827,7 +828,7 @@ class Catalog:
             if path:
                 job.audio_path = None
         if path:
-            self.data.remove(path)
+            await asyncio.to_thread(self.data.remove, path)
         return job
 
     # -- custom acoustic models: audio resources, training, upgrade ------------------------------
@@ -855,8 +856,8 @@ class Catalog:
                 model.audio.remove(existing)
                 await s.delete(existing)
                 await s.flush()
-                self.data.remove(self.data.audio_items(custom_id, name))
-            self.data.write_bytes(path, data)
+                await asyncio.to_thread(self.data.remove, self.data.audio_items(custom_id, name))
+            await asyncio.to_thread(self.data.write_bytes, path, data)
             model.audio.append(AudioResource(custom_id=custom_id, name=name, path=path, content_type=content_type,
                                              contained_content_type=contained_content_type, transcript=transcript,
                                              status="being_processed"))
@@ -906,8 +907,8 @@ class Catalog:
             await s.delete(resource)
             path = resource.path
             await self._changed(s, model)
-        self.data.remove(path)
-        self.data.remove(self.data.audio_items(custom_id, name))
+        await asyncio.to_thread(self.data.remove, path)
+        await asyncio.to_thread(self.data.remove, self.data.audio_items(custom_id, name))
 
     async def start_acoustic_training(self, owner: str, custom_id: str, *, language_id: str | None, strict: bool,
                                       force: bool = False, min_minutes: float = 0.0) -> list[dict]:
