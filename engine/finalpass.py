@@ -42,13 +42,14 @@ class FinalPassKind(StrEnum):
     WHISPER = "whisper"
 
 
-#: How the ``whisper`` pass applies a custom LM, chosen by measurement (Allison test split, 103
-#: real prompts, custom LM from the train-split texts, benchmarks/customlm.py): rescoring the
-#: decoder's N-best (beam 4) with the custom n-gram LM at the request's customization_weight
-#: (times WHISPER_LM_SCALE) cut WER 6.3% (beam 4 alone) to 4.9-5.1% (weights 0.15-0.3); the corpus
-#: as the decoder's prompt made it worse (7.2% alone, 6.2% with the rescoring: it talks single
-#: words into others, "sixteenth" -> "sixteen"), so the prompt stays off.
-WHISPER_PROMPT = False
+#: How the ``whisper`` pass applies a custom LM, chosen by measurement (custom LM from the Allison
+#: train-split texts, benchmarks/customlm.py): its N-best (beam 4) is rescored with the custom n-gram
+#: LM at the request's customization_weight (times WHISPER_LM_SCALE) — Allison test split 6.3% (beam
+#: 4 alone) to 4.9-5.1% (weights 0.15-0.3) — and its prompt is the glossary of the custom words
+#: (:func:`engine.customlm.prompt_text`), which makes Whisper write words it never writes unprompted.
+#: Corpus sentences as the prompt made the test split worse (6.2% with the rescoring: "sixteenth" ->
+#: "sixteen"), so the corpora act through the rescoring only.
+WHISPER_PROMPT = True
 WHISPER_RESCORE = True
 WHISPER_LM_SCALE = 1.0
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from engine.bundle import find_models, load_bundle
+from engine.bundle import find_models, load_bundle, resolve_model
 from engine.catalog import default_models_dir
 from engine.recognizer import Recognizer
 from engine.whisper.weights import SOURCES
@@ -125,3 +125,18 @@ def test_a_single_short_word_reaches_the_final_pass() -> None:
         stream = recognizer.new_stream()
         finals = recognizer.run(stream, torch.cat([silence, audio, silence, silence]))
         assert [r.transcript for r in finals] == [word]
+
+
+def test_a_custom_word_the_decoder_never_writes_is_recognised_with_a_custom_lm(tmp_path: Path) -> None:
+    """Issue 12: a word outside every vocabulary (Whisper hears "Vorlaxa" as "for the") is recognised in the
+    Whisper final pass once a custom LM holds it: its glossary prompts the decoder, its display_as is shown."""
+    from engine.customlm import CustomLM, CustomWord, build_custom_lm
+
+    bundle = load_bundle(resolve_model(default_models_dir(), "en-US_BroadbandModel").path)
+    build_custom_lm(bundle, ["Please call Vorlaxa support today.\nCall Vorlaxa now!\n"],
+                    [CustomWord("Vorlaxa", (), "VORLAXA")], tmp_path / "clm")
+    recognizer = Recognizer(bundle)
+    samples = load_audio(FIXTURES / "vorlaxa.wav", 16000)
+    assert "VORLAXA" not in recognizer.transcribe(samples).transcript
+    custom = recognizer.transcribe(samples, custom_lm=CustomLM.load(tmp_path / "clm"), customization_weight=0.3)
+    assert custom.transcript == "please call VORLAXA support today"
