@@ -176,6 +176,7 @@ class LoadedModels:
         self._dirs = (models_dir, *extra_dirs)
         self._scheduler, self._metrics = scheduler, metrics
         self._discovering = asyncio.Lock()
+        self._refused: set[str] = set()  # new versions that did not load: not tried again until a restart
         self.versions: dict[str, LoadedModel] = {m.version: LoadedModel(m, scheduler, metrics) for m in installed}
         newest = {m.name: m.version for m in sorted(installed, key=lambda m: (m.name, m.created))}
         for loaded in self.versions.values():
@@ -184,7 +185,7 @@ class LoadedModels:
 
     def _scan(self) -> list[InstalledModel]:
         found = {m.version: m for root in self._dirs for m in find_models(root)}
-        return [m for m in found.values() if m.version not in self.versions]
+        return [m for m in found.values() if m.version not in self.versions and m.version not in self._refused]
 
     async def discover(self) -> list[str]:
         """Serve base versions installed since start, without a restart: artifacts that appeared in the
@@ -207,7 +208,9 @@ class LoadedModels:
                     try:
                         await asyncio.to_thread(loaded.load)
                     except Exception:  # noqa: BLE001 - a broken release must not take the server down
-                        log.exception("base model version %s at %s does not load; not serving it", m.version, m.path)
+                        log.exception("base model version %s at %s does not load; not serving it (fix it and "
+                                      "restart the server)", m.version, m.path)
+                        self._refused.add(m.version)
                         continue
                 self.versions[m.version] = loaded
                 added.append(m.version)

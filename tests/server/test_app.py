@@ -1,6 +1,7 @@
 """The placeholder server over a real socket: it loads real bundles and lists them."""
 
 import asyncio
+import json
 import socket
 
 import aiohttp
@@ -69,3 +70,24 @@ def test_a_registered_release_is_served_without_a_restart(server_factory, tokeni
     assert health["models"] == ["en-US_BroadbandModel.v2026-01-01", newer] and newer in health["loaded"]
     assert [v["version"] for v in model["versions"]] == ["en-US_BroadbandModel.v2026-01-01", newer]
     assert server.state.models.newest()["en-US_BroadbandModel"].version == newer
+
+
+def test_a_release_that_does_not_load_is_refused_once_and_serving_goes_on(server_factory, tmp_path, caplog) -> None:
+    import shutil
+
+    server = server_factory({"server": {"release_check_s": 0}}, data_dir=tmp_path / "data")
+    [shipped] = server.state.models.versions.values()
+    broken = tmp_path / "data" / "models" / "en-US_BroadbandModel" / "en-US_BroadbandModel.v2026-06-01"
+    shutil.copytree(shipped.installed.path, broken)
+    manifest = json.loads((broken / "manifest.json").read_text())
+    manifest.update(version=broken.name, created="2026-06-01")
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+    (broken / manifest.get("weights", "model.pt")).write_bytes(b"not a checkpoint")
+
+    async def refresh():
+        return await server.state.refresh_models(), await server.state.refresh_models()
+    first, again = asyncio.run_coroutine_threadsafe(refresh(), server._loop).result(60)
+    assert first == again == []
+    assert list(server.state.models.versions) == [shipped.version]
+    assert [r.getMessage() for r in caplog.records if "does not load" in r.getMessage()] == [
+        f"base model version {broken.name} at {broken} does not load; not serving it (fix it and restart the server)"]

@@ -451,3 +451,16 @@ def test_words_are_filtered_sorted_and_paged_by_the_database(run):
     assert got["user"] == ["alpha", "delta"]
     assert got["corpora"] == ["charlie", "alpha", "bravo"]
     assert got["+count"] == ["delta", "bravo"]
+
+
+def test_deleting_a_corpus_removes_only_the_words_nothing_else_holds(run):
+    async def f(c: Catalog):
+        m = await c.create("acme", LANGUAGE, name="x", base_model_name=BB)
+        await c.add_corpus("acme", m.id, "a", b"Xeno Yodel Zulu")
+        await c.analyse_corpus(m.id, "a", analyse)
+        await c.add_corpus("acme", m.id, "b", b"Yodel")
+        await c.analyse_corpus(m.id, "b", analyse)
+        await c.add_words("acme", m.id, [WordSpec("xeno")])
+        await c.delete_corpus("acme", m.id, "a")
+        return {w.word: sorted(w.source) for w in await c.words("acme", m.id)}
+    assert run(f) == {"xeno": ["user"], "yodel": ["b"]}
