@@ -551,18 +551,29 @@ def custom_decoder(bundle, custom: CustomLM, weight: float) -> CustomDecoder:
         raise ValueError(f"{bundle.version} has no beam decoder to customise")
     if not 0.0 < weight <= 1.0:
         raise ValueError(f"customization_weight must be in (0, 1] here, got {weight}")
-    key = (str(Path(custom.path).resolve()), custom.build_id, float(weight))
     with _CACHE_LOCK:
         decoders = _CACHE.setdefault(bundle.beam, OrderedDict())
-        found = decoders.get(key)
-        if found is not None:
-            decoders.move_to_end(key)
-            return found
-    built = CustomDecoder(bundle, custom, weight)
+    return _cached(decoders, (*_identity(custom), float(weight)), lambda: CustomDecoder(bundle, custom, weight))
+
+
+def _identity(custom: CustomLM) -> tuple[str, str]:
+    """What tells one build of a custom LM from another (decoders built from an older build are not reused)."""
+    return str(Path(custom.path).resolve()), custom.build_id
+
+
+def _cached(cache: OrderedDict, key: tuple, build: Callable[[], object]) -> object:
+    """``cache[key]``, built (outside the lock: building reads an LM) and kept among the
+    :data:`DECODER_CACHE_SIZE` most recently used when missing."""
     with _CACHE_LOCK:
-        decoders[key] = built
-        while len(decoders) > DECODER_CACHE_SIZE:
-            decoders.popitem(last=False)
+        found = cache.get(key)
+        if found is not None:
+            cache.move_to_end(key)
+            return found
+    built = build()
+    with _CACHE_LOCK:
+        cache[key] = built
+        while len(cache) > DECODER_CACHE_SIZE:
+            cache.popitem(last=False)
     return built
 
 
@@ -570,24 +581,30 @@ def apply_custom_words(words: list[Word], custom: CustomLM) -> list[Word]:
     """A decoder's words with the custom words put in: each run of words that says a custom word (its
     spelling or a ``sounds_like``, longest first) becomes that word as ``display_as`` shows it — what
     the CTC search does through its lexicon, for a final pass (Whisper's) that writes plain words."""
-    if not custom.spoken:
-        return words
     out: list[Word] = []
-    i = 0
-    keys = [normalize_transcript(w.word) for w in words]
+    for start, n, key in _spoken_runs([normalize_transcript(w.word) for w in words], custom.spoken):
+        run = words[start:start + n]
+        out.append(run[0] if key is None else Word(custom.display.get(key, key), run[0].start, run[-1].end,
+                                                   round(sum(w.confidence for w in run) / n, 3)))
+    return out
+
+
+def _spoken_runs(words: list[str], spoken: dict) -> list[tuple[int, int, str | None]]:
+    """``words`` (normalised) cut into runs, left to right and longest first: ``(start, length, key)``
+    for a run that says a custom word (``spoken`` maps its spoken forms to its LM token), and
+    ``(start, 1, None)`` for a word that is no part of one."""
+    runs, i = [], 0
     while i < len(words):
         for n in range(min(MAX_SPOKEN_WORDS, len(words) - i), 0, -1):
-            key = custom.spoken.get(" ".join(keys[i:i + n]))
+            key = spoken.get(" ".join(words[i:i + n]))
             if key is not None:
-                run = words[i:i + n]
-                out.append(Word(custom.display.get(key, key), run[0].start, run[-1].end,
-                                round(sum(w.confidence for w in run) / n, 3)))
+                runs.append((i, n, key))
                 i += n
                 break
         else:
-            out.append(words[i])
+            runs.append((i, 1, None))
             i += 1
-    return out
+    return runs
 
 
 class SentenceScorer:
@@ -614,19 +631,8 @@ class SentenceScorer:
     def log_prob(self, text: str) -> float:
         """Natural-log probability of ``text`` (normalised), sentence end included."""
         words = normalize_transcript(text).split()
-        if self._spoken:  # a custom word's spoken forms are its LM token ("i triple e" -> "ieee")
-            tokens, i = [], 0
-            while i < len(words):
-                for n in range(min(MAX_SPOKEN_WORDS, len(words) - i), 0, -1):
-                    key = self._spoken.get(" ".join(words[i:i + n]))
-                    if key is not None:
-                        tokens.append(key)
-                        i += n
-                        break
-                else:
-                    tokens.append(words[i])
-                    i += 1
-            words = tokens
+        # a custom word's spoken forms are its LM token ("i triple e" -> "ieee")
+        words = [key or words[start] for start, _n, key in _spoken_runs(words, self._spoken)]
         with self._lock:
             state = self._lm.start(False)
             total = 0.0
@@ -656,15 +662,4 @@ _SCORERS: OrderedDict[tuple[str, str], SentenceScorer] = OrderedDict()
 
 def sentence_scorer(custom: CustomLM) -> SentenceScorer:
     """The :class:`SentenceScorer` of ``custom``, from a small LRU cache (reading an LM takes a while)."""
-    key = (str(Path(custom.path).resolve()), custom.build_id)
-    with _CACHE_LOCK:
-        found = _SCORERS.get(key)
-        if found is not None:
-            _SCORERS.move_to_end(key)
-            return found
-    built = SentenceScorer(custom)
-    with _CACHE_LOCK:
-        _SCORERS[key] = built
-        while len(_SCORERS) > DECODER_CACHE_SIZE:
-            _SCORERS.popitem(last=False)
-    return built
+    return _cached(_SCORERS, _identity(custom), lambda: SentenceScorer(custom))
