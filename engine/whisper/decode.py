@@ -181,31 +181,32 @@ class UtteranceDecoder:
         """
         if log_mel.shape[0] < 10:
             return Decoded("", ())
-        audio = self.encode(log_mel)
+        # the decoder's cross-attention keys and values, computed once for every pass over this utterance
+        cross = self.whisper.decoder.cross_kv(self.encode(log_mel))
         prompt = [*previous, *self.text.prompt]
         beam = beam_size or self.options.beam_size
         if rescore is not None or alternatives > 0:
             # hypotheses that differ in punctuation or digits normalise alike: twice the beam for alternatives
             width = max(beam, RESCORE_BEAM, 2 * (alternatives + 1) if alternatives else 0)
-            pool = self._beam_pool(audio, width, prompt)
+            pool = self._beam_pool(cross, width, prompt)
             texts = [normalize_transcript(self.text.decode(h)) for h, _ in pool]
             lm = rescore or (lambda _text: 0.0)
             ranked = sorted(range(len(pool)), key=lambda i: -(pool[i][1] + lm(texts[i])) / max(1, len(pool[i][0])))
-            decoded = self._with_confidence(audio, prompt, pool[ranked[0]][0])
+            decoded = self._with_confidence(cross, prompt, pool[ranked[0]][0])
             others = tuple(dict.fromkeys(texts[i] for i in ranked[1:] if texts[i] != decoded.text))[:alternatives]
             return replace(decoded, alternatives=others)
-        ids = self._greedy(audio, prompt) if beam <= 1 else self._beam(audio, beam, prompt)
+        ids = self._greedy(cross, prompt) if beam <= 1 else self._beam(cross, beam, prompt)
         if looping(ids, self.text.decode(ids)):
             # Whisper's failure mode on odd audio (robotic voices, hallucinated speech): a phrase
             # repeated until the token budget runs out. Whisper retries at a higher temperature; this
             # pass stays deterministic: the best beam hypothesis that does not loop, else the loop
             # collapsed to one copy.
-            pool = self._beam_pool(audio, RESCORE_BEAM, prompt)
+            pool = self._beam_pool(cross, RESCORE_BEAM, prompt)
             ok = [(h, sc) for h, sc in pool if not looping(h, self.text.decode(h))]
             ids = max(ok, key=lambda item: item[1] / max(1, len(item[0])))[0] if ok else collapse_repeats(ids)
-        return self._with_confidence(audio, prompt, ids)
+        return self._with_confidence(cross, prompt, ids)
 
-    def _with_confidence(self, audio: torch.Tensor, prompt: list[int], ids: list[int]) -> Decoded:
+    def _with_confidence(self, cross: list, prompt: list[int], ids: list[int]) -> Decoded:
         """``ids`` as normalised text, each word with the mean probability the decoder gave its tokens
         (one teacher-forced pass). Normalisation may split a word ("24" -> "twenty four"); its parts
         share its confidence. When the per-word normalisation does not give the same words as the
@@ -214,7 +215,6 @@ class UtteranceDecoder:
         if not ids:
             return Decoded(text, ())
         tokens = torch.tensor([prompt + ids])
-        cross = self.whisper.decoder.cross_kv(audio)
         logits, _ = self.whisper.decoder(tokens[:, :-1], cross)
         probs = torch.softmax(logits[0, len(prompt) - 1:].float(), -1).gather(1, tokens[0, len(prompt):, None])[:, 0]
         words: list[tuple[str, list[float]]] = []
@@ -237,8 +237,7 @@ class UtteranceDecoder:
         logits[:, self.text.first_special + 1:] = -float("inf")  # no special token but end of text
         return logits, kv
 
-    def _greedy(self, audio: torch.Tensor, prompt: list[int]) -> list[int]:
-        cross = self.whisper.decoder.cross_kv(audio)
+    def _greedy(self, cross: list, prompt: list[int]) -> list[int]:
         tokens = torch.tensor([prompt])
         kv, out = None, []
         for _ in range(MAX_TOKENS):
@@ -250,8 +249,8 @@ class UtteranceDecoder:
             tokens = torch.tensor([[nxt]])
         return out
 
-    def _beam(self, audio: torch.Tensor, beam: int, prompt: list[int]) -> list[int]:
-        pool = self._beam_pool(audio, beam, prompt)
+    def _beam(self, cross: list, beam: int, prompt: list[int]) -> list[int]:
+        pool = self._beam_pool(cross, beam, prompt)
 
         def score(item):
             h, s = item
@@ -259,9 +258,9 @@ class UtteranceDecoder:
             return s / ((len(h) + 1) ** self.options.length_penalty) if self.options.length_penalty else s
         return max(pool, key=score)[0]
 
-    def _beam_pool(self, audio: torch.Tensor, beam: int, prompt: list[int]) -> list[tuple[list[int], float]]:
-        """Finished hypotheses (tokens without end of text, summed log-probability) of a beam search."""
-        cross1 = self.whisper.decoder.cross_kv(audio)
+    def _beam_pool(self, cross1: list, beam: int, prompt: list[int]) -> list[tuple[list[int], float]]:
+        """Finished hypotheses (tokens without end of text, summed log-probability) of a beam search over
+        the utterance's cross-attention keys and values ``cross1`` (``Decoder.cross_kv``)."""
         cross = [(k.expand(beam, -1, -1), v.expand(beam, -1, -1)) for k, v in cross1]
         logits, kv = self._step_logits(torch.tensor([prompt]), cross1, None)
         logp = F.log_softmax(logits, -1)[0]

@@ -121,7 +121,7 @@ def test_a_custom_lm_rescores_the_decoders_n_best(tmp_path) -> None:
     decoder = UtteranceDecoder(model, text)
     assert decoder.decode(feats, rescore=lambda _t: 0.0) == "your message is too short"
     with torch.inference_mode():
-        pool = decoder._beam_pool(decoder.encode(feats), 4, text.prompt)
+        pool = decoder._beam_pool(model.decoder.cross_kv(decoder.encode(feats)), 4, text.prompt)
     others = {text.decode(h).strip().lower().rstrip(".") for h, _ in pool} - {"your message is too short"}
     assert others, "the beam holds other hypotheses"
     # an LM that only likes one of the others picks it; one that likes the acoustics' choice keeps it
