@@ -44,14 +44,13 @@ class FinalPassKind(StrEnum):
 
 #: How the ``whisper`` pass applies a custom LM, chosen by measurement (custom LM from the Allison
 #: train-split texts, benchmarks/customlm.py): its N-best (beam 4) is rescored with the custom n-gram
-#: LM at the request's customization_weight (times WHISPER_LM_SCALE) — Allison test split 6.3% (beam
+#: LM at the request's customization_weight — Allison test split 6.3% (beam
 #: 4 alone) to 4.9-5.1% (weights 0.15-0.3) — and its prompt is the glossary of the custom words
 #: (:func:`engine.customlm.prompt_text`), which makes Whisper write words it never writes unprompted.
 #: Corpus sentences as the prompt made the test split worse (6.2% with the rescoring: "sixteenth" ->
 #: "sixteen"), so the corpora act through the rescoring only.
 WHISPER_PROMPT = True
 WHISPER_RESCORE = True
-WHISPER_LM_SCALE = 1.0
 
 #: Older spellings accepted in configuration: ``beam`` was the CTC beam search.
 ALIASES = {"beam": FinalPassKind.CTC}
@@ -79,12 +78,11 @@ class FinalPass:
     Attributes:
         kind: which pass.
         custom_lm: a custom LM mixed into the CTC search (``ctc``).
-        customization_weight: its share in [0, 1].
+        customization_weight: its share in [0, 1] (``whisper``: the weight of its log-probability when it
+            rescores the decoder's N-best).
         ignored_custom_lm: the request had a custom LM that this pass does not apply.
         whisper_prompt: ``whisper``: the custom LM as the decoder's prompt (``<|startofprev|>`` and its
             words and sentences, :func:`engine.customlm.prompt_text`), or empty.
-        whisper_lm_weight: ``whisper``: the weight of ``custom_lm``'s log-probability when it rescores
-            the decoder's N-best.
         alternatives: ``whisper``: next-best transcripts each final also carries (``max_alternatives`` - 1).
         whisper_beam: ``whisper``: the decoder's beam for this request (0: the version's own).
     """
@@ -94,7 +92,6 @@ class FinalPass:
     customization_weight: float = 0.3
     ignored_custom_lm: bool = False
     whisper_prompt: tuple[int, ...] = ()
-    whisper_lm_weight: float = 0.0
     alternatives: int = 0
     whisper_beam: int = 0
 
@@ -148,8 +145,7 @@ def _choose(bundle, requested: str | FinalPassKind | None = None, *, custom_lm: 
     if kind is FinalPassKind.WHISPER and custom_lm is not None and customization_weight > 0:
         prompt = bundle.whisper.text.previous_text(custom_lm.prompt) if WHISPER_PROMPT else ()
         return FinalPass(kind, custom_lm if WHISPER_RESCORE else None, customization_weight,
-                         ignored_custom_lm=not (prompt or WHISPER_RESCORE), whisper_prompt=prompt,
-                         whisper_lm_weight=customization_weight * WHISPER_LM_SCALE)
+                         ignored_custom_lm=not (prompt or WHISPER_RESCORE), whisper_prompt=prompt)
     if kind is FinalPassKind.CTC and bundle.beam is None:
         kind = FinalPassKind.GREEDY
     return FinalPass(kind, custom, customization_weight)

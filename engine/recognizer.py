@@ -433,23 +433,21 @@ class Recognizer:
                        final_pass: FinalPass | None = None) -> WhisperFinal:
         b = self.bundle
         assert b.whisper is not None
+        fp = final_pass or FinalPass(FinalPassKind.WHISPER)
         rescore = None
-        if final_pass is not None and final_pass.custom_lm is not None:
-            scorer = sentence_scorer(final_pass.custom_lm)  # read once per custom LM, here off the event loop
-            weight = final_pass.whisper_lm_weight
+        if fp.custom_lm is not None:
+            scorer = sentence_scorer(fp.custom_lm)  # read once per custom LM, here off the event loop
 
             def rescore(text: str) -> float:
-                return weight * scorer.log_prob(text)
-        decoded = b.whisper.transcribe(features, final_pass.whisper_prompt if final_pass else (), rescore,
-                                       final_pass.alternatives if final_pass else 0,
-                                       beam_size=final_pass.whisper_beam if final_pass else 0)
+                return fp.customization_weight * scorer.log_prob(text)
+        decoded = b.whisper.transcribe(features, fp.whisper_prompt, rescore, fp.alternatives, beam_size=fp.whisper_beam)
         words = align_words(decoded.text, log_probs, b.tokenizer, frame_seconds=b.frame_seconds,
                             frame_offset=frame_offset)
         if len(decoded.confidences) == len(words):
             # the decoder's own certainty is a far better confidence than the streaming CTC's posteriors
             words = [replace(w, confidence=c) for w, c in zip(words, decoded.confidences)]
-        if final_pass is not None and final_pass.custom_lm is not None:
-            words = apply_custom_words(words, final_pass.custom_lm)
+        if fp.custom_lm is not None:
+            words = apply_custom_words(words, fp.custom_lm)
         return WhisperFinal(words, decoded.alternatives)
 
     def online_search(self, *, custom_lm: CustomLM | None = None,

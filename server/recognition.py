@@ -196,11 +196,10 @@ class LoadedModels:
         cannot load is logged and not served. Returns the new version ids.
         """
         async with self._discovering:
-            new = await asyncio.to_thread(self._scan)
-            newest = {m.name: max((x for x in new if x.name == m.name), key=lambda x: (x.created, x.version))
-                      for m in new}
+            new = sorted(await asyncio.to_thread(self._scan), key=lambda m: (m.created, m.version))
+            newest = {m.name: m for m in new}  # oldest first: each name ends on its newest
             added = []
-            for m in sorted(new, key=lambda m: (m.created, m.version)):
+            for m in new:
                 loaded = LoadedModel(m, self._scheduler, self._metrics)
                 current = self.newest().get(m.name)
                 if newest[m.name] is m and (current is None or

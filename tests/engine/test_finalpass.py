@@ -43,7 +43,7 @@ def test_choice_rules(whisper, beam, requested, custom, expected) -> None:
 def test_whisper_applies_a_custom_lm_by_rescoring(monkeypatch) -> None:
     bundle = _bundle(whisper=True, beam=True, default="whisper")
     chosen = choose_final_pass(bundle, None, custom_lm=CUSTOM, customization_weight=0.5)
-    assert (chosen.whisper_prompt, chosen.custom_lm, chosen.whisper_lm_weight) == (PROMPT, CUSTOM, 0.5)
+    assert (chosen.whisper_prompt, chosen.custom_lm, chosen.customization_weight) == (PROMPT, CUSTOM, 0.5)
     assert not chosen.ignored_custom_lm
     monkeypatch.setattr("engine.finalpass.WHISPER_PROMPT", False)
     assert choose_final_pass(bundle, None, custom_lm=CUSTOM).whisper_prompt == ()
