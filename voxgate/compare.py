@@ -20,13 +20,13 @@ import jiwer
 import torch
 from tqdm import tqdm
 
-from engine.audio import AudioError, content_type_for_path, decode_bytes, resample
 from engine.bundle import BundleError, find_models, load_bundle
 from engine.customlm import CustomLM
 from engine.manifest import ManifestError, read_manifest
 from engine.recognizer import Recognizer
 from engine.text import normalize_transcript
 from voxgate.lifecycle import _database_url, _dirs
+from voxgate.offline import FileError, audio_for, read_audio
 
 DEFAULT_WEIGHT = 0.3
 
@@ -54,15 +54,12 @@ async def _versions(url: str, custom_id: str) -> tuple[str, float | None, list[t
 
 def _wer(recognizer: Recognizer, rows: list[tuple[Path, str]], label: str, **options) -> float:
     refs, hyps = [], []
-    rate = recognizer.bundle.sample_rate_hz
     for audio, reference in tqdm(rows, desc=label, unit="file", file=sys.stderr, disable=None):
         try:
-            samples, native = decode_bytes(audio.read_bytes(), content_type_for_path(audio))
-        except (OSError, AudioError) as exc:
+            samples = audio_for(recognizer.bundle, *read_audio(audio))
+        except FileError as exc:
             raise ValueError(f"{audio}: {exc}") from exc
-        if native < rate:
-            raise ValueError(f"{audio}: sampled at {native} Hz, below the {rate} Hz of {recognizer.bundle.name}")
-        out = recognizer.transcribe(resample(samples, native, rate), **options)
+        out = recognizer.transcribe(samples, **options)
         refs.append(normalize_transcript(reference) or "<silence>")
         hyps.append(normalize_transcript(out.transcript))
     return jiwer.wer(refs, hyps)

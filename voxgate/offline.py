@@ -37,23 +37,44 @@ def recognise_file(models: LocalModels, path: Path, *, name: str | None, version
         FileError: unreadable file, undecodable or empty audio, unknown model,
             or audio sampled below the model's rate.
     """
+    samples, rate = read_audio(path, content_type)
+    try:
+        bundle = models.get(name=name, version=version, rate_hz=rate)
+    except (ModelNotFoundError, BundleError) as exc:
+        raise FileError(str(exc)) from exc
+    audio = audio_for(bundle, samples, rate)
+    return models.recognizer(bundle).transcribe(audio, final_pass=final_pass, custom_lm=custom_lm,
+                                                customization_weight=customization_weight), bundle.version
+
+
+def read_audio(path: Path, content_type: str | None = None):
+    """A file's samples and rate.
+
+    Raises:
+        FileError: unreadable file or undecodable audio.
+    """
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise FileError(f"cannot read file: {exc.strerror or exc}") from exc
     try:
-        samples, rate = decode_bytes(data, content_type or content_type_for_path(path))
-        bundle = models.get(name=name, version=version, rate_hz=rate)
-    except (AudioError, ModelNotFoundError, BundleError) as exc:
+        return decode_bytes(data, content_type or content_type_for_path(path))
+    except AudioError as exc:
         raise FileError(str(exc)) from exc
+
+
+def audio_for(bundle, samples, rate: int) -> torch.Tensor:
+    """``samples`` at ``rate`` resampled for ``bundle``.
+
+    Raises:
+        FileError: audio sampled below the model's rate, or too short to recognise.
+    """
     if rate < bundle.sample_rate_hz:
         raise FileError(f"audio sampled at {rate} Hz is below the {bundle.sample_rate_hz} Hz of "
                         f"{bundle.name}; use a narrowband model or higher-rate audio")
     if samples.size < bundle.features.win_length * rate // bundle.sample_rate_hz:
         raise FileError("the audio is too short to recognise (under 25 ms)")
-    audio = resample(samples, rate, bundle.sample_rate_hz)
-    return models.recognizer(bundle).transcribe(audio, final_pass=final_pass, custom_lm=custom_lm,
-                                                customization_weight=customization_weight), bundle.version
+    return resample(samples, rate, bundle.sample_rate_hz)
 
 
 def _fail(path: Path | str, message: str) -> None:
