@@ -39,7 +39,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from benchmarks import pocketsphinx_baseline  # noqa: E402
-from engine.acoustic import AdaptConfig, adapt_acoustic_model, load_adapted_bundle, pseudo_label  # noqa: E402
+from engine.acoustic import AdaptConfig, adapt_acoustic_model, pseudo_label  # noqa: E402
+from engine.adapted import load_adapted_bundle  # noqa: E402
 from engine.audio import load_audio  # noqa: E402
 from engine.bundle import load_bundle, resolve_model  # noqa: E402
 from engine.catalog import default_models_dir  # noqa: E402

@@ -8,7 +8,7 @@ pairs, and writes an adapted folder::
                       (weight name -> ``a``, ``b`` with ``delta = b @ a``)
     adaptation.json   base version, method, config, counts, minutes of audio, losses
 
-:func:`load_adapted_bundle` puts those tensors into the base bundle (same tokenizer,
+:func:`engine.adapted.load_adapted_bundle` puts those tensors into the base bundle (same tokenizer,
 lexicon, LM and beam decoder), refusing a folder made from another base version.
 :func:`pseudo_label` transcribes audio that came without a transcript with the base
 model (and a custom LM when there is one).
@@ -81,7 +81,8 @@ import torchaudio.functional as AF
 from torch import nn
 from torch.nn.utils import parametrize
 
-from engine.bundle import BundleError, ModelBundle, load_bundle
+from engine.adapted import META_FILE, WEIGHTS_FILE
+from engine.bundle import ModelBundle
 from engine.customlm import CustomLM, custom_decoder
 from engine.decoding import greedy_batch, tokens_to_words
 from engine.features import log_mel
@@ -90,8 +91,6 @@ from engine.recipe.train import augment_features, ctc_batch_loss
 from engine.recognizer import pad_to_output_frames
 from engine.text import normalize_transcript
 
-WEIGHTS_FILE = "adapted.pt"
-META_FILE = "adaptation.json"
 METHODS = ("full", "top", "lora")
 
 
@@ -217,7 +216,7 @@ def _trainable(model: nn.Module, config: AdaptConfig, generator: torch.Generator
 
 
 def _changed_tensors(model: nn.Module, config: AdaptConfig) -> dict:
-    """What :func:`load_adapted_bundle` needs to rebuild the adapted weights from the base's."""
+    """What :func:`engine.adapted.load_adapted_bundle` needs to rebuild the adapted weights from the base's."""
     if config.method == "lora":
         low_rank = {}
         for name, module in model.named_modules():
@@ -353,51 +352,6 @@ def _train(bundle: ModelBundle, examples: list[_Example], config: AdaptConfig,
         losses.append(epoch_loss / count)
     model.eval()
     return _changed_tensors(model, config), losses
-
-
-def read_adaptation(adapted_dir: Path) -> dict:
-    """The ``adaptation.json`` of an adapted folder.
-
-    Raises:
-        BundleError: no such file, or not JSON.
-    """
-    try:
-        return json.loads((Path(adapted_dir) / META_FILE).read_text())
-    except FileNotFoundError as exc:
-        raise BundleError(f"{adapted_dir} is not an adapted acoustic model (no {META_FILE})") from exc
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{adapted_dir}/{META_FILE} is not valid JSON: {exc}") from exc
-
-
-def load_adapted_bundle(base_bundle_path: Path, adapted_dir: Path) -> ModelBundle:
-    """The base bundle with the adapted weights (same tokenizer, lexicon, LM and decoder).
-
-    The manifest keeps the base's version id and gains an ``adaptation`` entry (the
-    folder's ``adaptation.json``).
-
-    Raises:
-        BundleError: the adapted folder is missing or broken, or was made from another base
-            version than the one at ``base_bundle_path``.
-    """
-    meta = read_adaptation(adapted_dir)
-    bundle = load_bundle(base_bundle_path)
-    if meta.get("base_version") != bundle.version:
-        raise BundleError(f"{adapted_dir} was adapted from {meta.get('base_version')!r}, "
-                          f"not from {bundle.version!r} at {base_bundle_path}")
-    changed = torch.load(Path(adapted_dir) / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-    state = bundle.model.state_dict()
-    unknown = [n for n in (*changed["replace"], *changed["low_rank"]) if n not in state]
-    if unknown:
-        raise BundleError(f"{adapted_dir}: tensors {unknown[:5]} do not exist in {bundle.version}")
-    for name, tensor in changed["replace"].items():
-        state[name] = tensor
-    for name, factors in changed["low_rank"].items():
-        state[name] = state[name] + factors["b"] @ factors["a"]
-    device = next(bundle.model.parameters()).device
-    bundle.model.load_state_dict(state)
-    bundle.model.to(device).eval()
-    bundle.manifest = {**bundle.manifest, "adaptation": meta}
-    return bundle
 
 
 @torch.inference_mode()

@@ -43,6 +43,7 @@ from engine.whisper.features import WhisperFeatureConfig
 from engine.whisper.model import StreamingWhisperCTC, WhisperCTCConfig, build_streaming, shared_pretrained
 from engine.whisper.importing import resolve_source, tokenizer_file
 from engine.whisper.weights import WeightsError
+from engine.versions import release_order
 
 MANIFEST = "manifest.json"
 WEIGHTS = "model.pt"
@@ -266,14 +267,19 @@ class InstalledModel:
 
 
 def find_models(root: Path) -> list[InstalledModel]:
-    """Every valid bundle under ``root/NAME/VERSION``, sorted by name then creation date."""
+    """Every valid bundle under ``root/NAME/VERSION``, sorted by name, then oldest version first
+    (:func:`engine.versions.release_order`). Hidden folders are skipped: a bundle being written
+    (``save_bundle``, ``voxgate models register``) lives in a ``.tmp-…`` folder until it is renamed
+    into place, and a server looking for new releases must not load it half-copied."""
     found = []
     for manifest in sorted(Path(root).glob(f"*/*/{MANIFEST}")):
+        if any(part.startswith(".") for part in manifest.relative_to(root).parts):
+            continue
         try:
             found.append(InstalledModel(manifest.parent, read_manifest(manifest.parent)))
         except BundleError:
             continue
-    return sorted(found, key=lambda m: (m.name, m.created))
+    return sorted(found, key=lambda m: (m.name, *release_order(m.created, m.version)))
 
 
 def resolve_model(root: Path, name: str, version: str | None = None) -> InstalledModel:

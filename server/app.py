@@ -1,147 +1,123 @@
-"""The HTTP server: routes, startup (load every model version), graceful shutdown.
+"""The composition root: builds every service once, in order, and the application that serves them.
 
-Routes:
-    GET  /healthz                          loaded model versions
+Routes (handlers in :mod:`server.http`, one package per dialect):
+    GET  /healthz                          loaded model versions (server.http.common)
     GET  /metrics                          Prometheus metrics
-    GET  /v1/models, /v1/models/{id}       Watson SpeechModels
-    GET  /v1/recognize                     Watson WebSocket
+    GET  /v1/models, /v1/models/{id}       Watson SpeechModels (server.http.watson.models)
+    GET  /v1/recognize                     Watson WebSocket (server.http.watson.recognize)
     POST /v1/recognize                     Watson sessionless (whole or chunked body)
-    GET  /stream-transcription-websocket   Transcribe, presigned URL, event stream
+    GET  /stream-transcription-websocket   Transcribe, presigned URL, event stream (server.http.transcribe)
     POST /stream-transcription             Transcribe, event stream over chunked HTTP/1.1
-    /v1/customizations[/...]               Watson custom language models (server.customization_routes)
-    /v1/acoustic_customizations[/...]      Watson custom acoustic models (server.acoustic_routes)
-    /v1/recognitions[/{id}]                Watson asynchronous jobs (server.jobs)
-    POST /v1/(un)register_callback         job notifications (server.callbacks)
+    /v1/customizations[/...]               Watson custom language models (server.http.watson.customizations)
+    /v1/acoustic_customizations[/...]      Watson custom acoustic models (server.http.watson.acoustic)
+    /v1/recognitions[/{id}]                Watson asynchronous jobs (server.http.watson.jobs)
+    POST /v1/(un)register_callback         job notifications (server.http.watson.callbacks)
 
-The catalog (base versions, custom models) lives in a database, a SQLite file
-in the data directory unless a ``database_url`` names another; it is
-migrated to the newest schema at start, and interrupted jobs resume.
+Services (:mod:`server.runtime`) are put on the application under the typed keys of
+:mod:`server.http.keys`. Those that need the event loop start in one ``cleanup_ctx`` each, in
+order — catalog (the database, migrated to the newest schema; a SQLite file in the data directory
+unless a ``database_url`` names another), custom models, training (interrupted jobs resume),
+recognition jobs with their notifier, the release watch — and stop in the reverse order, after
+the base models' schedulers were the last to stop.
 
 Shutdown (SIGINT/SIGTERM): new sessions are refused, every open session
-flushes its finals and closes (WebSocket close 1012), then the schedulers stop.
+flushes its finals and closes (WebSocket close 1012), then the services stop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import ipaddress
 import logging
 import os
 import signal
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import torch
 import uvloop
 from aiohttp import web
 
-from engine.bundle import ModelBundle
 from engine.catalog import default_models_dir
-from protocol.errors import NotFoundError
-from server import acoustic_routes, callbacks, customization_routes, jobs
-from server.jobs import JobRunner
-from server.bodies import client_disconnects
 from server.catalog.artifacts import DataDir, default_data_dir
 from server.catalog.db import Database, sqlite_url
-from server.catalog.lifecycle import Entry, Kind
-from server.catalog.store import Catalog, Clock, InstalledBase, utcnow
+from server.catalog.store import Catalog, Clock, utcnow
 from server.config import Config, ConfigError, load_config
-from server.customization import Customizations
-from server.metrics import CONTENT_TYPE, Metrics
-from server.recognition import LoadedModels
-from server.state import STATE, ServerState
-from server.transcribe_routes import transcribe_http, transcribe_websocket
-from server.watson_routes import recognize_http, recognize_websocket, watson_error
+from server.http import common, transcribe, watson
+from server.http.bodies import client_disconnects
+from server.http.errors import errors
+from server.http.keys import (AUTH, CATALOG, CONFIG, CUSTOM_MODELS, JOBS, METRICS, MODELS, NOTIFIER, RECOGNITIONS,
+                              RELEASES, RESOLVER, SESSIONS, TRAINING)
+from server.runtime.auth import Authenticator
+from server.runtime.jobs import JobRunner
+from server.runtime.metrics import Metrics
+from server.runtime.models import CustomModels, LoadedModels
+from server.runtime.notifier import Notifier
+from server.runtime.recognition import Recognitions
+from server.runtime.releases import Releases, installed_bases
+from server.runtime.resolution import Resolver
+from server.runtime.sessions import Sessions
+from server.runtime.training import Training
 
 log = logging.getLogger("voxgate.server")
-RELEASE_WATCH = web.AppKey("release_watch", asyncio.Task)
+
+Context = Callable[[web.Application], AsyncIterator[None]]
 
 
-async def healthz(request: web.Request) -> web.Response:
-    """``GET /healthz``: 200 with the installed model versions and those loaded so far."""
-    state = request.app[STATE]
-    return web.json_response({"status": "ok", "models": sorted(state.models.versions),
-                              "loaded": sorted(v for v, m in state.models.versions.items() if m.loaded),
-                              "sessions": len(state.sessions)})
+async def _models(app: web.Application) -> AsyncIterator[None]:
+    """The base versions were loaded by :func:`make_app`; their schedulers and workers stop last."""
+    yield
+    await app[MODELS].close()
 
 
-async def metrics(request: web.Request) -> web.Response:
-    """``GET /metrics``: Prometheus text format."""
-    body = request.app[STATE].metrics.render()
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
-
-
-def _speech_model(bundle: ModelBundle, base_url: str, versions: list, today: dt.date) -> dict:
-    newest = versions[-1].version if versions else None
-    return {"name": bundle.name, "language": bundle.manifest["locale"], "rate": bundle.sample_rate_hz,
-            "url": f"{base_url}/v1/models/{bundle.name}", "description": bundle.manifest.get("description", ""),
-            "supported_features": {"custom_language_model": bundle.beam is not None, "custom_acoustic_model": True,
-                                   "speaker_labels": False, "low_latency": True},
-            # voxgate extension: every version with its stored deadlines and its state today
-            "versions": [Entry(v.model, v.version, Kind.BASE, v.created, newest_base=v.version == newest).to_json(today)
-                         for v in versions]}
-
-
-async def _models_json(request: web.Request) -> dict[str, dict]:
-    state = request.app[STATE]
-    base = f"{request.scheme}://{request.host}"
-    rows = [r for r in await state.catalog.base_versions() if r.version in state.models.versions]
-    today = state.catalog.today()
-    return {name: _speech_model(bundle, base, [r for r in rows if r.model == name], today)
-            for name, loaded in state.models.newest().items() for bundle in (loaded.bundle,)}
-
-
-async def list_models(request: web.Request) -> web.Response:
-    """``GET /v1/models``: the Watson SpeechModels list, each with its versions and their deadlines."""
-    return web.json_response({"models": list((await _models_json(request)).values())})
-
-
-async def get_model(request: web.Request) -> web.Response:
-    """``GET /v1/models/{model_id}``: one SpeechModel, or 404 in the Watson error shape."""
-    model_id = request.match_info["model_id"]
-    model = (await _models_json(request)).get(model_id)
-    if model is None:
-        return watson_error(NotFoundError(f"Model {model_id} not found"))
-    return web.json_response(model)
-
-
-async def _on_shutdown(app: web.Application) -> None:
-    await app[STATE].shutdown()
-
-
-async def _on_cleanup(app: web.Application) -> None:
-    state = app[STATE]
-    watch = app.get(RELEASE_WATCH)
-    if watch is not None:
-        watch.cancel()
-        await asyncio.gather(watch, return_exceptions=True)
-    if state.jobs is not None:
-        await state.jobs.close()
-    if state.customizations is not None:
-        await state.customizations.close()
-    if state.catalog is not None:
-        await state.catalog.db.close()
-    await state.models.close()
-
-
-def _catalog_starter(data: DataDir, database_url: str | None, clock: Clock):
-    async def start(app: web.Application) -> None:
-        state = app[STATE]
+def _catalog(data: DataDir, database_url: str | None, clock: Clock) -> Context:
+    async def context(app: web.Application) -> AsyncIterator[None]:
         db = Database(database_url or sqlite_url(data.database))
         await db.migrate()
         catalog = Catalog(db, data, clock=clock)
-        await catalog.sync_base_versions(
-            InstalledBase(b.name, b.version, b.manifest["locale"], b.sample_rate_hz, b.created, str(b.path))
-            for b in (m.installed for m in state.models.versions.values()))
-        state.catalog = catalog
-        state.customizations = Customizations(catalog, state.models, scheduler=state.config.scheduler,
-                                              metrics=state.metrics)
-        await state.customizations.start()
-        state.jobs = JobRunner(state)
-        await state.jobs.start()
-        await state.refresh_models()  # versions another replica registered while this one was down
-        app[RELEASE_WATCH] = asyncio.get_running_loop().create_task(state.watch_releases(), name="release watch")
-    return start
+        await catalog.sync_base_versions(installed_bases(app[MODELS].versions.values()))
+        app[CATALOG] = catalog
+        try:
+            yield
+        finally:
+            await db.close()
+    return context
+
+
+async def _custom_models(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    custom = app[CUSTOM_MODELS] = CustomModels(app[CATALOG].data, scheduler=config.scheduler, metrics=app[METRICS])
+    app[RESOLVER] = Resolver(app[CATALOG], app[MODELS], custom)
+    yield
+    await custom.close()
+
+
+async def _training(app: web.Application) -> AsyncIterator[None]:
+    training = app[TRAINING] = Training(app[CATALOG], app[MODELS])
+    await training.start()
+    yield
+    await training.close()
+
+
+async def _jobs(app: web.Application) -> AsyncIterator[None]:
+    notifier = app[NOTIFIER] = Notifier(app[CATALOG])
+    jobs = app[JOBS] = JobRunner(app[CATALOG], app[RESOLVER], app[RECOGNITIONS], app[CUSTOM_MODELS], notifier)
+    await jobs.start()
+    yield
+    await jobs.close()
+
+
+async def _releases(app: web.Application) -> AsyncIterator[None]:
+    releases = app[RELEASES] = Releases(app[MODELS], app[CATALOG], app[CONFIG].limits.release_check_s)
+    await releases.refresh()  # versions another replica registered while this one was down
+    watch = asyncio.get_running_loop().create_task(releases.watch(), name="release watch")
+    yield
+    watch.cancel()
+    await asyncio.gather(watch, return_exceptions=True)
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    await app[SESSIONS].shutdown()
 
 
 def make_app(models_dir: Path | None = None, config: Config | None = None, *, data_dir: Path | None = None,
@@ -159,25 +135,20 @@ def make_app(models_dir: Path | None = None, config: Config | None = None, *, da
         RuntimeError: no model installed.
     """
     config = config or Config()
-    metrics_ = Metrics()
+    metrics = Metrics()
     data = DataDir(data_dir or default_data_dir())
-    models = LoadedModels(models_dir or default_models_dir(), config.scheduler, metrics_, extra_dirs=(data.models,))
+    models = LoadedModels(models_dir or default_models_dir(), config.scheduler, metrics, extra_dirs=(data.models,))
     # Request bodies are streamed by the routes (which enforce max_request_bytes); this bounds only
     # the bodies aiohttp would buffer whole.
-    app = web.Application(client_max_size=config.limits.max_request_bytes, middlewares=[client_disconnects])
-    app[STATE] = ServerState(config, models, metrics_)
-    app.on_startup.append(_catalog_starter(data, database_url, clock))
+    app = web.Application(client_max_size=config.limits.max_request_bytes, middlewares=[client_disconnects, errors])
+    app[CONFIG], app[METRICS], app[MODELS] = config, metrics, models
+    app[AUTH] = Authenticator(config.credentials)
+    app[SESSIONS] = Sessions(config.limits.max_sessions, metrics)
+    app[RECOGNITIONS] = Recognitions(config.recognition, metrics)
+    app.cleanup_ctx.extend([_models, _catalog(data, database_url, clock), _custom_models, _training, _jobs,
+                            _releases])
     app.on_shutdown.append(_on_shutdown)
-    app.on_cleanup.append(_on_cleanup)
-    app.add_routes([
-        web.get("/healthz", healthz), web.get("/metrics", metrics),
-        web.get("/v1/models", list_models), web.get("/v1/models/{model_id}", get_model),
-        web.get("/v1/recognize", recognize_websocket), web.post("/v1/recognize", recognize_http),
-        web.get("/stream-transcription-websocket", transcribe_websocket),
-        web.post("/stream-transcription", transcribe_http),
-        *customization_routes.routes(), *acoustic_routes.routes(), *jobs.routes(),
-        *callbacks.routes(),
-    ])
+    app.add_routes([*common.routes(), *watson.routes(), *transcribe.routes()])
     return app
 
 
@@ -217,7 +188,7 @@ def serve(*, host: str, port: int, models_dir: str | None, config_path: str | No
     app = make_app(Path(models_dir) if models_dir else None, config,
                    data_dir=Path(data_dir) if data_dir else None, database_url=database_url)
     log.info("loaded %s; %d concurrent model step(s) of up to %d streams, %d torch thread(s) each",
-             ", ".join(sorted(app[STATE].models.versions)), workers, config.scheduler.max_batch,
+             ", ".join(sorted(app[MODELS].versions)), workers, config.scheduler.max_batch,
              torch.get_num_threads())
     if not config.credentials:
         log.warning("no credentials configured: serving WITHOUT authentication, on loopback only")

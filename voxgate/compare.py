@@ -94,7 +94,7 @@ def compare_command(args: argparse.Namespace) -> int:
             base = load_bundle(bases[base_version])
             base_wer = _wer(Recognizer(base), rows, f"{base_version} alone")
             if kind == "acoustic":
-                from engine.acoustic import load_adapted_bundle
+                from engine.adapted import load_adapted_bundle
 
                 custom_wer = _wer(Recognizer(load_adapted_bundle(bases[base_version], data.path(artifact))), rows,
                                   f"{base_version} + custom")

@@ -17,6 +17,8 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import Enum
 
+from engine.versions import release_order
+
 QUARTER_ENDS = ((1, 15), (4, 15), (7, 15), (10, 15))
 
 
@@ -115,7 +117,7 @@ def base_entries(versions: list[tuple[str, str, dt.date, str, int]]) -> list[Ent
     newest: dict[tuple[str, int], tuple[dt.date, str]] = {}
     for _model, version, created, locale, rate in versions:
         key = (locale, rate)
-        if key not in newest or (created, version) > newest[key]:
-            newest[key] = (created, version)
+        if key not in newest or release_order(created, version) > newest[key]:
+            newest[key] = release_order(created, version)
     return [Entry(model, version, Kind.BASE, created, newest_base=newest[(locale, rate)][1] == version)
             for model, version, created, locale, rate in versions]

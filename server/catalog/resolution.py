@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from engine.versions import release_order
 from protocol.errors import InvalidParameter, NotFoundError
 from server.catalog.lifecycle import transcription_deadline
 
@@ -92,7 +93,7 @@ def newest(bases: list[BaseInfo], model: str) -> BaseInfo:
     if not versions:
         known = ", ".join(sorted({b.model for b in bases}))
         raise NotFoundError(f"Model {model} not found. Available models: {known}")
-    return max(versions, key=lambda b: (b.created, b.version))
+    return max(versions, key=lambda b: release_order(b.created, b.version))
 
 
 def resolve(bases: list[BaseInfo], *, model: str | None, default_model: str, base_model_version: str | None,

@@ -159,7 +159,7 @@ def test_wrong_key_is_refused_before_the_upgrade(real_server) -> None:
 
 def test_base_model_version_selects_the_older_model(real_server) -> None:
     stt = _sdk(real_server, real_server.http)
-    versions = sorted(v for v in real_server.state.models.versions if v.startswith("en-US_BroadbandModel"))
+    versions = sorted(v for v in real_server.models.versions if v.startswith("en-US_BroadbandModel"))
     with open(FIXTURES / "hello.wav", "rb") as audio:
         result = stt.recognize(audio=audio, content_type="audio/wav", base_model_version=versions[0]).get_result()
     assert json.dumps(result)  # the older version answers; its accuracy is the README's business

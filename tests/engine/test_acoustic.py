@@ -8,15 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.acoustic import (
-    META_FILE,
-    WEIGHTS_FILE,
-    AdaptConfig,
-    adapt_acoustic_model,
-    load_adapted_bundle,
-    pseudo_label,
-    read_adaptation,
-)
+from engine.acoustic import AdaptConfig, adapt_acoustic_model, pseudo_label
+from engine.adapted import META_FILE, WEIGHTS_FILE, load_adapted_bundle, read_adaptation
 from engine.bundle import BundleError, save_bundle
 from engine.features import FeatureConfig, log_mel
 from engine.recognizer import Recognizer, pad_to_output_frames

@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import pytest
 import torch
@@ -39,6 +40,14 @@ def test_resolve_newest_and_named_versions(tmp_path, tokenizer_file) -> None:
         resolve_model(tmp_path, "fr-FR_BroadbandModel")
     with pytest.raises(ModelNotFoundError, match="available: en-US_BroadbandModel.v2026-05-01"):
         resolve_model(tmp_path, "en-US_BroadbandModel", "en-US_BroadbandModel.v2020-01-01")
+
+
+def test_a_bundle_still_being_copied_into_place_is_not_found(tmp_path, tokenizer_file) -> None:
+    """A release is written into a hidden folder and renamed into place; a server looking for new releases
+    meanwhile once loaded the half-copied folder, failed, and never served the release (seen in the e2e test)."""
+    done = save(tmp_path, tokenizer_file, "en-US_BroadbandModel.v2026-05-01")
+    shutil.copytree(done, done.parent / ".en-US_BroadbandModel.v2026-11-01.8c894467.tmp")
+    assert [m.path for m in find_models(tmp_path)] == [done]
 
 
 @pytest.mark.parametrize("bad", ["en-US_BroadbandModel", "en-US_BroadbandModel.v2026-13-01x", "x.v2026-01-01"])

@@ -14,12 +14,12 @@ import pytest
 from engine.lifeline import follow_parent
 
 # A parent that starts one worker of each kind voxgate has, through the production code: a search
-# pool over a bundle (engine.searchpool) and a training-style job (server.subprocess_job); it
+# pool over a bundle (engine.searchpool) and a training-style job (server.runtime.subprocess_job); it
 # prints their pids, then waits to be killed.
 PARENT = r"""
 import asyncio, os, sys, time
 from engine.searchpool import SearchPool
-from server.subprocess_job import run_job
+from server.runtime.subprocess_job import run_job
 from tests.engine.test_lifeline import report_and_sleep
 
 async def main():

@@ -13,7 +13,8 @@ from aiohttp import web
 
 from server.app import make_app
 from server.config import Config, parse_config
-from server.state import STATE
+from server.http.keys import MODELS
+from server.runtime.models import LoadedModels
 
 
 async def handshake_status(http: aiohttp.ClientSession, url: str, headers: dict | None = None) -> int:
@@ -38,9 +39,9 @@ class ServerThread:
         self._thread = threading.Thread(target=self._main, name="test-server", daemon=True)
 
     @property
-    def state(self):
-        """The running app's shared state."""
-        return self.app[STATE]
+    def models(self) -> LoadedModels:
+        """The running app's base versions."""
+        return self.app[MODELS]
 
     @property
     def http(self) -> str:

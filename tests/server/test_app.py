@@ -8,6 +8,7 @@ import aiohttp
 from aiohttp import web
 
 from server.app import make_app
+from server.http.keys import RELEASES
 
 
 async def _serve_and_get(models_dir, paths: list[str]) -> list[tuple[int, dict]]:
@@ -69,14 +70,14 @@ def test_a_registered_release_is_served_without_a_restart(server_factory, tokeni
     health, model = asyncio.run(main())
     assert health["models"] == ["en-US_BroadbandModel.v2026-01-01", newer] and newer in health["loaded"]
     assert [v["version"] for v in model["versions"]] == ["en-US_BroadbandModel.v2026-01-01", newer]
-    assert server.state.models.newest()["en-US_BroadbandModel"].version == newer
+    assert server.models.newest()["en-US_BroadbandModel"].version == newer
 
 
 def test_a_release_that_does_not_load_is_refused_once_and_serving_goes_on(server_factory, tmp_path, caplog) -> None:
     import shutil
 
     server = server_factory({"server": {"release_check_s": 0}}, data_dir=tmp_path / "data")
-    [shipped] = server.state.models.versions.values()
+    [shipped] = server.models.versions.values()
     broken = tmp_path / "data" / "models" / "en-US_BroadbandModel" / "en-US_BroadbandModel.v2026-06-01"
     shutil.copytree(shipped.installed.path, broken)
     manifest = json.loads((broken / "manifest.json").read_text())
@@ -85,9 +86,9 @@ def test_a_release_that_does_not_load_is_refused_once_and_serving_goes_on(server
     (broken / manifest.get("weights", "model.pt")).write_bytes(b"not a checkpoint")
 
     async def refresh():
-        return await server.state.refresh_models(), await server.state.refresh_models()
+        return await server.app[RELEASES].refresh(), await server.app[RELEASES].refresh()
     first, again = asyncio.run_coroutine_threadsafe(refresh(), server._loop).result(60)
     assert first == again == []
-    assert list(server.state.models.versions) == [shipped.version]
+    assert list(server.models.versions) == [shipped.version]
     assert [r.getMessage() for r in caplog.records if "does not load" in r.getMessage()] == [
         f"base model version {broken.name} at {broken} does not load; not serving it (fix it and restart the server)"]

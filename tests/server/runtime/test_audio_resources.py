@@ -10,7 +10,7 @@ import zipfile
 import pytest
 
 from engine.audio import AudioError
-from server.audio_resources import process
+from server.runtime.audio_resources import process
 from tests.conftest import FIXTURES
 
 WAV = (FIXTURES / "hello.wav").read_bytes()
@@ -86,7 +86,7 @@ def _deflated(members: dict[str, bytes]) -> bytes:
 
 def test_archive_bombs_are_refused_on_what_they_unpack_to(tmp_path, monkeypatch):
     # issue 13, defect 2: a 0.97 MB zip of 1000 MB of zeros was accepted (RSS +4.8 GB, 954 MB written)
-    import server.audio_resources as ar
+    import server.runtime.audio_resources as ar
 
     zeros = b"\0" * (40 * 1024 ** 2)  # 40 MB of zeros deflate to ~40 kB
     bomb = _deflated({"silence.l16": zeros})

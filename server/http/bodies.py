@@ -1,4 +1,5 @@
-"""Reading a request body: size-limited and with an inactivity timeout (issue 13, defect 5: slow-loris).
+"""Reading a request body: size-limited, with an inactivity timeout (issue 13, defect 5: slow-loris), a
+minimum size where one applies, and one answer to a multipart body where the audio must be the body.
 
 Every route that reads a body as a stream — sessionless recognition, jobs, Transcribe's HTTP
 stream, audio resources — takes it through :func:`body_chunks`, so a client that opens a request
@@ -22,7 +23,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from protocol.errors import Timeout, TooLarge
+from protocol.errors import InvalidParameter, Timeout, TooLarge, UnsupportedMedia
 
 log = logging.getLogger("voxgate.server")
 
@@ -39,8 +40,19 @@ class ClientDisconnected(ConnectionResetError):
     """
 
 
+def refuse_multipart(content_type: str | None) -> None:
+    """Audio is sent as the body itself, with its own Content-Type; every route answers a multipart body alike.
+
+    Raises:
+        UnsupportedMedia: a ``multipart/*`` body (415).
+    """
+    if content_type and content_type.strip().lower().startswith("multipart/"):
+        raise UnsupportedMedia("multipart requests are not supported; send the audio as the body with its "
+                               "Content-Type and the options as query parameters")
+
+
 async def body_chunks(request: web.Request, *, limit_bytes: int, idle_timeout_s: float,
-                      what: str = "the request's audio") -> AsyncIterator[bytes]:
+                      what: str = "the request's audio", minimum: int = 0) -> AsyncIterator[bytes]:
     """The body's chunks as they arrive.
 
     Args:
@@ -48,10 +60,12 @@ async def body_chunks(request: web.Request, *, limit_bytes: int, idle_timeout_s:
         limit_bytes: the most bytes allowed.
         idle_timeout_s: the longest wait for the next bytes.
         what: how the error messages name the body.
+        minimum: the fewest bytes a complete body may have (the Watson rule for audio: 100).
 
     Raises:
         TooLarge: ``Content-Length`` or the bytes so far exceed ``limit_bytes``.
         Timeout: no byte arrived for ``idle_timeout_s``.
+        InvalidParameter: the body ended with fewer than ``minimum`` bytes.
         ClientDisconnected: the client reset or closed the connection before the body ended.
     """
     if request.content_length is not None and request.content_length > limit_bytes:
@@ -66,6 +80,8 @@ async def body_chunks(request: web.Request, *, limit_bytes: int, idle_timeout_s:
         except ConnectionError as exc:  # aiohttp hands the transport's error (or "Connection lost") to the reader
             raise ClientDisconnected(f"connection closed after {received} bytes of {what} ({exc})") from exc
         if not chunk:
+            if received < minimum:
+                raise InvalidParameter(f"Stream was {received} bytes but needs to be at least {minimum} bytes.")
             return
         received += len(chunk)
         if received > limit_bytes:
@@ -74,16 +90,18 @@ async def body_chunks(request: web.Request, *, limit_bytes: int, idle_timeout_s:
 
 
 async def read_body(request: web.Request, *, limit_bytes: int, idle_timeout_s: float,
-                    what: str = "the request's audio") -> bytes:
+                    what: str = "the request's audio", minimum: int = 0) -> bytes:
     """The whole body, read through :func:`body_chunks`.
 
     Raises:
         TooLarge: ``Content-Length`` or the bytes so far exceed ``limit_bytes``.
         Timeout: no byte arrived for ``idle_timeout_s``.
+        InvalidParameter: the body ended with fewer than ``minimum`` bytes.
         ClientDisconnected: the client reset or closed the connection before the body ended.
     """
     data = bytearray()
-    async for chunk in body_chunks(request, limit_bytes=limit_bytes, idle_timeout_s=idle_timeout_s, what=what):
+    async for chunk in body_chunks(request, limit_bytes=limit_bytes, idle_timeout_s=idle_timeout_s, what=what,
+                                   minimum=minimum):
         data += chunk
     return bytes(data)
 

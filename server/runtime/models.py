@@ -1,42 +1,36 @@
-"""Recognition inside the server: loaded model versions with their schedulers, and one request's pump.
+"""Loaded base-model versions with their schedulers, and the custom models loaded for recognition.
 
 :class:`LoadedModels` loads every installed version of every base model at
 start (a broken artifact fails the start, not a request) and gives each
-version its own :class:`~engine.scheduler.BatchScheduler`. A
-:class:`Recognition` carries one request's audio from encoded bytes to
-results: incremental decoding, feature chunks, batched model steps through
-the scheduler. It is not safe to call concurrently with itself: each route
-drives it from the one task that reads its connection (shutdown included).
+version its own :class:`~engine.scheduler.BatchScheduler`.
+:class:`CustomModels` keeps the trained custom language models and custom
+acoustic models that recognition requests use, loaded once and bounded in
+number (least recently used out).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections import OrderedDict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import torch
-
-from engine.audio import AudioError, UnsupportedAudioType
-from engine.audiostream import StreamDecoder
+from engine.adapted import load_adapted_bundle
 from engine.bundle import InstalledModel, ModelBundle, find_models, load_bundle
 from engine.customlm import CustomLM
-from engine.endpoint import EndpointConfig
-from engine.recognizer import Recognizer, Result
+from engine.recognizer import Recognizer
 from engine.scheduler import BatchScheduler, SchedulerConfig
 from engine.searchpool import SearchPool
-from protocol.errors import InvalidParameter, NotFoundError, UnsupportedMedia
-from protocol.watson import Hypothesis, WordHypothesis
-from server.config import RecognitionConfig
-from server.metrics import Metrics
+from engine.versions import release_order
+from protocol.errors import NotFoundError
+from server.catalog.artifacts import DataDir
+from server.runtime.metrics import Metrics
 
 log = logging.getLogger("voxgate.models")
-
-#: Most whole chunks one stream sends through one model step (a stream that fell behind catches up).
-MAX_CHUNKS_PER_STEP = 4
 
 
 class ModelNotLoaded(RuntimeError):
@@ -178,9 +172,9 @@ class LoadedModels:
         self._discovering = asyncio.Lock()
         self._refused: set[str] = set()  # new versions that did not load: not tried again until a restart
         self.versions: dict[str, LoadedModel] = {m.version: LoadedModel(m, scheduler, metrics) for m in installed}
-        newest = {m.name: m.version for m in sorted(installed, key=lambda m: (m.name, m.created))}
+        newest = self.newest()
         for loaded in self.versions.values():
-            if eager or newest[loaded.name] == loaded.version:
+            if eager or newest[loaded.name] is loaded:
                 loaded.load()
 
     def _scan(self) -> list[InstalledModel]:
@@ -196,14 +190,14 @@ class LoadedModels:
         cannot load is logged and not served. Returns the new version ids.
         """
         async with self._discovering:
-            new = sorted(await asyncio.to_thread(self._scan), key=lambda m: (m.created, m.version))
+            new = sorted(await asyncio.to_thread(self._scan), key=lambda m: release_order(m.created, m.version))
             newest = {m.name: m for m in new}  # oldest first: each name ends on its newest
             added = []
             for m in new:
                 loaded = LoadedModel(m, self._scheduler, self._metrics)
                 current = self.newest().get(m.name)
                 if newest[m.name] is m and (current is None or
-                                            (m.created, m.version) > (current.installed.created, current.version)):
+                                            release_order(m.created, m.version) > _order(current)):
                     try:
                         await asyncio.to_thread(loaded.load)
                     except Exception:  # noqa: BLE001 - a broken release must not take the server down
@@ -225,7 +219,7 @@ class LoadedModels:
     def newest(self) -> dict[str, LoadedModel]:
         """Model name -> its newest version (always loaded)."""
         out: dict[str, LoadedModel] = {}
-        for loaded in sorted(self.versions.values(), key=lambda m: (m.installed.created, m.version)):
+        for loaded in sorted(self.versions.values(), key=_order):
             out[loaded.name] = loaded
         return out
 
@@ -239,7 +233,7 @@ class LoadedModels:
         Raises:
             NotFoundError: an unknown model, or a version that is not installed for it.
         """
-        candidates = sorted((v for v in self.versions.values() if v.name == model), key=lambda m: m.installed.created)
+        candidates = sorted((v for v in self.versions.values() if v.name == model), key=_order)
         if not candidates:
             known = ", ".join(sorted(self.newest()))
             raise NotFoundError(f"Model {model} not found. Available models: {known}")
@@ -260,171 +254,99 @@ class LoadedModels:
         fits = [v for v in self.versions.values() if v.locale == locale and v.sample_rate_hz <= rate_hz]
         if not fits:
             raise NotFoundError(f"no model for language {locale} at {rate_hz} Hz")
-        return max(fits, key=lambda m: (m.sample_rate_hz, m.installed.created))
+        return max(fits, key=lambda m: (m.sample_rate_hz, _order(m)))
 
     async def close(self) -> None:
         """Stop every loaded version's scheduler, search worker and final-pass thread."""
         await asyncio.gather(*(v.close() for v in self.versions.values()))
 
 
-def _audio_error(exc: AudioError) -> InvalidParameter | UnsupportedMedia:
-    return UnsupportedMedia(str(exc)) if isinstance(exc, UnsupportedAudioType) else InvalidParameter(str(exc))
+def _order(loaded: LoadedModel) -> tuple:
+    return release_order(loaded.installed.created, loaded.version)
 
 
-def hypothesis(result: Result) -> Hypothesis:
-    """The wire form of an engine result."""
-    words = tuple(WordHypothesis(w.word, w.start, w.end, w.confidence) for w in result.words)
-    return Hypothesis(words, result.final, result.end_of_utterance, result.alternatives)
-
-
-ResultsHandler = Callable[[list[Result]], Awaitable[None]]
-
-
-class Recognition:
-    """One request: encoded audio bytes in, results out as they form.
-
-    Reading and recognising are decoupled: :meth:`feed` (called by the
-    route as frames arrive) only decodes and queues samples; a stepper task
-    moves the queued samples into the stream and runs its chunks through the
-    scheduler, taking every whole chunk that piled up during the previous
-    step at once, so a stream that fell behind catches up instead of
-    drifting. Results go to ``on_results`` in order.
+class CustomModels:
+    """Trained custom models loaded for recognition, by their stored folder: language models (their
+    n-gram and words) and acoustic models (an adapted network with its own batch scheduler, sharing
+    the base version's beam-search worker), and which custom models requests are using now (a delete
+    answers 409 meanwhile). Each kind keeps at most ``max_loaded`` models: past that the least recently
+    used one no request is using is dropped (an acoustic model's scheduler closed).
 
     Args:
-        model: the model version.
-        content_type: the audio's MIME type (None: auto-detect a container).
-        endpoint: utterance endpointing.
-        metrics: where audio seconds are counted.
-        on_results: awaited with each step's results.
-        settings: chunk length and final passes.
-        route: the kind of route (:data:`server.config.ROUTES`) whose final pass applies.
-        custom_lm: a trained custom language model for the finals' beam search, or None.
-        customization_weight: its weight against the base LM (0-1).
-        max_alternatives: transcripts per final, the best and its next-best (``whisper`` finals only).
-
-    Raises:
-        UnsupportedMedia, InvalidParameter: an audio type or rate the model cannot take.
-
-    Attributes:
-        failed: set when the stepper failed; :attr:`error` holds why.
+        data: the data directory the folders are relative to.
+        scheduler, metrics: batching and metrics of the acoustic models' schedulers.
+        max_loaded: most models of each kind kept loaded.
     """
 
-    def __init__(self, model: LoadedModel, content_type: str | None, *, endpoint: EndpointConfig,
-                 metrics: Metrics, on_results: ResultsHandler, settings: RecognitionConfig, route: str,
-                 custom_lm: CustomLM | None = None, customization_weight: float = 0.3,
-                 max_alternatives: int = 1) -> None:
-        self.model = model
-        try:
-            self.decoder = StreamDecoder(content_type, target_rate_hz=model.bundle.sample_rate_hz)
-        except AudioError as exc:
-            raise _audio_error(exc) from exc
-        chunk_frames = round(settings.chunk_ms / model.bundle.features.hop_ms)
-        final_pass = model.recognizer.final_pass(settings.requested_final_pass(route), custom_lm=custom_lm,
-                                                 customization_weight=customization_weight,
-                                                 max_alternatives=max_alternatives,
-                                                 whisper_beam=settings.whisper_beam(route))
-        #: for the results' warnings
-        self.warnings: tuple[str, ...] = () if not final_pass.ignored_custom_lm else (
-            f"The custom language model is not applied to the final results of {model.bundle.version}: its final "
-            "pass is Whisper's decoder, which does not take custom language models yet (set final_pass = "
-            "\"ctc\" in the server's [recognition] to use the custom model in the CTC beam search instead).",)
-        try:
-            self.stream = model.recognizer.new_stream(endpoint=endpoint, chunk_frames=chunk_frames,
-                                                      max_chunks=MAX_CHUNKS_PER_STEP, final_pass=final_pass,
-                                                      online=True)
-        except ValueError as exc:
-            raise InvalidParameter(str(exc)) from exc
+    def __init__(self, data: DataDir, *, scheduler: SchedulerConfig | None = None, metrics: Metrics | None = None,
+                 max_loaded: int = 32) -> None:
+        self._data = data
+        self._scheduler = scheduler or SchedulerConfig()
         self._metrics = metrics
-        self._on_results = on_results
-        self._speech_until_s = 0.0
-        self._incoming: list[torch.Tensor] = []
-        self._ended = False
-        self._wake = asyncio.Event()
-        self.failed = asyncio.Event()
-        self.error: BaseException | None = None
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="recognition-stepper")
+        self._max = max_loaded
+        self._language: OrderedDict[str, CustomLM] = OrderedDict()
+        self._acoustic: OrderedDict[str, tuple[LoadedModel, str]] = OrderedDict()
+        #: custom model id -> recognition requests using it now
+        self.in_use: dict[str, int] = {}
+        self._lock = asyncio.Lock()
+        self._closing: set[asyncio.Task] = set()
 
-    @property
-    def seconds_without_speech(self) -> float:
-        """Seconds of recognised audio since the last recognised word (or the start)."""
-        return self.stream.audio_seconds - self._speech_until_s
+    async def language_model(self, artifact: str) -> CustomLM:
+        """A trained custom LM (loaded in a thread the first time)."""
+        custom_lm = self._language.get(artifact)
+        if custom_lm is None:
+            async with self._lock:
+                custom_lm = self._language.get(artifact)
+                if custom_lm is None:
+                    custom_lm = await asyncio.to_thread(CustomLM.load, self._data.path(artifact))
+                    self._language[artifact] = custom_lm
+        self._language.move_to_end(artifact)
+        while len(self._language) > self._max:
+            self._language.popitem(last=False)
+        return custom_lm
 
-    def feed(self, data: bytes) -> None:
-        """Decode bytes and queue their samples for the stepper.
+    async def acoustic_model(self, artifact: str, base: LoadedModel, custom_id: str) -> LoadedModel:
+        """A custom acoustic model version of ``base`` (loaded in a thread the first time)."""
+        entry = self._acoustic.get(artifact)
+        if entry is None:
+            async with self._lock:
+                entry = self._acoustic.get(artifact)
+                if entry is None:
+                    bundle = await asyncio.to_thread(load_adapted_bundle, base.installed.path, self._data.path(artifact))
+                    recognizer = Recognizer(bundle, search_pool=base.search_pool)
+                    observer = self._metrics.step_observer(f"{bundle.version}+{custom_id}") if self._metrics else None
+                    loaded = LoadedModel(base.installed, bundle=bundle, recognizer=recognizer,
+                                         batch_scheduler=BatchScheduler(recognizer, self._scheduler, on_step=observer))
+                    entry = self._acoustic[artifact] = (loaded, custom_id)
+        self._acoustic.move_to_end(artifact)
+        self._evict_acoustic(keep=artifact)
+        return entry[0]
 
-        Raises:
-            InvalidParameter, UnsupportedMedia: undecodable audio or a rate below the model's.
-        """
+    def _evict_acoustic(self, keep: str) -> None:
+        idle = [a for a, (_, custom_id) in self._acoustic.items() if a != keep and not self.in_use.get(custom_id)]
+        for artifact in idle[:max(0, len(self._acoustic) - self._max)]:
+            dropped, _ = self._acoustic.pop(artifact)
+            task = asyncio.get_running_loop().create_task(dropped.scheduler.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    @contextlib.contextmanager
+    def using(self, *custom_ids: str | None) -> Iterator[None]:
+        """Count a recognition request as using its custom models while the block runs."""
+        ids = [i for i in custom_ids if i]
+        for custom_id in ids:
+            self.in_use[custom_id] = self.in_use.get(custom_id, 0) + 1
         try:
-            samples = self.decoder.feed(data)
-        except AudioError as exc:
-            raise _audio_error(exc) from exc
-        self._queue(samples)
+            yield
+        finally:
+            for custom_id in ids:
+                self.in_use[custom_id] -= 1
+                if not self.in_use[custom_id]:
+                    del self.in_use[custom_id]
 
-    def _queue(self, samples: torch.Tensor) -> None:
-        if samples.numel():
-            self._incoming.append(samples)
-            self._metrics.audio_seconds.labels(self.model.bundle.version).inc(
-                samples.numel() / self.model.bundle.sample_rate_hz)
-            self._wake.set()
-
-    async def finish(self) -> None:
-        """End of audio: decode the rest and wait until every result has been handed to ``on_results``.
-
-        Raises:
-            InvalidParameter, UnsupportedMedia: undecodable or empty audio.
-            Exception: what the stepper failed with.
-        """
-        try:
-            # A container decoder may still be working in its thread: wait for it off the event loop.
-            samples = await asyncio.to_thread(self.decoder.finish)
-        except AudioError as exc:
-            raise _audio_error(exc) from exc
-        self._queue(samples)
-        self._ended = True
-        self._wake.set()
-        await asyncio.shield(self._task)
-        if self.error is not None:
-            raise self.error
-
-    def _drain(self) -> None:
-        """Move queued samples into the stream (only while no step of it is in flight)."""
-        if self._incoming:
-            samples = torch.cat(self._incoming) if len(self._incoming) > 1 else self._incoming[0]
-            self._incoming = []
-            self.stream.accept_audio(samples)
-        if self._ended:
-            self.stream.end_audio()
-
-    async def _run(self) -> None:
-        try:
-            while not self.stream.finished:
-                await self._wake.wait()
-                self._wake.clear()
-                self._drain()
-                while self.stream.has_chunk:
-                    results = await self.model.scheduler.step(self.stream)
-                    self._drain()
-                    if any(r.words for r in results):
-                        self._speech_until_s = self.stream.audio_seconds
-                    if results:
-                        await self._on_results([await self._rescored(r) for r in results])
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - handed to the route, which reports it to the client
-            self.error = exc
-            self.failed.set()
-
-    async def _rescored(self, result: Result) -> Result:
-        """A final whose beam search ran in the search pool, with its words (other results as they are)."""
-        if result.rescore is None:
-            return result
-        tokens = await asyncio.wrap_future(result.rescore)
-        return self.model.recognizer.rescored(result, tokens)
-
-    def close(self) -> None:
-        """Abandon the request (client gone, or done): stop the stepper, free the decoder and the search."""
-        if not self._task.done():
-            self._task.cancel()
-        self.stream.discard()
-        self.decoder.close()
+    async def close(self) -> None:
+        """Stop the acoustic models' schedulers."""
+        await asyncio.gather(*(m.scheduler.close() for m, _ in self._acoustic.values()), *self._closing,
+                             return_exceptions=True)
+        self._acoustic.clear()
+        self._language.clear()

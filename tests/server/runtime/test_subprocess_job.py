@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from server.subprocess_job import JobFailed, run_job
+from server.runtime.subprocess_job import JobFailed, run_job
 
 
 def add(a: int, b: int, *, progress) -> int:

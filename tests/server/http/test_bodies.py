@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
-from tests.server.test_transcribe import audio_events
-from tests.server.test_watson_ws import l16
+from tests.server.http.transcribe.test_transcribe import audio_events
+from tests.server.http.watson.test_watson_ws import l16
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 
 from tests.conftest import FIXTURES
-from tests.server.test_watson_ws import l16
+from tests.server.http.watson.test_watson_ws import l16
 
 L16 = "audio/l16;rate=16000;endianness=little-endian"
 
@@ -66,7 +66,7 @@ def test_request_size_limit(server_factory) -> None:
 def test_version_is_the_older_name_of_base_model_version(server) -> None:
     """Issue 13, deviation 4: ``?version=<older>`` answered ``Unknown arguments: version.`` and used the newest."""
     url = f"{server.http}/v1/recognize"
-    [version] = server.state.models.versions
+    [version] = server.models.versions
     status, body = asyncio.run(_post(url, l16(1.0, 1), L16, version=version))
     assert status == 200 and "warnings" not in body
     status, body = asyncio.run(_post(url, b"\0" * 1000, L16, version="en-US_BroadbandModel.v1999-01-01"))

@@ -1,5 +1,5 @@
-"""Job notifications: ``POST /v1/register_callback``, ``POST /v1/unregister_callback`` and the
-callbacks themselves (Watson dialect, PROTOCOLS.md §1.4).
+"""Job notifications (Watson dialect, PROTOCOLS.md §1.4): verifying a callback URL, registering it,
+and sending a job's events to it (the routes are :mod:`server.http.watson.callbacks`).
 
 Registering proves the URL answers: the server sends ``GET url?challenge_string=X``
 (signed with ``X-Callback-Signature`` when a ``user_secret`` is given) and
@@ -21,14 +21,11 @@ import hmac
 import json
 import logging
 import secrets
-from urllib.parse import urlparse
 
 import aiohttp
-from aiohttp import web
 
-from protocol.errors import InvalidParameter, VoxgateError
-from server.state import STATE, ServerState
-from server.watson_routes import watson_error
+from protocol.errors import InvalidParameter
+from server.catalog.store import Catalog
 
 log = logging.getLogger("voxgate.callbacks")
 
@@ -62,14 +59,6 @@ def parse_events(value: str | None) -> tuple[str, ...]:
     return events
 
 
-def _url(request: web.Request) -> str:
-    url = request.query.get("callback_url", "")
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise InvalidParameter("callback_url must be an http:// or https:// URL")
-    return url
-
-
 async def _read_at_most(content: aiohttp.StreamReader, limit_bytes: int) -> bytes:
     """The body up to its end or ``limit_bytes``, whichever comes first (a longer one is cut, and fails)."""
     try:
@@ -78,7 +67,7 @@ async def _read_at_most(content: aiohttp.StreamReader, limit_bytes: int) -> byte
         return short.partial
 
 
-async def _verify(url: str, secret: str | None) -> None:
+async def verify(url: str, secret: str | None) -> None:
     """Send ``GET url?challenge_string=X`` (signed with ``secret``) and require ``X`` back with status 200.
 
     Every way of failing — refused, unreachable, timed out, a redirect (never followed: it could point
@@ -111,38 +100,33 @@ async def _verify(url: str, secret: str | None) -> None:
                                "challenge_string query parameter as the body, status 200 and no redirect.")
 
 
-async def register(request: web.Request) -> web.Response:
-    """``POST /v1/register_callback?callback_url=&user_secret=``: 201 created, 200 if already registered."""
-    state: ServerState = request.app[STATE]
-    try:
-        owner = state.auth.api_key_instance(request.headers, request.query)
-        url = _url(request)
-        secret = request.query.get("user_secret") or None
-        await _verify(url, secret)
-        created = await state.catalog.register_callback(owner, url, secret)
-    except VoxgateError as exc:
-        return watson_error(exc)
-    return web.json_response({"status": "created" if created else "already created", "url": url},
-                             status=201 if created else 200)
-
-
-async def unregister(request: web.Request) -> web.Response:
-    """``POST /v1/unregister_callback?callback_url=``: 200."""
-    state: ServerState = request.app[STATE]
-    try:
-        owner = state.auth.api_key_instance(request.headers, request.query)
-        await state.catalog.unregister_callback(owner, _url(request))
-    except VoxgateError as exc:
-        return watson_error(exc)
-    return web.json_response({})
-
-
 class Notifier:
-    """Sends job events to their registered callback URLs."""
+    """Registers callback URLs and sends job events to them.
 
-    def __init__(self, state: ServerState) -> None:
-        self.state = state
+    Args:
+        catalog: where the registered URLs are stored.
+    """
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
         self._http: aiohttp.ClientSession | None = None
+
+    async def register(self, owner: str, url: str, secret: str | None) -> bool:
+        """Verify ``url`` (:func:`verify`) and register it for ``owner``; False if it already was.
+
+        Raises:
+            InvalidParameter: the URL did not answer the challenge.
+        """
+        await verify(url, secret)
+        return await self.catalog.register_callback(owner, url, secret)
+
+    async def unregister(self, owner: str, url: str) -> None:
+        """Unregister ``url``.
+
+        Raises:
+            NotFoundError: it is not registered for ``owner``.
+        """
+        await self.catalog.unregister_callback(owner, url)
 
     async def notify(self, job, event: str) -> None:
         """Send ``event`` of ``job`` if it subscribed (``completed`` also as ``completed_with_results``)."""
@@ -154,7 +138,7 @@ class Notifier:
             event = "recognitions.completed_with_results"
         if event not in events:
             return
-        registered = await self.state.catalog.callback(job.owner, url)
+        registered = await self.catalog.callback(job.owner, url)
         if registered is None:
             log.warning("job %s: callback_url %s is no longer registered; %s not sent", job.id, url, event)
             return
@@ -179,8 +163,3 @@ class Notifier:
         """Close the HTTP client."""
         if self._http is not None:
             await self._http.close()
-
-
-def routes() -> list[web.RouteDef]:
-    """The callback registration routes."""
-    return [web.post("/v1/register_callback", register), web.post("/v1/unregister_callback", unregister)]

@@ -13,6 +13,7 @@ never races an orphan of the previous run.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import multiprocessing
 import traceback
 from collections.abc import Callable
@@ -26,14 +27,22 @@ class JobFailed(RuntimeError):
     """The job raised in its process (the message is the exception's) or the process died."""
 
 
-def _child(conn: Connection, fn: Callable, args: tuple) -> None:
+def _target(fn: Callable | str) -> Callable:
+    """``fn`` itself, or the function a ``"module:function"`` name names (imported here, in the worker)."""
+    if callable(fn):
+        return fn
+    module, _, name = fn.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _child(conn: Connection, fn: Callable | str, args: tuple) -> None:
     follow_parent()
 
     def progress(fraction: float) -> None:
         conn.send(("progress", float(fraction)))
 
     try:
-        result = fn(*args, progress=progress)
+        result = _target(fn)(*args, progress=progress)
         conn.send(("done", result))
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
         conn.send(("error", f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc),
@@ -54,8 +63,12 @@ def _receive(conn: Connection, on_progress: Callable[[float], None], loop: async
             return message
 
 
-async def run_job(fn: Callable[..., Any], *args: Any, on_progress: Callable[[float], None] = lambda f: None) -> Any:
+async def run_job(fn: Callable[..., Any] | str, *args: Any,
+                  on_progress: Callable[[float], None] = lambda f: None) -> Any:
     """Run ``fn(*args, progress=callback)`` in a new process; return its result.
+
+    ``fn`` may be named as ``"module:function"``: the worker imports it, the caller need not (training
+    code stays out of the server process).
 
     Raises:
         JobFailed: ``fn`` raised (message: a ValueError's text, else the type and text), or the process died.

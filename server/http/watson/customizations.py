@@ -1,9 +1,9 @@
 """The Watson custom language model API: ``/v1/customizations`` (PROTOCOLS.md §1.7, §1.9).
 
 Routes authenticate (the API key's instance owns what it creates), parse
-and validate the request, and call :class:`~server.catalog.store.Catalog`,
+and validate the request, and call the catalog (:mod:`server.catalog`),
 which applies the status rules; background work (corpus analysis, training)
-goes to :class:`~server.customization.Customizations`. Unknown query
+goes to :class:`~server.runtime.training.Training`. Unknown query
 parameters do not fail a request: the body carries ``warnings``
 (``Unexpected query parameter(s) ['x'] detected``), as Watson does.
 """
@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from engine.customlm import CustomWord, word_errors
-from protocol.errors import InvalidParameter, NotFoundError, UnsupportedMedia, VoxgateError
+from protocol.errors import InvalidParameter, NotFoundError, UnsupportedMedia
 from server.catalog.lifecycle import Entry, Kind
 from server.catalog.store import LANGUAGE, WordSpec
 from server.catalog.tables import Corpus, CustomModel, Word
-from server.state import STATE, ServerState
-from server.watson_routes import watson_error
+from server.http.keys import CATALOG, CUSTOM_MODELS, MODELS, RELEASES, TRAINING
+from server.http.watson.errors import instance, watson
+from server.runtime.models import LoadedModels
 
 MAX_CORPUS_BYTES = 100 * 1024 * 1024
 MAX_WORDS_PER_REQUEST = 100_000
@@ -116,17 +117,13 @@ class LargeBody(dict):
     """A response body that may be large: :func:`watson_route` serialises it in a thread."""
 
 
-def watson_route(allowed: tuple[str, ...] = ()):
-    """Wrap a handler ``(request, state, owner) -> (status, body)``: auth, unknown-parameter warnings, errors."""
+def watson_route(allowed: tuple[str, ...] = (), *, label: str = "customizations"):
+    """Wrap a handler ``(request, owner) -> (status, body)``: auth and unknown-parameter warnings; its errors
+    are answered by the error middleware in the Watson shape, counted under ``label``."""
     def wrap(handler):
+        @watson(label)
         async def route(request: web.Request) -> web.Response:
-            state: ServerState = request.app[STATE]
-            try:
-                owner = state.auth.api_key_instance(request.headers, request.query)
-                status, body = await handler(request, state, owner)
-            except VoxgateError as exc:
-                state.metrics.errors.labels("customizations", type(exc).__name__).inc()
-                return watson_error(exc)
+            status, body = await handler(request, instance(request))
             unknown = sorted(set(request.query) - set(allowed) - {"access_token"})
             if unknown and isinstance(body, dict):
                 body = type(body)({**body, "warnings": f"Unexpected query parameter(s) {unknown} detected"})
@@ -159,7 +156,7 @@ def model_routes(kind: str, to_json: Callable[[CustomModel], dict], fields: froz
     """The shared handlers for one kind (``fields``: what a create body may hold)."""
 
     @watson_route()
-    async def create(request: web.Request, state: ServerState, owner: str):
+    async def create(request: web.Request, owner: str):
         """``POST``: 201 ``{"customization_id"}``."""
         body = await json_body(request)
         for key in ("name", "base_model_name"):
@@ -168,42 +165,42 @@ def model_routes(kind: str, to_json: Callable[[CustomModel], dict], fields: froz
         unknown = sorted(set(body) - fields)
         if unknown:
             raise InvalidParameter(f"unknown fields in the request body: {unknown}")
-        model = await state.catalog.create(owner, kind, name=body["name"], base_model_name=body["base_model_name"],
+        model = await request.app[CATALOG].create(owner, kind, name=body["name"], base_model_name=body["base_model_name"],
                                            description=str(body.get("description") or ""),
                                            dialect=body.get("dialect"))
         return 201, {"customization_id": model.id}
 
     @watson_route(("language",))
-    async def list_models(request: web.Request, state: ServerState, owner: str):
+    async def list_models(request: web.Request, owner: str):
         """``GET [?language=]``."""
-        models = await state.catalog.list(owner, kind, language=request.query.get("language"))
-        today = state.catalog.today()
+        models = await request.app[CATALOG].list(owner, kind, language=request.query.get("language"))
+        today = request.app[CATALOG].today()
         return 200, {"customizations": [{**to_json(m), "version_deadlines": version_deadlines(m, today)}
                                         for m in models]}
 
     @watson_route()
-    async def get_model(request: web.Request, state: ServerState, owner: str):
+    async def get_model(request: web.Request, owner: str):
         """``GET …/{id}``: the model, with ``version_deadlines`` (voxgate)."""
-        model = await state.catalog.get(owner, kind, _id(request))
-        return 200, {**to_json(model), "version_deadlines": version_deadlines(model, state.catalog.today())}
+        model = await request.app[CATALOG].get(owner, kind, _id(request))
+        return 200, {**to_json(model), "version_deadlines": version_deadlines(model, request.app[CATALOG].today())}
 
     @watson_route()
-    async def delete_model(request: web.Request, state: ServerState, owner: str):
+    async def delete_model(request: web.Request, owner: str):
         """``DELETE …/{id}``: 409 while a job or a recognition request uses it."""
         custom_id = _id(request)
-        await state.catalog.delete(owner, kind, custom_id, in_use=state.customizations.in_use.get(custom_id, 0) > 0)
+        await request.app[CATALOG].delete(owner, kind, custom_id, in_use=request.app[CUSTOM_MODELS].in_use.get(custom_id, 0) > 0)
         return 200, {}
 
     @watson_route()
-    async def reset(request: web.Request, state: ServerState, owner: str):
+    async def reset(request: web.Request, owner: str):
         """``POST …/{id}/reset``: removes the model's data and trained versions."""
-        await state.catalog.reset(owner, _id(request), kind)
+        await request.app[CATALOG].reset(owner, _id(request), kind)
         return 200, {}
 
     @watson_route()
-    async def cancel_training(request: web.Request, state: ServerState, owner: str):
+    async def cancel_training(request: web.Request, owner: str):
         """``POST …/{id}/cancel_training`` (voxgate): stop a training or upgrade now."""
-        await state.customizations.cancel(owner, kind, _id(request))
+        await request.app[TRAINING].cancel(owner, kind, _id(request))
         return 200, {}
 
     return ModelRoutes(create, list_models, get_model, delete_model, reset, cancel_training)
@@ -214,30 +211,30 @@ LANGUAGE_ROUTES = model_routes(LANGUAGE, language_model_json,
 
 
 @watson_route(("customization_weight", "strict", "word_type_to_add"))
-async def train(request: web.Request, state: ServerState, owner: str):
+async def train(request: web.Request, owner: str):
     """``POST /v1/customizations/{id}/train``: 200 ``{"warnings": [...]}``, training in the background."""
     word_type = request.query.get("word_type_to_add", "all")
     if word_type not in ("all", "user"):
         raise InvalidParameter(f"word_type_to_add must be all or user, not {word_type!r}")
-    warnings = await state.catalog.start_training(owner, _id(request), customization_weight=_weight(request),
+    warnings = await request.app[CATALOG].start_training(owner, _id(request), customization_weight=_weight(request),
                                                   strict=query_bool(request, "strict", True))
-    state.customizations.train_later(_id(request))
+    request.app[TRAINING].train_later(_id(request))
     return 200, {"warnings": warnings} if warnings else {}
 
 
 @watson_route()
-async def upgrade(request: web.Request, state: ServerState, owner: str):
+async def upgrade(request: web.Request, owner: str):
     """``POST /v1/customizations/{id}/upgrade_model``: status ``upgrading``, then ``available`` with both versions."""
-    await state.refresh_models()  # a release registered a moment ago is installed and servable first
-    await state.catalog.start_upgrade(owner, _id(request), installed=state.models.versions)
-    state.customizations.train_later(_id(request))
+    await request.app[RELEASES].refresh()  # a release registered a moment ago is installed and servable first
+    await request.app[CATALOG].start_upgrade(owner, _id(request), installed=request.app[MODELS].versions)
+    request.app[TRAINING].train_later(_id(request))
     return 200, {}
 
 
 @watson_route()
-async def list_corpora(request: web.Request, state: ServerState, owner: str):
+async def list_corpora(request: web.Request, owner: str):
     """``GET …/corpora``."""
-    return 200, {"corpora": [corpus_json(c) for c in await state.catalog.corpora(owner, _id(request))]}
+    return 200, {"corpora": [corpus_json(c) for c in await request.app[CATALOG].corpora(owner, _id(request))]}
 
 
 async def _corpus_text(request: web.Request) -> bytes:
@@ -257,30 +254,30 @@ async def _corpus_text(request: web.Request) -> bytes:
 
 
 @watson_route(("allow_overwrite",))
-async def add_corpus(request: web.Request, state: ServerState, owner: str):
+async def add_corpus(request: web.Request, owner: str):
     """``POST …/corpora/{name}``: 201; analysed in the background (status ``being_processed``, then ``analyzed``)."""
     name = request.match_info["corpus_name"]
     text = await _corpus_text(request)
-    await state.catalog.add_corpus(owner, _id(request), name, text,
+    await request.app[CATALOG].add_corpus(owner, _id(request), name, text,
                                    allow_overwrite=query_bool(request, "allow_overwrite", False))
-    state.customizations.analyse_later(_id(request), name)
+    request.app[TRAINING].analyse_later(_id(request), name)
     return 201, {}
 
 
 @watson_route()
-async def get_corpus(request: web.Request, state: ServerState, owner: str):
+async def get_corpus(request: web.Request, owner: str):
     """``GET …/corpora/{name}``."""
-    return 200, corpus_json(await state.catalog.corpus(owner, _id(request), request.match_info["corpus_name"]))
+    return 200, corpus_json(await request.app[CATALOG].corpus(owner, _id(request), request.match_info["corpus_name"]))
 
 
 @watson_route()
-async def delete_corpus(request: web.Request, state: ServerState, owner: str):
+async def delete_corpus(request: web.Request, owner: str):
     """``DELETE …/corpora/{name}``: also removes the words only it contributed."""
-    await state.catalog.delete_corpus(owner, _id(request), request.match_info["corpus_name"])
+    await request.app[CATALOG].delete_corpus(owner, _id(request), request.match_info["corpus_name"])
     return 200, {}
 
 
-def _word_spec(state: ServerState, owner_base: str, item: object, *, name: str | None = None) -> WordSpec:
+def _word_spec(models: LoadedModels, owner_base: str, item: object, *, name: str | None = None) -> WordSpec:
     if not isinstance(item, dict):
         raise InvalidParameter("each word must be a JSON object")
     word = name if name is not None else item.get("word")
@@ -293,22 +290,22 @@ def _word_spec(state: ServerState, owner_base: str, item: object, *, name: str |
     if display_as is not None and (not isinstance(display_as, str) or not display_as.strip()):
         raise InvalidParameter(f"display_as of {word!r} must be a non-empty string")
     spec = CustomWord(word.strip(), tuple(sounds_like), display_as)
-    errors = word_errors(spec, state.models.versions[owner_base].bundle.tokenizer)  # loaded by _base_of
+    errors = word_errors(spec, models.versions[owner_base].bundle.tokenizer)  # loaded by _base_of
     if errors:
         raise InvalidParameter(f"word {word!r}: {'; '.join(errors)}")
     return WordSpec(spec.word, spec.sounds_like, spec.display_as)
 
 
-async def _base_of(state: ServerState, owner: str, custom_id: str) -> str:
-    model = await state.catalog.get(owner, LANGUAGE, custom_id)
-    if model.base_version not in state.models.versions:
+async def _base_of(request: web.Request, owner: str, custom_id: str) -> str:
+    model = await request.app[CATALOG].get(owner, LANGUAGE, custom_id)
+    if model.base_version not in request.app[MODELS].versions:
         raise NotFoundError(f"base model version {model.base_version} of custom model {custom_id} is not installed")
-    await state.models.ready(state.models.versions[model.base_version])  # its tokenizer checks the words
+    await request.app[MODELS].ready(request.app[MODELS].versions[model.base_version])  # its tokenizer checks the words
     return model.base_version
 
 
 @watson_route(("word_type", "sort", "limit", "offset"))
-async def list_words(request: web.Request, state: ServerState, owner: str):
+async def list_words(request: web.Request, owner: str):
     """``GET …/words?word_type=all|user|corpora&sort=alphabetical|count``; voxgate pages it with ``limit``
     and ``offset`` (Watson returns every word; so does voxgate without ``limit``)."""
     limit = _count(request, "limit", low=1)
@@ -318,7 +315,7 @@ async def list_words(request: web.Request, state: ServerState, owner: str):
     while limit is None or len(out) < limit:
         # read in pages, so a model of a million words never holds the event loop for long
         page = min(WORDS_PAGE, limit - len(out)) if limit is not None else WORDS_PAGE
-        words = await state.catalog.words(owner, _id(request), word_type=word_type, sort=sort, limit=page,
+        words = await request.app[CATALOG].words(owner, _id(request), word_type=word_type, sort=sort, limit=page,
                                           offset=offset + len(out))
         out += [word_json(w) for w in words]
         if len(words) < page:
@@ -336,7 +333,7 @@ def _count(request: web.Request, name: str, *, low: int) -> int | None:
 
 
 @watson_route()
-async def add_words(request: web.Request, state: ServerState, owner: str):
+async def add_words(request: web.Request, owner: str):
     """``POST …/words`` with ``{"words": [CustomWord]}``: 201."""
     body = await json_body(request)
     items = body.get("words")
@@ -344,9 +341,9 @@ async def add_words(request: web.Request, state: ServerState, owner: str):
         raise InvalidParameter('the body must be {"words": [...]} with at least one word')
     if len(items) > MAX_WORDS_PER_REQUEST:
         raise InvalidParameter(f"at most {MAX_WORDS_PER_REQUEST} words per request")
-    base = await _base_of(state, owner, _id(request))
-    specs = [_word_spec(state, base, item) for item in items]
-    await state.catalog.add_words(owner, _id(request), specs)
+    base = await _base_of(request, owner, _id(request))
+    specs = [_word_spec(request.app[MODELS], base, item) for item in items]
+    await request.app[CATALOG].add_words(owner, _id(request), specs)
     return 201, {}
 
 
@@ -355,34 +352,34 @@ def _word_name(request: web.Request) -> str:
 
 
 @watson_route()
-async def put_word(request: web.Request, state: ServerState, owner: str):
+async def put_word(request: web.Request, owner: str):
     """``PUT …/words/{word}`` with ``{"sounds_like", "display_as"}``: 201."""
     body = await json_body(request)
     name = _word_name(request)
     if "word" in body and body["word"] != name:
         raise InvalidParameter(f"the body's word {body['word']!r} differs from the word in the path {name!r}")
-    base = await _base_of(state, owner, _id(request))
-    await state.catalog.add_words(owner, _id(request), [_word_spec(state, base, body, name=name)])
+    base = await _base_of(request, owner, _id(request))
+    await request.app[CATALOG].add_words(owner, _id(request), [_word_spec(request.app[MODELS], base, body, name=name)])
     return 201, {}
 
 
 @watson_route()
-async def get_word(request: web.Request, state: ServerState, owner: str):
+async def get_word(request: web.Request, owner: str):
     """``GET …/words/{word}``."""
-    return 200, word_json(await state.catalog.word(owner, _id(request), _word_name(request)))
+    return 200, word_json(await request.app[CATALOG].word(owner, _id(request), _word_name(request)))
 
 
 @watson_route()
-async def delete_word(request: web.Request, state: ServerState, owner: str):
+async def delete_word(request: web.Request, owner: str):
     """``DELETE …/words/{word}``."""
-    await state.catalog.delete_word(owner, _id(request), _word_name(request))
+    await request.app[CATALOG].delete_word(owner, _id(request), _word_name(request))
     return 200, {}
 
 
 @watson_route()
-async def grammars(request: web.Request, state: ServerState, owner: str):
+async def grammars(request: web.Request, owner: str):
     """``…/grammars``: not supported (501)."""
-    await state.catalog.get(owner, LANGUAGE, _id(request))
+    await request.app[CATALOG].get(owner, LANGUAGE, _id(request))
     return 501, {"code": 501, "code_description": "Not Implemented",
                  "error": "Grammars are not supported by this server; use corpora and words"}
 

@@ -2,7 +2,8 @@
 
 The WebSocket handler is a short pump around :class:`protocol.session.RecognizeSession`:
 text and binary frames go in, events come out, and each event drives the
-request's :class:`~server.recognition.Recognition`. Errors are sent as
+request's :class:`~server.runtime.recognition.Recognition`. Errors before the
+upgrade are HTTP errors (the error middleware); after it, they are sent as
 ``{"error": ...}`` and close the connection with the error's close code;
 unexpected ones are logged and close with 1011 without internals.
 """
@@ -13,34 +14,22 @@ import logging
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from engine.endpoint import EndpointConfig
 from engine.recognizer import Result
-from protocol.errors import (CloseCode, InvalidParameter, Timeout, TooLarge, UnsupportedMedia,
-                             VoxgateError, close_code_for, public_message, watson_error_body)
+from protocol.errors import (CloseCode, InvalidParameter, Timeout, TooLarge, VoxgateError, close_code_for,
+                             public_message)
 from protocol.session import MIN_REQUEST_BYTES, AudioEnded, AudioReceived, RecognizeSession, RequestStarted
-from protocol.watson import (Options, error_message, listening_message, parse_query_options, results_message)
-from server.bodies import body_chunks
-from server.customization import Resolved, resolve_request
-from server.recognition import Recognition, hypothesis
-from server.state import DEFAULT_MODEL, STATE, Admission, ServerState
+from protocol.watson import Options, error_message, listening_message, parse_query_options, results_message
+from server.config import Limits
+from server.http.bodies import body_chunks, refuse_multipart
+from server.http.keys import CONFIG, CUSTOM_MODELS, METRICS, RECOGNITIONS, RESOLVER, SESSIONS
+from server.http.watson.errors import instance, watson
+from server.http.websocket import receive
+from server.runtime.metrics import Metrics
+from server.runtime.recognition import Recognition, Recognitions, hypothesis
+from server.runtime.resolution import Resolved
+from server.runtime.sessions import Admission
 
 log = logging.getLogger("voxgate.watson")
-
-
-def watson_error(error: BaseException) -> web.Response:
-    """An HTTP error response in the Watson shape."""
-    body = watson_error_body(error)
-    return web.json_response(body, status=body["code"])
-
-
-async def _resolve(state: ServerState, owner: str, query) -> Resolved:
-    assert state.customizations is not None, "the catalog opens at startup"
-    return await resolve_request(state.customizations, state.models, owner, query, default_model=DEFAULT_MODEL)
-
-
-def _endpoint(options: Options) -> EndpointConfig:
-    # A phrase-end silence of 0 would close after every word; one output frame (40 ms) is the floor.
-    return EndpointConfig(silence_seconds=max(options.end_of_phrase_silence_time_s, 0.04))
 
 
 class _Request:
@@ -83,22 +72,21 @@ class _Request:
         return warnings
 
 
+@watson("watson-ws")
 async def recognize_websocket(request: web.Request) -> web.StreamResponse:
     """``GET /v1/recognize``: the Watson WebSocket. Errors before the upgrade are HTTP errors."""
-    state = request.app[STATE]
-    try:
-        instance = state.auth.api_key_instance(request.headers, request.query)
-        resolved = await _resolve(state, instance, request.query)
-        admission = state.admit("watson-ws")
-    except VoxgateError as exc:
-        state.metrics.errors.labels("watson-ws", type(exc).__name__).inc()
-        return watson_error(exc)
-    with admission, state.customizations.using(resolved.language_id, resolved.acoustic_id):
-        ws = WatsonWebSocketResponse(max_msg_size=state.config.limits.max_frame_bytes + 1, autoping=True)
+    app = request.app
+    owner = instance(request)
+    resolved = await app[RESOLVER](owner, request.query)
+    admission = app[SESSIONS].admit("watson-ws")
+    with admission, app[CUSTOM_MODELS].using(resolved.language_id, resolved.acoustic_id):
+        limits = app[CONFIG].limits
+        ws = WatsonWebSocketResponse(max_msg_size=limits.max_frame_bytes + 1, autoping=True)
         await ws.prepare(request)
-        log.info("session for %s on %s%s", instance, resolved.model.bundle.version,
+        log.info("session for %s on %s%s", owner, resolved.model.bundle.version,
                  f" with custom model {resolved.language_id}" if resolved.language_id else "")
-        await WatsonSocket(state, ws, resolved, admission).run()
+        await WatsonSocket(ws, resolved, admission, limits=limits, recognitions=app[RECOGNITIONS],
+                           metrics=app[METRICS]).run()
     return ws
 
 
@@ -127,25 +115,27 @@ class WatsonWebSocketResponse(web.WebSocketResponse):
 class WatsonSocket:
     """One Watson WebSocket connection."""
 
-    def __init__(self, state: ServerState, ws: WatsonWebSocketResponse, resolved: Resolved,
-                 admission: Admission) -> None:
-        self.state = state
+    def __init__(self, ws: WatsonWebSocketResponse, resolved: Resolved, admission: Admission, *, limits: Limits,
+                 recognitions: Recognitions, metrics: Metrics) -> None:
         self.ws = ws
         self.resolved = resolved
-        self.session = RecognizeSession(max_frame_bytes=state.config.limits.max_frame_bytes,
-                                        max_request_bytes=state.config.limits.max_request_bytes)
+        self.limits = limits
+        self.recognitions = recognitions
+        self.metrics = metrics
+        self.session = RecognizeSession(max_frame_bytes=limits.max_frame_bytes,
+                                        max_request_bytes=limits.max_request_bytes)
         self.admission = admission
         self.recognition: Recognition | None = None
         self.request: _Request | None = None
 
     async def run(self) -> None:
         """Pump frames until the client closes or an error ends the connection."""
-        timeout_s = self.state.config.limits.session_timeout_s
+        timeout_s = self.limits.session_timeout_s
         try:
             while not self.ws.closed:
                 failed = self.recognition.failed if self.recognition is not None else None
                 try:
-                    msg = await self.admission.receive(self.ws, timeout_s, failed)
+                    msg = await receive(self.admission, self.ws, timeout_s, failed)
                 except TimeoutError:
                     raise Timeout(f"Session timed out: no message for {timeout_s:g} seconds.") from None
                 if msg is None:
@@ -158,7 +148,7 @@ class WatsonSocket:
                 if msg.type is WSMsgType.ERROR:
                     # aiohttp refuses a frame over max_msg_size with a WebSocketError carrying 1009.
                     if getattr(msg.data, "code", None) == CloseCode.MESSAGE_TOO_BIG:
-                        raise TooLarge(f"frame exceeds the limit of {self.state.config.limits.max_frame_bytes} bytes")
+                        raise TooLarge(f"frame exceeds the limit of {self.limits.max_frame_bytes} bytes")
                     raise InvalidParameter(f"bad WebSocket frame: {msg.data}")
                 if msg.type is WSMsgType.TEXT:
                     events = self.session.receive_text(msg.data)
@@ -178,8 +168,8 @@ class WatsonSocket:
 
     async def _handle(self, event) -> None:
         if isinstance(event, RequestStarted):
-            self.recognition = watson_recognition(self.state, self.resolved, event.options, self._on_results,
-                                                  route="live")
+            self.recognition = self.recognitions.for_watson(self.resolved, event.options, self._on_results,
+                                                            route="live")
             self.request = _Request(event.options, self.resolved, self.recognition.warnings)
             await self.ws.send_str(listening_message())
             return
@@ -211,7 +201,7 @@ class WatsonSocket:
             await self.ws.send_str(m)
 
     async def _fail(self, exc: BaseException) -> None:
-        self.state.metrics.errors.labels("watson-ws", type(exc).__name__).inc()
+        self.metrics.errors.labels("watson-ws", type(exc).__name__).inc()
         if self.ws.closed:
             return
         if self.request is not None and self.request.held:
@@ -234,50 +224,37 @@ class WatsonSocket:
         await self.ws.close(code=CloseCode.SERVICE_RESTART, message=b"server restarting")
 
 
+@watson("watson-http")
 async def recognize_http(request: web.Request) -> web.Response:
     """``POST /v1/recognize``: sessionless recognition of a whole or chunked body."""
-    state = request.app[STATE]
-    try:
-        instance = state.auth.api_key_instance(request.headers, request.query)
-        resolved = await _resolve(state, instance, request.query)
-        content_type = request.headers.get("Content-Type")
-        if content_type and content_type.lower().startswith("multipart/"):
-            raise UnsupportedMedia("multipart requests are not supported; send the audio as the body with its "
-                                   "Content-Type and the options as query parameters")
-        options = parse_query_options(request.query, content_type)
-        with state.admit("watson-http"), state.customizations.using(resolved.language_id, resolved.acoustic_id):
-            finals: list[Result] = []
+    app = request.app
+    limits = app[CONFIG].limits
+    resolved = await app[RESOLVER](instance(request), request.query)
+    content_type = request.headers.get("Content-Type")
+    refuse_multipart(content_type)
+    options = parse_query_options(request.query, content_type)
+    with app[SESSIONS].admit("watson-http"), app[CUSTOM_MODELS].using(resolved.language_id, resolved.acoustic_id):
+        finals: list[Result] = []
 
-            async def keep_finals(results: list[Result]) -> None:
-                finals.extend(r for r in results if r.final)
+        async def keep_finals(results: list[Result]) -> None:
+            finals.extend(r for r in results if r.final)
 
-            recognition = watson_recognition(state, resolved, options, keep_finals, route="request")
-            try:
-                received = 0
-                async for chunk in body_chunks(request, limit_bytes=state.config.limits.max_request_bytes,
-                                               idle_timeout_s=state.config.limits.session_timeout_s):
-                    received += len(chunk)
-                    if recognition.failed.is_set():
-                        break
-                    recognition.feed(chunk)
-                if received < MIN_REQUEST_BYTES:  # the WebSocket's rule and message (issue 13: 50 bytes got a 200)
-                    raise InvalidParameter(f"Stream was {received} bytes but needs to be at least "
-                                           f"{MIN_REQUEST_BYTES} bytes.")
-                await recognition.finish()
-            finally:
-                recognition.close()
-    except VoxgateError as exc:
-        state.metrics.errors.labels("watson-http", type(exc).__name__).inc()
-        return watson_error(exc)
+        recognition = app[RECOGNITIONS].for_watson(resolved, options, keep_finals, route="request")
+        try:
+            # At least the WebSocket's minimum (issue 13: 50 bytes got a 200).
+            async for chunk in body_chunks(request, limit_bytes=limits.max_request_bytes,
+                                           idle_timeout_s=limits.session_timeout_s, minimum=MIN_REQUEST_BYTES):
+                if recognition.failed.is_set():
+                    break
+                recognition.feed(chunk)
+            await recognition.finish()
+        finally:
+            recognition.close()
     body = results_message(0, [hypothesis(r) for r in finals if r.words], options,
                            options.warnings + resolved.warnings + recognition.warnings, resolved.recognized_with())
     return web.Response(text=body, content_type="application/json")
 
 
-def watson_recognition(state: ServerState, resolved: Resolved, options: Options, on_results, *,
-                       route: str) -> Recognition:
-    """A request's recognition with the resolved models, the request's options and ``route``'s final pass."""
-    return Recognition(resolved.model, options.content_type, endpoint=_endpoint(options), metrics=state.metrics,
-                       on_results=on_results, settings=state.config.recognition, route=route, custom_lm=resolved.custom_lm,
-                       customization_weight=resolved.weight(options.customization_weight),
-                       max_alternatives=options.max_alternatives)
+def routes() -> list[web.RouteDef]:
+    """``/v1/recognize``: WebSocket and sessionless."""
+    return [web.get("/v1/recognize", recognize_websocket), web.post("/v1/recognize", recognize_http)]

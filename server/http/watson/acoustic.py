@@ -1,9 +1,9 @@
 """The Watson custom acoustic model API: ``/v1/acoustic_customizations`` (PROTOCOLS.md §1.8, §1.9).
 
 Audio resources are stored as sent and processed in the background
-(:mod:`server.audio_resources`: ``being_processed → ok | invalid``).
+(:mod:`server.runtime.audio_resources`: ``being_processed → ok | invalid``).
 Training fine-tunes the model's base version on them in a worker process
-(:mod:`server.customization`), with the transcripts the resources carry
+(:mod:`server.runtime.training`), with the transcripts the resources carry
 (``transcripts.tsv`` in an archive, a ``Transcript`` header on a single file)
 or, without them, transcripts the base model makes with the helper custom
 language model (``custom_language_model_id``). ``progress`` counts 0-100.
@@ -18,11 +18,11 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from protocol.errors import InvalidParameter, NotFoundError
-from server.bodies import read_body
 from server.catalog.store import ACOUSTIC
 from server.catalog.tables import AudioResource, CustomModel
-from server.customization_routes import iso, model_routes, query_bool, shared_routes, watson_route
-from server.state import ServerState
+from server.http.bodies import read_body
+from server.http.keys import CATALOG, CONFIG, MODELS, RELEASES, TRAINING
+from server.http.watson.customizations import iso, model_routes, query_bool, shared_routes, watson_route
 
 MAX_AUDIO_BYTES = 100 * 1024 * 1024
 
@@ -56,31 +56,30 @@ ACOUSTIC_ROUTES = model_routes(ACOUSTIC, acoustic_model_json, frozenset({"name",
 
 
 @watson_route(("custom_language_model_id", "strict"))
-async def train(request: web.Request, state: ServerState, owner: str):
+async def train(request: web.Request, owner: str):
     """``POST …/{id}/train?custom_language_model_id=&strict=``: 200 ``{"warnings"}``, training in the background."""
-    warnings = await state.catalog.start_acoustic_training(
+    warnings = await request.app[CATALOG].start_acoustic_training(
         owner, _id(request), language_id=request.query.get("custom_language_model_id") or None,
-        strict=query_bool(request, "strict", True), min_minutes=state.config.customization.min_acoustic_minutes)
-    state.customizations.train_later(_id(request))
+        strict=query_bool(request, "strict", True), min_minutes=request.app[CONFIG].customization.min_acoustic_minutes)
+    request.app[TRAINING].train_later(_id(request))
     return 200, {"warnings": warnings} if warnings else {}
 
 
 @watson_route(("custom_language_model_id", "force"))
-async def upgrade(request: web.Request, state: ServerState, owner: str):
+async def upgrade(request: web.Request, owner: str):
     """``POST …/{id}/upgrade_model?custom_language_model_id=&force=``."""
-    await state.refresh_models()  # a release registered a moment ago is installed and servable first
-    await state.catalog.start_acoustic_upgrade(owner, _id(request),
-                                               language_id=request.query.get("custom_language_model_id") or None,
-                                               force=query_bool(request, "force", False),
-                                               installed=state.models.versions)
-    state.customizations.train_later(_id(request))
+    await request.app[RELEASES].refresh()  # a release registered a moment ago is installed and servable first
+    await request.app[CATALOG].start_acoustic_upgrade(
+        owner, _id(request), language_id=request.query.get("custom_language_model_id") or None,
+        force=query_bool(request, "force", False), installed=request.app[MODELS].versions)
+    request.app[TRAINING].train_later(_id(request))
     return 200, {}
 
 
 @watson_route()
-async def list_audio(request: web.Request, state: ServerState, owner: str):
+async def list_audio(request: web.Request, owner: str):
     """``GET …/audio``: ``{"total_minutes_of_audio", "audio"}``."""
-    audio = (await state.catalog.get(owner, ACOUSTIC, _id(request))).audio
+    audio = (await request.app[CATALOG].get(owner, ACOUSTIC, _id(request))).audio
     minutes = sum(a.duration_s for a in audio if a.status == "ok") / 60
     return 200, {"total_minutes_of_audio": round(minutes, 2), "audio": [audio_json(a) for a in audio]}
 
@@ -93,9 +92,9 @@ def _resource(model: CustomModel, name: str) -> AudioResource:
 
 
 @watson_route()
-async def get_audio(request: web.Request, state: ServerState, owner: str):
+async def get_audio(request: web.Request, owner: str):
     """``GET …/audio/{name}``: an ``AudioListing`` (an archive lists its files under ``audio``)."""
-    model = await state.catalog.get(owner, ACOUSTIC, _id(request))
+    model = await request.app[CATALOG].get(owner, ACOUSTIC, _id(request))
     resource = _resource(model, request.match_info["audio_name"])
     if (resource.details or {}).get("type") == "archive":
         files = [{"name": f"{resource.name}/{i}", "duration": round(item["duration"], 2), "status": "ok",
@@ -105,7 +104,7 @@ async def get_audio(request: web.Request, state: ServerState, owner: str):
 
 
 @watson_route(("allow_overwrite",))
-async def add_audio(request: web.Request, state: ServerState, owner: str):
+async def add_audio(request: web.Request, owner: str):
     """``POST …/audio/{name}``: one audio file, or a zip / tar.gz archive (``Contained-Content-Type``); 201."""
     content_type = request.headers.get("Content-Type")
     if not content_type:
@@ -114,20 +113,20 @@ async def add_audio(request: web.Request, state: ServerState, owner: str):
     transcript = request.headers.get("Transcript")
     if transcript is not None:
         transcript = unquote(transcript).strip() or None
-    data = await read_body(request, limit_bytes=MAX_AUDIO_BYTES, idle_timeout_s=state.config.limits.session_timeout_s,
-                           what="an audio resource")
+    data = await read_body(request, limit_bytes=MAX_AUDIO_BYTES,
+                           idle_timeout_s=request.app[CONFIG].limits.session_timeout_s, what="an audio resource")
     name = request.match_info["audio_name"]
-    await state.catalog.add_audio(owner, _id(request), name, data, content_type=content_type,
-                                  contained_content_type=contained, transcript=transcript,
-                                  allow_overwrite=query_bool(request, "allow_overwrite", False))
-    state.customizations.process_audio_later(_id(request), name)
+    await request.app[CATALOG].add_audio(owner, _id(request), name, data, content_type=content_type,
+                                         contained_content_type=contained, transcript=transcript,
+                                         allow_overwrite=query_bool(request, "allow_overwrite", False))
+    request.app[TRAINING].process_audio_later(_id(request), name)
     return 201, {}
 
 
 @watson_route()
-async def delete_audio(request: web.Request, state: ServerState, owner: str):
+async def delete_audio(request: web.Request, owner: str):
     """``DELETE …/audio/{name}``."""
-    await state.catalog.delete_audio(owner, _id(request), request.match_info["audio_name"])
+    await request.app[CATALOG].delete_audio(owner, _id(request), request.match_info["audio_name"])
     return 200, {}
 
 

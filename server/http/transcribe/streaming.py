@@ -4,8 +4,9 @@ Both routes feed :class:`protocol.transcribe.TranscribeSession` with the
 bytes they receive and send TranscriptEvents as results form. A partial
 result keeps its ``ResultId`` until the final of that utterance; an empty
 AudioEvent ends the stream. Errors before the stream starts are HTTP errors
-(``x-amzn-errortype`` + ``{"Message"}``); errors during it are an exception
-message, then the end of the stream (WebSocket: the error's close code).
+(``x-amzn-errortype`` + ``{"Message"}``, through the error middleware); errors
+during it are an exception message, then the end of the stream (WebSocket:
+the error's close code).
 """
 
 from __future__ import annotations
@@ -16,43 +17,38 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
-from engine.endpoint import EndpointConfig
 from engine.recognizer import Result
-from protocol.errors import (CloseCode, InvalidParameter, NotFoundError, Timeout, VoxgateError, close_code_for,
-                             http_status_for, public_message)
+from protocol.errors import CloseCode, InvalidParameter, NotFoundError, Timeout, VoxgateError, close_code_for
 from protocol.session import AudioEnded, AudioReceived
 from protocol.transcribe import StreamParams, TranscribeSession, exception_event, transcript_event
-from server.bodies import body_chunks
-from server.recognition import LoadedModel, Recognition, hypothesis
-from server.state import STATE, Admission, ServerState
+from server.config import Limits
+from server.http.bodies import body_chunks
+from server.http.keys import AUTH, CONFIG, METRICS, MODELS, RECOGNITIONS, SESSIONS
+from server.http.transcribe.errors import transcribe
+from server.http.websocket import receive
+from server.runtime.metrics import Metrics
+from server.runtime.models import LoadedModels
+from server.runtime.recognition import Recognitions, hypothesis
+from server.runtime.resolution import Resolved
+from server.runtime.sessions import Admission
 
 log = logging.getLogger("voxgate.transcribe")
 
 
-def aws_error(error: BaseException) -> web.Response:
-    """A pre-stream error: the status, ``x-amzn-errortype`` and ``{"Message": ...}``."""
-    kind = getattr(error, "aws_type", "InternalFailureException")
-    return web.json_response({"Message": public_message(error)}, status=http_status_for(error),
-                             headers={"x-amzn-errortype": kind})
-
-
-def _model(state: ServerState, params: StreamParams) -> LoadedModel:
+def _resolve(models: LoadedModels, params: StreamParams) -> Resolved:
     if params.language_model_name:
         raise NotFoundError(f"The language model {params.language_model_name} was not found")
-    return state.models.for_rate(params.sample_rate_hz, params.language_code)
+    return Resolved(models.for_rate(params.sample_rate_hz, params.language_code))
 
 
 class TranscriptStream:
     """One Transcribe stream: audio events in, TranscriptEvents out through ``send``."""
 
-    def __init__(self, state: ServerState, model: LoadedModel, params: StreamParams,
+    def __init__(self, recognitions: Recognitions, resolved: Resolved, params: StreamParams, limits: Limits,
                  send: Callable[[bytes], Awaitable[None]]) -> None:
-        self.state = state
         self.params = params
-        self.session = TranscribeSession(max_request_bytes=state.config.limits.max_request_bytes)
-        self.recognition = Recognition(model, params.content_type, endpoint=EndpointConfig(), metrics=state.metrics,
-                                       on_results=self._emit, settings=state.config.recognition,
-                                       route="live")
+        self.session = TranscribeSession(max_request_bytes=limits.max_request_bytes)
+        self.recognition = recognitions.open(resolved, params.content_type, on_results=self._emit, route="live")
         self._send = send
         self._result_id = str(uuid.uuid4())
         self._span: tuple[float, float] | None = None  # start and end of the open result, once it has words
@@ -106,36 +102,29 @@ class TranscriptStream:
         self.recognition.close()
 
 
+@transcribe("transcribe-ws")
 async def transcribe_websocket(request: web.Request) -> web.StreamResponse:
     """``GET /stream-transcription-websocket``: presigned-URL auth, event-stream binary frames."""
-    state = request.app[STATE]
-    try:
-        _instance, params = state.auth.presigned_instance(method="GET", path=request.path,
-                                                          raw_query=request.query_string, host=request.host)
-        stream_params = StreamParams.parse(params)
-        model = _model(state, stream_params)
-        admission = state.admit("transcribe-ws")
-    except VoxgateError as exc:
-        state.metrics.errors.labels("transcribe-ws", type(exc).__name__).inc()
-        return aws_error(exc)
-    with admission:
-        ws = web.WebSocketResponse(max_msg_size=state.config.limits.max_frame_bytes + 1)
-        try:
-            stream = TranscriptStream(state, model, stream_params, ws.send_bytes)
-        except VoxgateError as exc:
-            return aws_error(exc)
+    app = request.app
+    limits = app[CONFIG].limits
+    _instance, params = app[AUTH].presigned_instance(method="GET", path=request.path,
+                                                     raw_query=request.query_string, host=request.host)
+    stream_params = StreamParams.parse(params)
+    resolved = _resolve(app[MODELS], stream_params)
+    with app[SESSIONS].admit("transcribe-ws") as admission:
+        ws = web.WebSocketResponse(max_msg_size=limits.max_frame_bytes + 1)
+        stream = TranscriptStream(app[RECOGNITIONS], resolved, stream_params, limits, ws.send_bytes)
         await ws.prepare(request)
-        await _pump_websocket(state, ws, stream, admission)
+        await _pump_websocket(ws, stream, admission, limits.session_timeout_s, app[METRICS])
     return ws
 
 
-async def _pump_websocket(state: ServerState, ws: web.WebSocketResponse, stream: TranscriptStream,
-                          admission: Admission) -> None:
-    timeout_s = state.config.limits.session_timeout_s
+async def _pump_websocket(ws: web.WebSocketResponse, stream: TranscriptStream, admission: Admission,
+                          timeout_s: float, metrics: Metrics) -> None:
     try:
         while not ws.closed and not stream.ended:
             try:
-                msg = await admission.receive(ws, timeout_s, stream.recognition.failed)
+                msg = await receive(admission, ws, timeout_s, stream.recognition.failed)
             except TimeoutError:
                 raise Timeout(f"Session timed out: no audio for {timeout_s:g} seconds.") from None
             if msg is None and stream.recognition.error is not None:
@@ -157,7 +146,7 @@ async def _pump_websocket(state: ServerState, ws: web.WebSocketResponse, stream:
     except Exception as exc:  # noqa: BLE001 - reported to the peer as an exception message, details only in the log
         if not isinstance(exc, VoxgateError):
             log.exception("unexpected error in a transcribe stream")
-        state.metrics.errors.labels("transcribe-ws", type(exc).__name__).inc()
+        metrics.errors.labels("transcribe-ws", type(exc).__name__).inc()
         if not ws.closed:
             await ws.send_bytes(exception_event(exc))
             await ws.close(code=close_code_for(exc))
@@ -165,35 +154,29 @@ async def _pump_websocket(state: ServerState, ws: web.WebSocketResponse, stream:
         stream.close()
 
 
+@transcribe("transcribe-http")
 async def transcribe_http(request: web.Request) -> web.StreamResponse:
     """``POST /stream-transcription``: the event-stream exchange over HTTP/1.1 chunked transfer, both ways."""
-    state = request.app[STATE]
-    try:
-        state.auth.signed_request_instance(method=request.method, path=request.path, raw_query=request.query_string,
-                                           headers=request.headers, query=request.query)
-        target = request.headers.get("X-Amz-Target", "com.amazonaws.transcribe.Transcribe.StartStreamTranscription")
-        if not target.endswith("StartStreamTranscription"):
-            raise InvalidParameter(f"unsupported X-Amz-Target {target!r}; this route runs StartStreamTranscription")
-        params = StreamParams.from_headers(request.headers)
-        model = _model(state, params)
-        admission = state.admit("transcribe-http")
-    except VoxgateError as exc:
-        state.metrics.errors.labels("transcribe-http", type(exc).__name__).inc()
-        return aws_error(exc)
-    with admission:
+    app = request.app
+    limits = app[CONFIG].limits
+    app[AUTH].signed_request_instance(method=request.method, path=request.path, raw_query=request.query_string,
+                                      headers=request.headers, query=request.query)
+    target = request.headers.get("X-Amz-Target", "com.amazonaws.transcribe.Transcribe.StartStreamTranscription")
+    if not target.endswith("StartStreamTranscription"):
+        raise InvalidParameter(f"unsupported X-Amz-Target {target!r}; this route runs StartStreamTranscription")
+    params = StreamParams.from_headers(request.headers)
+    resolved = _resolve(app[MODELS], params)
+    with app[SESSIONS].admit("transcribe-http"):
         echoed = {k: v for k, v in request.headers.items() if k.lower().startswith("x-amzn-transcribe-")}
         echoed |= {"x-amzn-request-id": str(uuid.uuid4()), "x-amzn-transcribe-session-id": params.session_id,
                    "Content-Type": "application/vnd.amazon.eventstream"}
         response = web.StreamResponse(status=200, headers=echoed)
         response.enable_chunked_encoding()
-        try:
-            stream = TranscriptStream(state, model, params, response.write)
-        except VoxgateError as exc:
-            return aws_error(exc)
+        stream = TranscriptStream(app[RECOGNITIONS], resolved, params, limits, response.write)
         await response.prepare(request)
         try:
-            async for chunk in body_chunks(request, limit_bytes=state.config.limits.max_request_bytes,
-                                           idle_timeout_s=state.config.limits.session_timeout_s):
+            async for chunk in body_chunks(request, limit_bytes=limits.max_request_bytes,
+                                           idle_timeout_s=limits.session_timeout_s):
                 await stream.receive(chunk)
                 if stream.ended or stream.recognition.failed.is_set():
                     break
@@ -204,10 +187,15 @@ async def transcribe_http(request: web.Request) -> web.StreamResponse:
         except Exception as exc:  # noqa: BLE001 - reported in-stream; details only in the log
             if not isinstance(exc, VoxgateError):
                 log.exception("unexpected error in a transcribe stream")
-            state.metrics.errors.labels("transcribe-http", type(exc).__name__).inc()
+            app[METRICS].errors.labels("transcribe-http", type(exc).__name__).inc()
             await response.write(exception_event(exc))
         finally:
             stream.close()
         await response.write_eof()
         return response
 
+
+def routes() -> list[web.RouteDef]:
+    """Transcribe's streaming routes."""
+    return [web.get("/stream-transcription-websocket", transcribe_websocket),
+            web.post("/stream-transcription", transcribe_http)]

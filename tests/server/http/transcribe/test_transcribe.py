@@ -13,7 +13,7 @@ from botocore.eventstream import EventStreamBuffer
 
 from protocol.eventstream import Message
 from tests.server.conftest import handshake_status
-from tests.server.test_watson_ws import l16
+from tests.server.http.watson.test_watson_ws import l16
 
 CREDS = {"credentials": [{"instance": "acme", "access_key_id": "AKIDVOX", "secret_access_key": "wJalr/secret"}]}
 PARAMS = "language-code=en-US&media-encoding=pcm&sample-rate=16000"

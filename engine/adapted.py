@@ -1,0 +1,67 @@
+"""Loading a custom acoustic model: a base bundle with the tensors an adaptation changed.
+
+The serving half of :mod:`engine.acoustic` (which trains them, with the base recipe's loss):
+this module imports no training code, so a server that only recognises with adapted models
+never loads the recipe. An adapted folder holds::
+
+    adapted.pt        the changed tensors: ``replace`` (name -> tensor) and ``low_rank``
+                      (weight name -> ``a``, ``b`` with ``delta = b @ a``)
+    adaptation.json   base version, method, config, counts, minutes of audio, losses
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from engine.bundle import BundleError, ModelBundle, load_bundle
+
+WEIGHTS_FILE = "adapted.pt"
+META_FILE = "adaptation.json"
+
+
+def read_adaptation(adapted_dir: Path) -> dict:
+    """The ``adaptation.json`` of an adapted folder.
+
+    Raises:
+        BundleError: no such file, or not JSON.
+    """
+    try:
+        return json.loads((Path(adapted_dir) / META_FILE).read_text())
+    except FileNotFoundError as exc:
+        raise BundleError(f"{adapted_dir} is not an adapted acoustic model (no {META_FILE})") from exc
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{adapted_dir}/{META_FILE} is not valid JSON: {exc}") from exc
+
+
+def load_adapted_bundle(base_bundle_path: Path, adapted_dir: Path) -> ModelBundle:
+    """The base bundle with the adapted weights (same tokenizer, lexicon, LM and decoder).
+
+    The manifest keeps the base's version id and gains an ``adaptation`` entry (the
+    folder's ``adaptation.json``).
+
+    Raises:
+        BundleError: the adapted folder is missing or broken, or was made from another base
+            version than the one at ``base_bundle_path``.
+    """
+    meta = read_adaptation(adapted_dir)
+    bundle = load_bundle(base_bundle_path)
+    if meta.get("base_version") != bundle.version:
+        raise BundleError(f"{adapted_dir} was adapted from {meta.get('base_version')!r}, "
+                          f"not from {bundle.version!r} at {base_bundle_path}")
+    changed = torch.load(Path(adapted_dir) / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    state = bundle.model.state_dict()
+    unknown = [n for n in (*changed["replace"], *changed["low_rank"]) if n not in state]
+    if unknown:
+        raise BundleError(f"{adapted_dir}: tensors {unknown[:5]} do not exist in {bundle.version}")
+    for name, tensor in changed["replace"].items():
+        state[name] = tensor
+    for name, factors in changed["low_rank"].items():
+        state[name] = state[name] + factors["b"] @ factors["a"]
+    device = next(bundle.model.parameters()).device
+    bundle.model.load_state_dict(state)
+    bundle.model.to(device).eval()
+    bundle.manifest = {**bundle.manifest, "adaptation": meta}
+    return bundle

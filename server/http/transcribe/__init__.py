@@ -1,0 +1,12 @@
+"""The Amazon Transcribe dialect (PROTOCOLS.md §2): streaming over a presigned WebSocket and over chunked HTTP/1.1."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.http.transcribe import streaming
+
+
+def routes() -> list[web.RouteDef]:
+    """Every Transcribe route."""
+    return streaming.routes()

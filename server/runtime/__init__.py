@@ -1,0 +1,1 @@
+"""The services the dialects share, with no HTTP in them: models, recognition, sessions, training, jobs."""
