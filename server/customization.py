@@ -27,6 +27,7 @@ from engine.bundle import load_bundle
 from engine.customlm import CustomLM, CustomWord, analyze_corpus, base_vocabulary, build_custom_lm
 from engine.recognizer import Recognizer
 from engine.scheduler import BatchScheduler, SchedulerConfig
+from protocol.audio import parse_content_type
 from protocol.watson import model_param
 from server import audio_resources
 from server.catalog.artifacts import DataDir
@@ -58,7 +59,7 @@ def _train_acoustic(bundle_path: str, audio: list[tuple], helper: tuple | None, 
     weight = helper[1] if helper and helper[1] is not None else DEFAULT_CUSTOMIZATION_WEIGHT
     examples, labelled = [], 0
     for i, (path, content_type, transcript) in enumerate(audio):
-        samples = load_audio(Path(path), bundle.sample_rate_hz, content_type)
+        samples = load_audio(Path(path), bundle.sample_rate_hz, parse_content_type(content_type))
         if not transcript:
             transcript = pseudo_label(bundle, samples, custom_lm=custom_lm, customization_weight=weight)
             labelled += 1

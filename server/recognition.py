@@ -28,8 +28,10 @@ from engine.endpoint import EndpointConfig
 from engine.recognizer import Recognizer, Result
 from engine.scheduler import BatchScheduler, SchedulerConfig
 from engine.searchpool import SearchPool
+from protocol.audio import parse_content_type
 from protocol.errors import InvalidParameter, NotFoundError, UnsupportedMedia
 from protocol.watson import Hypothesis, WordHypothesis
+from protocol.wav import parse_wav_header
 from server.config import RecognitionConfig
 from server.metrics import Metrics
 
@@ -315,7 +317,8 @@ class Recognition:
                  max_alternatives: int = 1) -> None:
         self.model = model
         try:
-            self.decoder = StreamDecoder(content_type, target_rate_hz=model.bundle.sample_rate_hz)
+            self.decoder = StreamDecoder(parse_content_type(content_type), target_rate_hz=model.bundle.sample_rate_hz,
+                                         read_wav_header=parse_wav_header)
         except AudioError as exc:
             raise _audio_error(exc) from exc
         chunk_frames = round(settings.chunk_ms / model.bundle.features.hop_ms)
