@@ -3,7 +3,9 @@
 The client never decodes compressed audio (the server does that); it only
 needs each file's duration, to pace it in real time, and for the Transcribe
 dialect and the load generator 16-bit mono PCM, which it reads from PCM WAV
-and raw ``audio/l16`` files with the standard library alone.
+and raw ``audio/l16`` files with the standard library alone. Content types and
+WAV headers are read by the server's own parsers (:mod:`protocol.audio`,
+:mod:`protocol.wav`).
 
 Byte order: raw ``audio/l16`` is big-endian unless the content type says
 ``endianness=little-endian`` (RFC 2586 network order, and voxgate's engine
@@ -13,21 +15,14 @@ is always little-endian.
 
 from __future__ import annotations
 
-import struct
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
 from clients.errors import BadInput
-
-#: Content types by file suffix (headerless ones with the rate voxgate's own CLI assumes).
-CONTENT_TYPES = {".wav": "audio/wav", ".wave": "audio/wav", ".flac": "audio/flac", ".raw": "audio/l16;rate=16000",
-                 ".pcm": "audio/l16;rate=16000", ".l16": "audio/l16;rate=16000", ".ulaw": "audio/mulaw;rate=8000",
-                 ".mulaw": "audio/mulaw;rate=8000", ".alaw": "audio/alaw;rate=8000"}
-_WAV_MIMES = ("audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave")
-_HEADERLESS_BYTES = {"audio/l16": 2, "audio/mulaw": 1, "audio/alaw": 1, "audio/basic": 1}
-_WAVE_FORMAT_PCM = 0x0001
-_WAVE_FORMAT_EXTENSIBLE = 0xFFFE
+from protocol.audio import AudioType, Encoding, content_type_for_suffix, parse_content_type
+from protocol.errors import VoxgateError
+from protocol.wav import WavHeader, parse_wav_header
 
 
 @dataclass(frozen=True)
@@ -62,39 +57,6 @@ class AudioFile:
         return self.pcm, self.sample_rate_hz
 
 
-def parse_content_type(content_type: str) -> tuple[str, dict[str, str]]:
-    """``"audio/l16; rate=8000"`` -> ``("audio/l16", {"rate": "8000"})``, tolerant of spaces and quotes.
-
-    Raises:
-        BadInput: a parameter without ``=``.
-    """
-    mime, *rest = [part.strip() for part in content_type.split(";")]
-    params = {}
-    for part in rest:
-        if not part:
-            continue
-        key, sep, value = part.partition("=")
-        if not sep:
-            raise BadInput(f"malformed content-type parameter {part!r} in {content_type!r}")
-        params[key.strip().lower()] = value.strip().strip('"')
-    return mime.lower(), params
-
-
-def _int_param(params: dict[str, str], name: str, content_type: str, default: int | None = None) -> int:
-    value = params.get(name)
-    if value is None:
-        if default is None:
-            raise BadInput(f"content type {content_type!r} needs a {name} parameter, e.g. 'audio/l16;rate=16000'")
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise BadInput(f"{name} must be an integer in {content_type!r}, got {value!r}") from None
-    if number <= 0:
-        raise BadInput(f"{name} must be positive in {content_type!r}, got {number}")
-    return number
-
-
 def _little_endian_pcm(data: bytes, *, big_endian: bool) -> bytes:
     """16-bit samples as little-endian bytes (swapping each byte pair does not depend on the machine's order)."""
     if not big_endian:
@@ -104,59 +66,19 @@ def _little_endian_pcm(data: bytes, *, big_endian: bool) -> bytes:
     return samples.tobytes()
 
 
-@dataclass(frozen=True)
-class WavInfo:
-    """What a WAV header says.
-
-    Attributes:
-        format_tag: 1 for PCM (``WAVE_FORMAT_EXTENSIBLE`` is resolved to its sub-format).
-        channels, sample_rate_hz, byte_rate, bits_per_sample: from the ``fmt `` chunk.
-        data_offset, data_bytes: where the samples lie in the file.
-    """
-
-    format_tag: int
-    channels: int
-    sample_rate_hz: int
-    byte_rate: int
-    bits_per_sample: int
-    data_offset: int
-    data_bytes: int
-
-
-def read_wav_header(data: bytes) -> WavInfo:
-    """Walk the RIFF chunks of a WAV file (any codec: µ-law telephone WAVs included).
+def read_wav_header(data: bytes) -> WavHeader:
+    """The header of a whole WAV file (any codec: µ-law telephone WAVs included).
 
     Raises:
-        BadInput: not a RIFF/WAVE file, or no ``fmt ``/``data`` chunk.
+        BadInput: not a RIFF/WAVE file, a broken header, or no ``fmt ``/``data`` chunk.
     """
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise BadInput("not a WAV file (no RIFF/WAVE header)")
-    fmt: tuple[int, int, int, int, int] | None = None
-    pos = 12
-    while pos + 8 <= len(data):
-        chunk_id = data[pos : pos + 4]
-        (size,) = struct.unpack("<I", data[pos + 4 : pos + 8])
-        body = pos + 8
-        if chunk_id == b"fmt ":
-            if size < 16:
-                raise BadInput(f"WAV fmt chunk of {size} bytes is too short")
-            tag, channels, rate, byte_rate, _, bits = struct.unpack("<HHIIHH", data[body : body + 16])
-            if tag == _WAVE_FORMAT_EXTENSIBLE and size >= 26:
-                # The sub-format GUID starts with the plain format tag (WAVEFORMATEXTENSIBLE).
-                (tag,) = struct.unpack("<H", data[body + 24 : body + 26])
-            fmt = (tag, channels, rate, byte_rate, bits)
-        elif chunk_id == b"data":
-            if fmt is None:
-                raise BadInput("WAV data chunk comes before its fmt chunk")
-            # A streamed WAV may carry a placeholder size (0 or 0xFFFFFFFF): the samples run to the end.
-            available = len(data) - body
-            data_bytes = available if size == 0 or size > available else size
-            tag, channels, rate, byte_rate, bits = fmt
-            if byte_rate <= 0 or rate <= 0 or channels <= 0:
-                raise BadInput(f"WAV header with rate {rate} Hz, {channels} channels, {byte_rate} bytes/s")
-            return WavInfo(tag, channels, rate, byte_rate, bits, body, data_bytes)
-        pos = body + size + (size & 1)  # RIFF chunks are padded to an even size
-    raise BadInput("WAV file without a fmt and a data chunk")
+    try:
+        header = parse_wav_header(data)
+    except VoxgateError as exc:
+        raise BadInput(exc.message) from exc
+    if header is None:
+        raise BadInput("WAV file without a fmt and a data chunk")
+    return header
 
 
 def read_flac_duration(data: bytes) -> float:
@@ -194,47 +116,61 @@ def read_audio(path: Path, content_type: str | None = None) -> AudioFile:
     if not data:
         raise BadInput(f"{path}: the file is empty")
     if content_type is None:
-        content_type = CONTENT_TYPES.get(path.suffix.lower())
+        content_type = content_type_for_suffix(path.suffix)
     if content_type is None:
         content_type = {b"RIFF": "audio/wav", b"fLaC": "audio/flac"}.get(data[:4])
     if content_type is None:
         raise BadInput(f"{path}: cannot tell the audio format from the name; pass --content-type, "
                        "e.g. 'audio/l16;rate=16000'")
     try:
-        mime, params = parse_content_type(content_type)
-        return _audio_file(path, data, content_type, mime, params)
+        return _audio_file(path, data, content_type, _audio_type(content_type))
     except BadInput as exc:
         if exc.message.startswith(str(path)):
             raise
         raise BadInput(f"{path}: {exc.message}") from exc
 
 
-def _audio_file(path: Path, data: bytes, content_type: str, mime: str, params: dict[str, str]) -> AudioFile:
-    if mime in _WAV_MIMES:
-        info = read_wav_header(data)
-        duration = info.data_bytes / info.byte_rate
-        pcm = None
-        if info.format_tag == _WAVE_FORMAT_PCM and info.bits_per_sample == 16 and info.channels == 1:
-            samples = data[info.data_offset : info.data_offset + info.data_bytes - info.data_bytes % 2]
-            pcm = _little_endian_pcm(samples, big_endian=False)
-        return AudioFile(path, data, content_type, duration, pcm, info.sample_rate_hz if pcm is not None else None)
-    if mime == "audio/flac":
+def _audio_type(content_type: str) -> AudioType:
+    """The parsed content type.
+
+    Raises:
+        BadInput: a malformed or unsupported one.
+    """
+    try:
+        return parse_content_type(content_type)
+    except VoxgateError as exc:
+        raise BadInput(exc.message) from exc
+
+
+def _audio_file(path: Path, data: bytes, content_type: str, audio_type: AudioType) -> AudioFile:
+    if audio_type.encoding is Encoding.WAV:
+        return _wav_file(path, data, content_type)
+    if audio_type.encoding is Encoding.FLAC:
         return AudioFile(path, data, content_type, read_flac_duration(data))
-    if mime in _HEADERLESS_BYTES:
-        rate = 8000 if mime == "audio/basic" else _int_param(params, "rate", content_type)
-        channels = _int_param(params, "channels", content_type, default=1)
-        frame_bytes = _HEADERLESS_BYTES[mime] * channels
+    if audio_type.encoding.headerless:
+        rate = audio_type.rate_hz  # parse_content_type gives every headerless type one
+        frame_bytes = audio_type.frame_bytes
         if len(data) % frame_bytes:
             raise BadInput(f"{len(data)} bytes are not a whole number of {frame_bytes}-byte frames of {content_type}")
         pcm = None
-        if mime == "audio/l16" and channels == 1:
-            endianness = params.get("endianness", "big-endian").lower()
-            if endianness not in ("big-endian", "little-endian"):
-                raise BadInput(f"endianness must be big-endian or little-endian, got {endianness!r}")
-            pcm = _little_endian_pcm(data, big_endian=endianness == "big-endian")
+        if audio_type.encoding is Encoding.L16 and audio_type.channels == 1:
+            pcm = _little_endian_pcm(data, big_endian=audio_type.big_endian)
         return AudioFile(path, data, content_type, len(data) / frame_bytes / rate, pcm, rate if pcm else None)
-    raise BadInput(f"cannot pace {mime} in real time: the client reads the duration of WAV, FLAC and headerless "
-                   "audio/l16, audio/mulaw and audio/alaw only; convert the file to one of those")
+    raise BadInput(f"cannot pace {audio_type.media_type} in real time: the client reads the duration of WAV, FLAC "
+                   "and headerless audio/l16, audio/mulaw and audio/alaw only; convert the file to one of those")
+
+
+def _wav_file(path: Path, data: bytes, content_type: str) -> AudioFile:
+    header = read_wav_header(data)
+    if header.byte_rate <= 0:
+        raise BadInput(f"WAV header with {header.byte_rate} bytes/s: the duration cannot be read")
+    data_bytes = header.data_bytes_in(len(data))
+    pcm = None
+    if header.is_pcm16 and header.channels == 1:
+        samples = data[header.data_offset : header.data_offset + data_bytes - data_bytes % 2]
+        pcm = _little_endian_pcm(samples, big_endian=False)
+    return AudioFile(path, data, content_type, data_bytes / header.byte_rate, pcm,
+                     header.sample_rate_hz if pcm is not None else None)
 
 
 def pcm_content_type(sample_rate_hz: int) -> str:

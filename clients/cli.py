@@ -20,7 +20,7 @@ from typing import TextIO
 from tqdm import tqdm
 
 from clients import transport
-from clients.audio import AudioFile, parse_content_type, read_audio
+from clients.audio import AudioFile, read_audio
 from clients.endpoint import TRANSCRIBE_PATH, WATSON_PATH, websocket_url
 from clients.errors import BadInput, ClientError, ServerError
 from clients.loadtest import Dialect, LiveCounts, LoadReport, LoadTestConfig, run_load
@@ -29,9 +29,9 @@ from clients.recognition import Hypothesis, stream_audio
 from clients.transcribe import ANONYMOUS, Credentials, TranscribeConnection, presigned_url
 from clients.watson import WatsonConnection
 from protocol import sigv4
+from protocol.audio import parse_content_type
 
 COMMANDS = ("stream", "presign", "loadtest")
-_HEADERLESS = ("audio/l16", "audio/mulaw", "audio/alaw", "audio/basic")
 
 
 def _add_transcribe_auth(parser: argparse.ArgumentParser) -> None:
@@ -136,7 +136,7 @@ class ResultPrinter:
 
 def _watson_chunks(audio: AudioFile, chunk_s: float) -> list[bytes]:
     size = container_chunk_bytes(len(audio.data), audio.duration_s, chunk_s)
-    if parse_content_type(audio.content_type)[0] in _HEADERLESS:
+    if parse_content_type(audio.content_type).encoding.headerless:
         size = math.ceil(size / 4) * 4  # whole frames: 4 bytes fit l16 mono and stereo, µ-law and A-law
     return split_bytes(audio.data, size)
 

@@ -6,13 +6,13 @@
 which the connection can carry the next request. ``{"error": "..."}`` is
 followed by a close; it becomes :class:`clients.errors.ServerError`.
 
-:func:`parse_message` is the sans-I/O part; :class:`WatsonConnection` pumps it.
+The messages themselves are :mod:`protocol.watson`'s, the server's own; :func:`parse_message`
+turns them into the client's hypotheses and errors, and :class:`WatsonConnection` pumps it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -25,25 +25,8 @@ from yarl import URL
 from clients import transport
 from clients.errors import BadServerMessage, ResponseTimeout, ServerError
 from clients.recognition import Hypothesis
-
-STOP_MESSAGE = json.dumps({"action": "stop"})
-
-
-def start_message(*, content_type: str | None, interim_results: bool, options: Mapping[str, Any] | None = None) -> str:
-    """The ``start`` action: ``{"action": "start", "content-type": ..., "interim_results": ..., **options}``.
-
-    Args:
-        content_type: the audio's MIME type with parameters; None lets the server detect a container.
-        interim_results: ask for hypotheses as they form.
-        options: further Watson start fields (``inactivity_timeout``, ``timestamps``, ...).
-    """
-    body: dict[str, Any] = {"action": "start"}
-    if content_type:
-        body["content-type"] = content_type
-    body["interim_results"] = interim_results
-    body.update(options or {})
-    return json.dumps(body)
-
+from protocol import watson
+from protocol.errors import MalformedMessage
 
 @dataclass(frozen=True)
 class ServerMessage:
@@ -61,7 +44,7 @@ class ServerMessage:
 
 
 def parse_message(text: str, received_at: float) -> ServerMessage:
-    """Parse a server text frame.
+    """Parse a server text frame (with :func:`protocol.watson.parse_server_message`).
 
     Args:
         text: the frame.
@@ -72,37 +55,19 @@ def parse_message(text: str, received_at: float) -> ServerMessage:
         BadServerMessage: not JSON, or neither a state, results, warnings nor an error.
     """
     try:
-        body = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadServerMessage(f"the server sent text that is not JSON: {text[:80]!r}") from exc
-    if not isinstance(body, dict):
-        raise BadServerMessage(f"the server sent JSON that is not an object: {text[:80]!r}")
-    if "error" in body:
-        raise ServerError(str(body["error"]))
-    warnings = body.get("warnings", [])
-    warnings = tuple(str(w) for w in warnings) if isinstance(warnings, list) else (str(warnings),)
-    if "state" in body:
-        if body["state"] != "listening":
-            raise BadServerMessage(f"unknown state {body['state']!r} (expected 'listening')")
-        return ServerMessage(listening=True, warnings=warnings)
-    if "results" not in body:
-        if warnings:
-            return ServerMessage(warnings=warnings)
-        raise BadServerMessage(f"the server sent neither results, a state nor an error: {text[:80]!r}")
-    results, index = body["results"], body.get("result_index", 0)
-    if not isinstance(results, list) or not isinstance(index, int):
-        raise BadServerMessage(f"results must be a list and result_index an integer: {text[:80]!r}")
-    hypotheses = []
-    for offset, result in enumerate(results):
-        try:
-            alternatives = result["alternatives"]
-            transcript = alternatives[0]["transcript"] if alternatives else ""
-            final = bool(result["final"])
-        except (KeyError, IndexError, TypeError) as exc:
-            raise BadServerMessage(f"a result without final or alternatives[].transcript: {result!r:.80}") from exc
-        # result_index numbers the first result of this message among the request's results.
-        hypotheses.append(Hypothesis(str(index + offset), str(transcript).strip(), final, received_at))
-    return ServerMessage(hypotheses=tuple(hypotheses), warnings=warnings)
+        message = watson.parse_server_message(text)
+    except MalformedMessage as exc:
+        raise BadServerMessage(exc.message) from exc
+    if isinstance(message, watson.ErrorReply):
+        raise ServerError(message.error)
+    if isinstance(message, watson.Listening):
+        return ServerMessage(listening=True, warnings=message.warnings)
+    if isinstance(message, watson.Warnings):
+        return ServerMessage(warnings=message.warnings)
+    # result_index numbers the first result of this message among the request's results.
+    hypotheses = tuple(Hypothesis(str(message.result_index + offset), result.transcript.strip(), result.final,
+                                  received_at) for offset, result in enumerate(message.results))
+    return ServerMessage(hypotheses=hypotheses, warnings=message.warnings)
 
 
 class Phase(Enum):
@@ -168,8 +133,8 @@ class WatsonConnection:
             ResponseTimeout: no answer within `timeout_s`.
         """
         self._expect(Phase.IDLE)
-        await transport.send(self._ws, start_message(content_type=content_type, interim_results=interim_results,
-                                                     options=options))
+        await transport.send(self._ws, watson.start_message(content_type=content_type,
+                                                            interim_results=interim_results, options=options))
         try:
             async with asyncio.timeout(timeout_s):
                 while True:
@@ -191,7 +156,7 @@ class WatsonConnection:
         """Send ``{"action": "stop"}``."""
         self._expect(Phase.LISTENING)
         self.phase = Phase.ENDING
-        await transport.send(self._ws, STOP_MESSAGE)
+        await transport.send(self._ws, watson.STOP_MESSAGE)
 
     async def results(self) -> AsyncIterator[Hypothesis]:
         """The request's results until the closing ``{"state": "listening"}``, which returns the connection to idle.

@@ -1,9 +1,9 @@
 """Decode audio into float32 mono at the model's rate.
 
-Containers and codecs (WAV, FLAC, Ogg/Opus, MP3, WebM, ...) go through PyAV
-(FFmpeg); headerless formats (``audio/l16``, ``audio/mulaw``, ``audio/alaw``,
-``audio/basic``) are unpacked with numpy and the G.711 tables of
-``torchaudio.functional``. Resampling uses libsoxr (``soxr``, its "HQ" quality): its cost is
+What the bytes are comes in parsed (an :class:`AudioSpec`: encoding, rate, channels, byte order);
+content types are wire formats, parsed by :mod:`protocol.audio`, which the engine does not import.
+Containers and codecs (WAV, FLAC, Ogg/Opus, MP3, WebM, ...) go through PyAV (FFmpeg); headerless
+encodings (``l16``, ``mulaw``, ``alaw``) are unpacked with numpy and G.711 tables. Resampling uses libsoxr (``soxr``, its "HQ" quality): its cost is
 linear in the samples and its memory bounded for any pair of rates (a polyphase sinc kernel, as
 ``torchaudio.functional.resample`` builds, has one phase per output step of the reduced ratio:
 about 1 GB for 16001 -> 16000 Hz), and its streaming form gives exactly the samples of the
@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import functools
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import av
 import numpy as np
@@ -28,55 +29,49 @@ class AudioError(ValueError):
 
 
 class UnsupportedAudioType(AudioError):
-    """A content type that voxgate does not decode."""
+    """An encoding that voxgate does not decode."""
+
+
+class AudioSpec(Protocol):
+    """What the decoder must know of the bytes before it sees them: a parsed content type.
+
+    The server and the clients parse content types with :func:`protocol.audio.parse_content_type`
+    (whose :class:`protocol.audio.AudioType` has these attributes; the engine does not import
+    ``protocol``); :class:`AudioFormat` is the engine's own.
+
+    Attributes:
+        encoding: ``l16``, ``mulaw`` or ``alaw`` (headerless), ``wav``, ``flac``, ``ogg``, ``mp3``,
+            ``webm``, or ``detect`` (a container recognised from its bytes).
+        rate_hz: the sample rate of headerless audio.
+        channels: interleaved channels of headerless audio.
+        big_endian: the byte order of ``l16``.
+    """
+
+    @property
+    def encoding(self) -> str: ...
+
+    @property
+    def rate_hz(self) -> int | None: ...
+
+    @property
+    def channels(self) -> int: ...
+
+    @property
+    def big_endian(self) -> bool: ...
 
 
 @dataclass(frozen=True)
 class AudioFormat:
-    """A parsed audio content type.
+    """An :class:`AudioSpec` of the engine's own: the PCM a WAV header describes, or "detect the container"."""
 
-    Attributes:
-        mime: lower-case base type, e.g. ``audio/l16``.
-        rate_hz: sample rate for headerless formats.
-        channels: channel count for headerless formats.
-        big_endian: byte order of ``audio/l16`` (network order by default).
-    """
-
-    mime: str
+    encoding: str = "detect"
     rate_hz: int | None = None
     channels: int = 1
     big_endian: bool = True
-    params: dict[str, str] = field(default_factory=dict)
 
-    @classmethod
-    def parse(cls, content_type: str) -> AudioFormat:
-        """Parse ``audio/l16; rate=16000; channels=1; endianness=little-endian``.
 
-        Raises:
-            AudioError: on a malformed parameter.
-        """
-        mime, *rest = [p.strip() for p in content_type.split(";")]
-        params: dict[str, str] = {}
-        for part in rest:
-            if not part:
-                continue
-            key, sep, value = part.partition("=")
-            if not sep:
-                raise AudioError(f"malformed content-type parameter {part!r} in {content_type!r}")
-            params[key.strip().lower()] = value.strip().strip('"')
-        try:
-            rate = int(params["rate"]) if "rate" in params else None
-            channels = int(params.get("channels", "1"))
-        except ValueError as exc:
-            raise AudioError(f"rate and channels must be integers in {content_type!r}") from exc
-        if rate is not None and rate <= 0 or channels <= 0:
-            raise AudioError(f"rate and channels must be positive in {content_type!r}")
-        if rate is not None:
-            check_rate(rate)
-        endianness = params.get("endianness", "big-endian").lower()
-        if endianness not in ("big-endian", "little-endian"):
-            raise AudioError(f"endianness must be big-endian or little-endian, got {endianness!r}")
-        return cls(mime.lower(), rate, channels, endianness == "big-endian", params)
+#: No declared type: the container is recognised from its bytes.
+DETECT = AudioFormat()
 
 
 #: The highest sample rate accepted (192 kHz: studio audio; anything above is a mistake or a probe).
@@ -95,14 +90,15 @@ def check_rate(rate_hz: int) -> None:
         raise AudioError(f"a sample rate of {rate_hz} Hz is outside what voxgate accepts (1 to {MAX_RATE_HZ} Hz)")
 
 
-HEADERLESS = ("audio/l16", "audio/mulaw", "audio/alaw", "audio/basic")
+#: Encodings of bare samples, unpacked with numpy.
+HEADERLESS = ("l16", "mulaw", "alaw")
 
 
 @functools.cache
-def _g711_table(mime: str) -> np.ndarray:
+def _g711_table(encoding: str) -> np.ndarray:
     """The float32 sample of each of the 256 codes: decoding is a table look-up (cheap per stream chunk)."""
     codes = torch.arange(256)
-    if mime == "audio/alaw":
+    if encoding == "alaw":
         # A-law: invert the even bits, then the segment/mantissa expansion of G.711.
         a = codes ^ 0x55
         sign = torch.where(a & 0x80 != 0, 1.0, -1.0)
@@ -120,62 +116,84 @@ def _g711_table(mime: str) -> np.ndarray:
     return samples.astype(np.float32)
 
 
-def unpack_headerless(data: bytes, fmt: AudioFormat) -> np.ndarray:
-    """Unpack whole frames of headerless audio (``audio/l16``, ``mulaw``, ``alaw``, ``basic``).
+def frame_bytes(spec: AudioSpec) -> int:
+    """Bytes per frame (a sample of each channel) of headerless audio: 2 per l16 sample, 1 per G.711 one."""
+    return (2 if spec.encoding == "l16" else 1) * spec.channels
+
+
+def unpack_headerless(data: bytes, spec: AudioSpec) -> np.ndarray:
+    """Unpack whole frames of headerless audio (``l16``, ``mulaw``, ``alaw``).
 
     Args:
-        data: a whole number of frames (``channels`` samples of 2 bytes for
-            l16, 1 byte for G.711); a stream decoder keeps any partial frame.
-        fmt: the parsed content type.
+        data: a whole number of frames (:func:`frame_bytes`); a stream decoder keeps any partial frame.
+        spec: the encoding, channels and byte order.
 
     Returns:
         float32 mono samples in [-1, 1], channels averaged.
     """
-    if fmt.mime == "audio/l16":
-        pcm = np.frombuffer(data, dtype=">i2" if fmt.big_endian else "<i2").astype(np.float32) / 32768.0
+    if spec.encoding == "l16":
+        pcm = np.frombuffer(data, dtype=">i2" if spec.big_endian else "<i2").astype(np.float32) / 32768.0
     else:
-        pcm = _g711_table(fmt.mime)[np.frombuffer(data, dtype=np.uint8)]
-    return pcm if fmt.channels == 1 else pcm.reshape(-1, fmt.channels).mean(axis=1)
+        pcm = _g711_table(spec.encoding)[np.frombuffer(data, dtype=np.uint8)]
+    return pcm if spec.channels == 1 else pcm.reshape(-1, spec.channels).mean(axis=1)
 
 
-def decode_bytes(data: bytes, content_type: str | None = None) -> tuple[np.ndarray, int]:
+def headerless_rate(spec: AudioSpec) -> int:
+    """The declared rate of headerless audio.
+
+    Raises:
+        AudioError: none was declared.
+    """
+    if spec.rate_hz is None:
+        raise AudioError(f"{spec.encoding} audio needs a sample rate")
+    return spec.rate_hz
+
+
+def decode_bytes(data: bytes, spec: AudioSpec = DETECT) -> tuple[np.ndarray, int]:
     """Decode a whole audio payload.
 
     Args:
         data: the encoded bytes.
-        content_type: MIME type with parameters; ``None`` or
-            ``application/octet-stream`` auto-detects a container.
+        spec: their parsed content type (:data:`DETECT` recognises a container from its bytes).
 
     Returns:
         ``(samples, rate_hz)``: float32 mono samples in [-1, 1] and their rate.
 
     Raises:
-        AudioError: unsupported type, missing rate, undecodable or empty audio.
+        UnsupportedAudioType: an encoding the engine does not know.
+        AudioError: headerless audio without a rate or cut mid-frame, undecodable or empty audio.
     """
-    fmt = AudioFormat.parse(content_type) if content_type else AudioFormat("application/octet-stream")
     if not data:
         raise AudioError("the audio is empty")
-    if fmt.mime in ("audio/mulaw", "audio/alaw", "audio/l16") and fmt.rate_hz is None:
-        raise AudioError(f"{fmt.mime} needs a rate parameter, e.g. '{fmt.mime};rate=8000'")
-    if fmt.mime == "audio/l16":
-        if len(data) % (2 * fmt.channels):
-            raise AudioError(f"audio/l16 payload of {len(data)} bytes is not a whole number of {fmt.channels}-channel frames")
-        samples, rate = unpack_headerless(data, fmt), fmt.rate_hz
-    elif fmt.mime in ("audio/mulaw", "audio/alaw", "audio/basic"):
-        samples, rate = unpack_headerless(data[: len(data) // fmt.channels * fmt.channels], fmt), fmt.rate_hz or 8000
+    if spec.encoding in HEADERLESS:
+        rate = headerless_rate(spec)
+        if spec.encoding == "l16" and len(data) % frame_bytes(spec):
+            raise AudioError(f"audio/l16 payload of {len(data)} bytes is not a whole number of "
+                             f"{spec.channels}-channel frames")
+        # G.711 has one byte per sample: a partial last frame is dropped.
+        samples = unpack_headerless(data[: len(data) - len(data) % frame_bytes(spec)], spec)
     else:
-        samples, rate = _decode_container(data, fmt)
+        samples, rate = _decode_container(data, spec)
     if samples.size == 0:
         raise AudioError("the audio holds no samples")
     return samples.astype(np.float32, copy=False), int(rate)
 
 
-# Container types and the FFmpeg demuxer each names (None: probe the bytes). Watson's audio/opus is Ogg Opus.
+#: Container encodings and the FFmpeg demuxer of each (None: probe the bytes).
 CONTAINER_DEMUXERS: dict[str, str | None] = {
-    "application/octet-stream": None, "audio/wav": "wav", "audio/x-wav": "wav", "audio/wave": "wav",
-    "audio/flac": "flac", "audio/x-flac": "flac", "audio/ogg": "ogg", "audio/opus": "ogg",
-    "audio/mp3": "mp3", "audio/mpeg": "mp3", "audio/webm": "matroska",
+    "detect": None, "wav": "wav", "flac": "flac", "ogg": "ogg", "mp3": "mp3", "webm": "matroska",
 }
+
+
+def demuxer(spec: AudioSpec) -> str | None:
+    """The FFmpeg demuxer of a container encoding (None: FFmpeg probes the bytes).
+
+    Raises:
+        UnsupportedAudioType: neither a container nor a headerless encoding the engine knows.
+    """
+    if spec.encoding not in CONTAINER_DEMUXERS:
+        raise UnsupportedAudioType(f"unsupported audio encoding {spec.encoding!r}")
+    return CONTAINER_DEMUXERS[spec.encoding]
 
 
 def frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
@@ -197,9 +215,8 @@ def ffmpeg_error(exc: av.error.FFmpegError) -> AudioError:
     return AudioError(f"not decodable as audio ({reason})")
 
 
-def _decode_container(data: bytes, fmt: AudioFormat) -> tuple[np.ndarray, int]:
-    if fmt.mime not in CONTAINER_DEMUXERS:
-        raise UnsupportedAudioType(f"unsupported audio type {fmt.mime!r}")
+def _decode_container(data: bytes, spec: AudioSpec) -> tuple[np.ndarray, int]:
+    demuxer(spec)  # refuse an unknown encoding; a whole file is probed, whatever its declared container
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
             if not container.streams.audio:
@@ -214,14 +231,6 @@ def _decode_container(data: bytes, fmt: AudioFormat) -> tuple[np.ndarray, int]:
     return np.concatenate(chunks).astype(np.float32), int(rate)
 
 
-def content_type_for_path(path: Path) -> str | None:
-    """Guess a content type from a file name; ``None`` lets the decoder probe."""
-    suffix = path.suffix.lower()
-    return {".l16": "audio/l16;rate=16000", ".raw": "audio/l16;rate=16000", ".pcm": "audio/l16;rate=16000",
-            ".ulaw": "audio/mulaw;rate=8000", ".mulaw": "audio/mulaw;rate=8000", ".alaw": "audio/alaw;rate=8000",
-            ".au": None}.get(suffix)
-
-
 def resample(samples: np.ndarray | torch.Tensor, rate_hz: int, target_hz: int) -> torch.Tensor:
     """Resample to ``target_hz`` (a no-op when the rates match)."""
     tensor = torch.as_tensor(samples, dtype=torch.float32)
@@ -231,8 +240,13 @@ def resample(samples: np.ndarray | torch.Tensor, rate_hz: int, target_hz: int) -
     return torch.from_numpy(soxr.resample(tensor.numpy(), rate_hz, target_hz, quality=RESAMPLE_QUALITY))
 
 
-def load_audio(path: Path, target_hz: int, content_type: str | None = None) -> torch.Tensor:
+def load_audio(path: Path, target_hz: int, spec: AudioSpec = DETECT) -> torch.Tensor:
     """Read a file and return float32 mono samples at ``target_hz``.
+
+    Args:
+        path: the file.
+        target_hz: the rate to resample to.
+        spec: the file's parsed content type (:data:`DETECT`: recognise its container).
 
     Raises:
         AudioError: unreadable file or undecodable audio.
@@ -241,5 +255,5 @@ def load_audio(path: Path, target_hz: int, content_type: str | None = None) -> t
         data = Path(path).read_bytes()
     except OSError as exc:
         raise AudioError(f"cannot read file: {exc.strerror}") from exc
-    samples, rate = decode_bytes(data, content_type or content_type_for_path(Path(path)))
+    samples, rate = decode_bytes(data, spec)
     return resample(samples, rate, target_hz)

@@ -1,13 +1,15 @@
 """Decode audio as it arrives: bytes cut anywhere in, float32 mono samples at the model's rate out.
 
-:class:`StreamDecoder` takes the content types of :func:`engine.audio.decode_bytes`; each ``feed``
-returns every sample that the bytes so far complete. Two routes:
+:class:`StreamDecoder` takes a parsed content type (an :class:`engine.audio.AudioSpec`, as
+:func:`engine.audio.decode_bytes` does); each ``feed`` returns every sample that the bytes so far
+complete. Two routes:
 
 * numpy on the caller's thread, for headerless audio (``audio/l16``, ``mulaw``, ``alaw``, ``basic``)
   and 16-bit PCM WAV; a partial frame waits for the next bytes. This is the path of the many
-  concurrent telephony and browser streams: no thread, no FFmpeg. WAV headers are read here because
-  FFmpeg's WAV demuxer reads 64 KiB ahead (an S/PDIF probe, 2 s of 16 kHz audio) before its first
-  sample; other WAV encodings still go to FFmpeg.
+  concurrent telephony and browser streams: no thread, no FFmpeg. WAV headers are read before
+  FFmpeg sees the stream because its WAV demuxer reads 64 KiB ahead (an S/PDIF probe, 2 s of 16 kHz
+  audio) before its first sample; the caller hands in the reader (:func:`protocol.wav.parse_wav_header`,
+  a wire format the engine does not import). Other WAV encodings still go to FFmpeg.
 * FFmpeg on one worker thread per stream, for FLAC, Ogg, MP3, WebM and undeclared types. FFmpeg
   pulls its input, so it reads a blocking file-like object; ``feed`` hands over the bytes and waits
   until FFmpeg has decoded what it can and asks for more, so the worker never runs ahead of the
@@ -23,18 +25,18 @@ on the worker is raised by the next ``feed`` or ``finish``.
 from __future__ import annotations
 
 import enum
-import struct
 import threading
 import weakref
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Protocol
 
 import av
 import numpy as np
 import soxr
 import torch
 
-from engine.audio import (CONTAINER_DEMUXERS, HEADERLESS, RESAMPLE_QUALITY, AudioError, AudioFormat,
-                          UnsupportedAudioType, check_rate, ffmpeg_error, frame_to_mono, unpack_headerless)
+from engine.audio import (HEADERLESS, RESAMPLE_QUALITY, AudioError, AudioFormat, AudioSpec, check_rate, demuxer,
+                          ffmpeg_error, frame_bytes, frame_to_mono, headerless_rate, unpack_headerless)
 
 THREAD_NAME = "audiostream-ffmpeg"
 """Name of the worker threads, one per FFmpeg-decoded stream (for tests and thread dumps)."""
@@ -43,6 +45,37 @@ THREAD_NAME = "audiostream-ffmpeg"
 # the decoder learns the rest from the frames themselves.
 _FFMPEG_OPTIONS = {"probesize": "32", "analyzeduration": "1"}
 _WAV_HEADER_MAX_BYTES = 1 << 16
+
+
+class WavLayout(Protocol):
+    """What a WAV header reader tells (:class:`protocol.wav.WavHeader` is one).
+
+    Attributes:
+        is_pcm16: the samples are 16-bit little-endian PCM.
+        channels, sample_rate_hz: of the samples.
+        data_offset: where they start in the stream.
+        data_bytes: how many bytes of them (None: to the end).
+    """
+
+    @property
+    def is_pcm16(self) -> bool: ...
+
+    @property
+    def channels(self) -> int: ...
+
+    @property
+    def sample_rate_hz(self) -> int: ...
+
+    @property
+    def data_offset(self) -> int: ...
+
+    @property
+    def data_bytes(self) -> int | None: ...
+
+
+#: Reads a WAV header from a stream's first bytes: None while they end before the ``data`` chunk; raises
+#: (its own error, which becomes the stream's) for a broken header.
+WavHeaderReader = Callable[[bytes], WavLayout | None]
 
 
 class _Resampler:
@@ -60,9 +93,9 @@ class _Resampler:
 class _Unpacker:
     """Headerless frames from bytes cut anywhere; a partial frame waits for its rest."""
 
-    def __init__(self, fmt: AudioFormat, limit_bytes: int | None = None) -> None:
-        self.fmt = fmt
-        self._frame_bytes = (2 if fmt.mime == "audio/l16" else 1) * fmt.channels
+    def __init__(self, spec: AudioSpec, limit_bytes: int | None = None) -> None:
+        self.spec = spec
+        self._frame_bytes = frame_bytes(spec)
         self._partial = b""
         self._left_bytes = limit_bytes  # a WAV data chunk's size: bytes after it are other chunks
 
@@ -74,38 +107,7 @@ class _Unpacker:
         data = self._partial + data
         whole = len(data) - len(data) % self._frame_bytes
         self._partial = data[whole:]
-        return unpack_headerless(data[:whole], self.fmt)
-
-
-@dataclass(frozen=True)
-class _WavLayout:
-    """Where a WAV file's samples are; ``fmt`` is None for encodings other than 16-bit PCM."""
-
-    fmt: AudioFormat | None
-    data_offset: int
-    data_bytes: int | None
-
-
-def _parse_wav(head: bytes) -> _WavLayout | None:
-    """Read a RIFF/WAVE header up to its ``data`` chunk; None while more bytes are needed."""
-    pos, fmt = 12, None
-    while pos + 8 <= len(head):
-        chunk, size = head[pos:pos + 4], int.from_bytes(head[pos + 4:pos + 8], "little")
-        if chunk == b"data":
-            # A live stream's writer does not know the size yet: 0 or 0xFFFFFFFF means "to the end".
-            return _WavLayout(fmt, pos + 8, size if 0 < size < 0xFFFFFFFF else None)
-        if chunk == b"fmt " and size >= 16:
-            if pos + 8 + size > len(head):
-                return None
-            # WAVEFORMATEX: tag, channels, rate, byte rate, block align, bits; the extensible
-            # tag 0xFFFE has the real one at the start of its SubFormat GUID, 24 bytes in.
-            tag, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", head, pos + 8)
-            if tag == 0xFFFE and size >= 26:
-                tag = int.from_bytes(head[pos + 32:pos + 34], "little")
-            if tag == 1 and bits == 16 and channels and rate:
-                fmt = AudioFormat("audio/l16", rate, channels, big_endian=False)
-        pos += 8 + size + (size & 1)  # chunks are padded to an even length
-    return None
+        return unpack_headerless(data[:whole], self.spec)
 
 
 class _Input(enum.Enum):
@@ -232,21 +234,22 @@ class StreamDecoder:
     100 ms of audio) and ``finish`` while it decodes what it held back.
 
     Args:
-        content_type: a MIME type with parameters, as for :func:`engine.audio.decode_bytes`
-            (``audio/l16;rate=16000;endianness=little-endian``, ``audio/flac``, ...); None or
-            ``application/octet-stream`` detects the container from its bytes.
+        spec: the parsed content type, as for :func:`engine.audio.decode_bytes`
+            (:data:`engine.audio.DETECT` recognises the container from its bytes).
         target_rate_hz: the model's sample rate.
+        read_wav_header: reads the header of a WAV stream, so that 16-bit PCM WAV is unpacked with
+            numpy; without one every WAV goes to FFmpeg (the same samples, later).
 
     Attributes:
         bytes_in: total bytes fed.
 
     Raises:
-        AudioError: an unsupported type, a headerless type without a rate, or a declared rate
+        AudioError: an unsupported encoding, a headerless one without a rate, or a declared rate
             below ``target_rate_hz``.
     """
 
-    def __init__(self, content_type: str | None, *, target_rate_hz: int) -> None:
-        fmt = AudioFormat.parse(content_type) if content_type else AudioFormat("application/octet-stream")
+    def __init__(self, spec: AudioSpec, *, target_rate_hz: int, read_wav_header: WavHeaderReader | None = None,
+                 ) -> None:
         self.bytes_in = 0
         self._target_hz = target_rate_hz
         self._phase = _Phase.OPEN
@@ -257,14 +260,13 @@ class StreamDecoder:
         self._head = bytearray()  # a container's first bytes, until they say which route decodes it
         self._unpacker: _Unpacker | None = None
         self._ffmpeg: _FFmpegThread | None = None
-        self._demuxer = CONTAINER_DEMUXERS.get(fmt.mime)
-        if fmt.mime in HEADERLESS:
-            if fmt.rate_hz is None and fmt.mime != "audio/basic":
-                raise AudioError(f"{fmt.mime} needs a rate parameter, e.g. '{fmt.mime};rate=8000'")
-            self._set_rate(fmt.rate_hz or 8000)
-            self._unpacker = _Unpacker(fmt)
-        elif fmt.mime not in CONTAINER_DEMUXERS:
-            raise UnsupportedAudioType(f"unsupported audio type {fmt.mime!r}")
+        self._read_wav_header = read_wav_header
+        self._demuxer: str | None = None
+        if spec.encoding in HEADERLESS:
+            self._set_rate(headerless_rate(spec))
+            self._unpacker = _Unpacker(spec)
+        else:
+            self._demuxer = demuxer(spec)
 
     @property
     def source_rate_hz(self) -> int | None:
@@ -347,17 +349,18 @@ class StreamDecoder:
         None while the bytes do not tell yet (a WAV header not yet complete).
         """
         head, layout = bytes(self._head), None
-        if self._demuxer in ("wav", None):
+        if self._demuxer in ("wav", None) and self._read_wav_header is not None:
             if len(head) < 12 and not last:
                 return None
             if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-                layout = _parse_wav(head)
+                layout = self._read_wav_header(head)
                 if layout is None and not last and len(head) < _WAV_HEADER_MAX_BYTES:
                     return None
         self._head = bytearray()
-        if layout is not None and layout.fmt is not None:
-            self._set_rate(layout.fmt.rate_hz)
-            self._unpacker = _Unpacker(layout.fmt, layout.data_bytes)
+        if layout is not None and layout.is_pcm16:
+            pcm = AudioFormat("l16", layout.sample_rate_hz, layout.channels, big_endian=False)
+            self._set_rate(layout.sample_rate_hz)
+            self._unpacker = _Unpacker(pcm, layout.data_bytes)
             return head[layout.data_offset:]
         self._ffmpeg = _FFmpegThread(self._demuxer, head)
         # A decoder dropped without finish() or close() must not leave its worker waiting for bytes.

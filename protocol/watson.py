@@ -1,8 +1,11 @@
 """Watson Speech to Text v1 messages: the WebSocket ``start``/``stop`` actions and the results.
 
-Sans-I/O: :func:`parse_control` turns a text frame into a :class:`Start` or
-:class:`Stop`; :func:`results_message` and :func:`listening_message` build
-what the server sends. Field names and strings follow IBM's API reference
+Sans-I/O, both sides. Server: :func:`parse_control` turns a text frame into a
+:class:`Start` or :class:`Stop`; :func:`results_message`, :func:`listening_message`
+and :func:`error_message` build what it sends. Client: :func:`start_message` and
+:data:`STOP_MESSAGE` build what it sends; :func:`parse_server_message` turns the
+server's frames into :class:`Results`, :class:`Listening`, :class:`Warnings` or
+:class:`ErrorReply`. Field names and strings follow IBM's API reference
 (PROTOCOLS.md §1.2): ``content-type`` (docs, Node SDK) and ``content_type``
 (official Python SDK) are both accepted; ``{"state": "listening"}`` opens and
 closes every request; results carry ``result_index``, ``final``,
@@ -345,3 +348,119 @@ def error_message(message: str, warnings: tuple[str, ...] = ()) -> str:
         body["warnings"] = list(warnings)
     return json.dumps(body)
 
+
+
+# Client side: what a client sends, and the server's messages as a client reads them.
+
+#: ``{"action": "stop"}``: the end of a request's audio.
+STOP_MESSAGE = json.dumps({"action": "stop"})
+
+
+def start_message(*, content_type: str | None, interim_results: bool, options: Mapping[str, Any] | None = None) -> str:
+    """The ``start`` action: ``{"action": "start", "content-type": ..., "interim_results": ..., **options}``.
+
+    Args:
+        content_type: the audio's MIME type with parameters; None lets the server detect a container.
+        interim_results: ask for hypotheses as they form.
+        options: further start fields under their wire names (``inactivity_timeout``, ``timestamps``, ...).
+    """
+    body: dict[str, Any] = {"action": "start"}
+    if content_type:
+        body["content-type"] = content_type
+    body["interim_results"] = interim_results
+    body.update(options or {})
+    return json.dumps(body)
+
+
+@dataclass(frozen=True)
+class ResultSummary:
+    """One ``SpeechRecognitionResult`` as a client reads it.
+
+    Attributes:
+        final: whether the utterance is complete.
+        transcript: the best alternative's transcript, as sent (with Watson's trailing space); "" with none.
+    """
+
+    final: bool
+    transcript: str
+
+
+@dataclass(frozen=True)
+class Results:
+    """``{"result_index": i, "results": [...]}``: ``result_index`` numbers the first of ``results``."""
+
+    result_index: int
+    results: tuple[ResultSummary, ...]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Listening:
+    """``{"state": "listening"}``: the start was accepted, or the request's last results were sent."""
+
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Warnings:
+    """A message of ``warnings`` alone."""
+
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ErrorReply:
+    """``{"error": ...}``: the server failed the request and closes the connection next."""
+
+    error: str
+    warnings: tuple[str, ...] = ()
+
+
+ServerMessage = Results | Listening | Warnings | ErrorReply
+
+
+def parse_server_message(text: str) -> ServerMessage:
+    """Parse a text frame from a Watson server (an ``error`` wins over anything else in it).
+
+    Raises:
+        MalformedMessage: not a JSON object; a state other than ``listening``; results that are not a list,
+            a ``result_index`` that is not an integer, a result without ``final`` or
+            ``alternatives[].transcript``; or neither results, a state, warnings nor an error.
+    """
+    try:
+        body = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise MalformedMessage(f"the server sent text that is not JSON: {text[:80]!r}") from exc
+    if not isinstance(body, dict):
+        raise MalformedMessage(f"the server sent JSON that is not an object: {text[:80]!r}")
+    raw_warnings = body.get("warnings", [])
+    warnings = tuple(str(w) for w in raw_warnings) if isinstance(raw_warnings, list) else (str(raw_warnings),)
+    if "error" in body:
+        return ErrorReply(str(body["error"]), warnings)
+    if "state" in body:
+        if body["state"] != "listening":
+            raise MalformedMessage(f"unknown state {body['state']!r} (expected 'listening')")
+        return Listening(warnings)
+    if "results" not in body:
+        if warnings:
+            return Warnings(warnings)
+        raise MalformedMessage(f"the server sent neither results, a state nor an error: {text[:80]!r}")
+    results, index = body["results"], body.get("result_index", 0)
+    if not isinstance(results, list) or not isinstance(index, int):
+        raise MalformedMessage(f"results must be a list and result_index an integer: {text[:80]!r}")
+    return Results(index, tuple(_result_summary(r) for r in results), warnings)
+
+
+def _result_summary(result: Any) -> ResultSummary:
+    """One result's ``final`` and best transcript.
+
+    Raises:
+        MalformedMessage: no ``final``, or ``alternatives`` without a ``transcript``.
+    """
+    try:
+        alternatives = result["alternatives"]
+        transcript = alternatives[0]["transcript"] if alternatives else ""
+        final = bool(result["final"])
+    except (KeyError, IndexError, TypeError) as exc:
+        raise MalformedMessage(f"a result without final or alternatives[].transcript: {result!r:.80}") from exc
+    return ResultSummary(final, str(transcript))

@@ -11,13 +11,15 @@ import jiwer
 import torch
 from tqdm import tqdm
 
-from engine.audio import AudioError, content_type_for_path, decode_bytes, resample
+from engine.audio import AudioError, decode_bytes, resample
 from engine.bundle import BundleError, ModelNotFoundError
 from engine.catalog import LocalModels
 from engine.customlm import CustomLM
 from engine.manifest import ManifestError, read_manifest
 from engine.recognizer import Transcription
 from engine.text import normalize_transcript
+from protocol.audio import content_type_for_suffix, parse_content_type
+from protocol.errors import VoxgateError
 
 
 class FileError(Exception):
@@ -58,8 +60,8 @@ def read_audio(path: Path, content_type: str | None = None):
     except OSError as exc:
         raise FileError(f"cannot read file: {exc.strerror or exc}") from exc
     try:
-        return decode_bytes(data, content_type or content_type_for_path(path))
-    except AudioError as exc:
+        return decode_bytes(data, parse_content_type(content_type or content_type_for_suffix(path.suffix)))
+    except (AudioError, VoxgateError) as exc:
         raise FileError(str(exc)) from exc
 
 

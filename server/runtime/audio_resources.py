@@ -21,7 +21,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.audio import AudioError, AudioFormat, decode_bytes
+from engine.audio import AudioError, decode_bytes
+from protocol.audio import parse_content_type, split_content_type
+from protocol.errors import VoxgateError
 
 ARCHIVE_TYPES = {"application/zip": "zip", "application/gzip": "gzip", "application/x-gzip": "gzip",
                  "application/x-tar": "tar", "application/x-gtar": "gzip"}
@@ -47,7 +49,11 @@ class Processed:
 
 
 def _audio_details(data: bytes, content_type: str | None, min_rate_hz: int) -> tuple[float, int]:
-    samples, rate = decode_bytes(data, content_type)
+    try:
+        spec = parse_content_type(content_type)
+    except VoxgateError as exc:  # this module's callers take AudioError for every bad resource
+        raise AudioError(exc.message) from exc
+    samples, rate = decode_bytes(data, spec)
     if rate < min_rate_hz:
         raise AudioError(f"the audio's sample rate {rate} Hz is below the base model's {min_rate_hz} Hz")
     return samples.size / rate, rate
@@ -70,7 +76,10 @@ def process(data: bytes, *, content_type: str, contained_content_type: str | Non
         AudioError: undecodable audio, a bad archive, an archive beyond a limit, an archive without
             audio, or more audio than ``max_seconds`` (the message says which).
     """
-    mime = AudioFormat.parse(content_type).mime if content_type else "application/octet-stream"
+    try:
+        mime = split_content_type(content_type)[0] if content_type else "application/octet-stream"
+    except VoxgateError as exc:
+        raise AudioError(exc.message) from exc
     kind = ARCHIVE_TYPES.get(mime)
     if kind is None:
         duration, rate = _audio_details(data, content_type, min_rate_hz)

@@ -21,8 +21,10 @@ from engine.audiostream import StreamDecoder
 from engine.customlm import CustomLM
 from engine.endpoint import EndpointConfig
 from engine.recognizer import Result
+from protocol.audio import parse_content_type
 from protocol.errors import InvalidParameter, UnsupportedMedia
 from protocol.watson import Hypothesis, Options, WordHypothesis
+from protocol.wav import parse_wav_header
 from server.config import RecognitionConfig
 from server.runtime.metrics import Metrics
 from server.runtime.models import LoadedModel
@@ -80,7 +82,8 @@ class Recognition:
                  max_alternatives: int = 1) -> None:
         self.model = model
         try:
-            self.decoder = StreamDecoder(content_type, target_rate_hz=model.bundle.sample_rate_hz)
+            self.decoder = StreamDecoder(parse_content_type(content_type), target_rate_hz=model.bundle.sample_rate_hz,
+                                         read_wav_header=parse_wav_header)
         except AudioError as exc:
             raise _audio_error(exc) from exc
         chunk_frames = round(settings.chunk_ms / model.bundle.features.hop_ms)

@@ -14,6 +14,7 @@ from engine.acoustic import adapt_acoustic_model, pseudo_label
 from engine.audio import load_audio
 from engine.bundle import load_bundle
 from engine.customlm import CustomLM, CustomWord, build_custom_lm
+from protocol.audio import parse_content_type
 
 
 def train_language(bundle_path: str, corpus_paths: list[str], words: list[tuple], out_dir: str, *, progress) -> dict:
@@ -33,7 +34,7 @@ def train_acoustic(bundle_path: str, audio: list[tuple], helper: tuple | None, o
     weight = helper[1] if helper and helper[1] is not None else default_weight
     examples, labelled = [], 0
     for i, (path, content_type, transcript) in enumerate(audio):
-        samples = load_audio(Path(path), bundle.sample_rate_hz, content_type)
+        samples = load_audio(Path(path), bundle.sample_rate_hz, parse_content_type(content_type))
         if not transcript:
             transcript = pseudo_label(bundle, samples, custom_lm=custom_lm, customization_weight=weight)
             labelled += 1

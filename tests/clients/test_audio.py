@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from clients.audio import loop_pcm, parse_content_type, pcm_content_type, read_audio, read_wav_header
+from clients.audio import loop_pcm, pcm_content_type, read_audio, read_wav_header
 from clients.errors import BadInput
 from tests.conftest import FIXTURES
 
@@ -61,14 +61,17 @@ def test_wav_extensible_and_streamed_sizes() -> None:
         struct.pack("<H", 1) + bytes(14)
     body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"LIST" + struct.pack("<I", 3) + b"abc\x00" + \
         b"data" + struct.pack("<I", 0xFFFFFFFF) + bytes(640)
-    info = read_wav_header(b"RIFF" + struct.pack("<I", 0) + body)
-    assert (info.format_tag, info.sample_rate_hz, info.data_bytes) == (1, 16000, 640)
+    data = b"RIFF" + struct.pack("<I", 0) + body
+    info = read_wav_header(data)
+    assert (info.format_tag, info.sample_rate_hz, info.data_bytes, info.data_bytes_in(len(data))) == (1, 16000, None, 640)
 
 
 @pytest.mark.parametrize("name,data,content_type,match", [
     ("missing.wav", None, None, "cannot read file"),
     ("empty.wav", b"", None, "empty"),
     ("a.mp3", b"ID3...", None, "cannot pace audio/mp3"),
+    ("a.raw", b"\x00\x01", "audio/x-foo", "unsupported audio type 'audio/x-foo'"),
+    ("a.wav", b"RIFF\x00\x00\x00\x00WAVEfmt \x08\x00\x00\x00", None, "fmt chunk of 8 bytes is too short"),
     ("noext", b"\x00\x01", None, "pass --content-type"),
     ("a.wav", b"RIFF\x00\x00\x00\x00WAVEjunk", None, "without a fmt"),
     ("a.flac", b"fLaC" + bytes(30), None, "does not state its length"),
@@ -89,7 +92,8 @@ def test_bad_files(tmp_path: Path, name: str, data: bytes | None, content_type: 
 
 
 def test_content_types() -> None:
-    assert parse_content_type('Audio/L16; rate="8000" ;channels=1') == ("audio/l16", {"rate": "8000", "channels": "1"})
+    # (The parser itself: tests/protocol/test_audio.py.)
+    assert read_audio(FIXTURES / "hello.raw", 'Audio/L16; rate="8000" ;channels=1').sample_rate_hz == 8000
     assert pcm_content_type(16000) == "audio/l16;rate=16000;endianness=little-endian"
 
 

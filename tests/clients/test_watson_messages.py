@@ -5,7 +5,8 @@ import json
 import pytest
 
 from clients.errors import BadServerMessage, ServerError
-from clients.watson import STOP_MESSAGE, parse_message, start_message
+from clients.watson import parse_message
+from protocol.watson import STOP_MESSAGE, start_message
 
 
 def test_start_and_stop() -> None:

@@ -7,8 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol.errors import InvalidParameter, MalformedMessage, ProtocolError
-from protocol.watson import (Hypothesis, Options, Start, Stop, WordHypothesis, listening_message, parse_control,
-                             parse_query_options, results_message)
+from protocol.watson import (STOP_MESSAGE, ErrorReply, Hypothesis, Listening, Options, Results, ResultSummary, Start,
+                             Stop, Warnings, WordHypothesis, error_message, listening_message, parse_control,
+                             parse_query_options, parse_server_message, results_message, start_message)
 
 
 def test_start_accepts_both_content_type_spellings() -> None:
@@ -147,3 +148,59 @@ def test_max_alternatives_adds_the_next_best_transcripts_to_finals() -> None:
     assert "confidence" in result["alternatives"][0] and "confidence" not in result["alternatives"][1]
     [one] = json.loads(results_message(0, [final], Options()))["results"]
     assert len(one["alternatives"]) == 1
+
+
+# Client side: what a client sends parses on the server, what the server sends parses on the client.
+
+
+def test_a_clients_start_and_stop_parse_as_the_server_reads_them() -> None:
+    text = start_message(content_type="audio/l16;rate=16000", interim_results=True,
+                         options={"inactivity_timeout": -1, "timestamps": True})
+    assert json.loads(text) == {"action": "start", "content-type": "audio/l16;rate=16000", "interim_results": True,
+                                "inactivity_timeout": -1, "timestamps": True}
+    start = parse_control(text)
+    assert isinstance(start, Start)
+    assert start.options == Options(content_type="audio/l16;rate=16000", interim_results=True, inactivity_timeout_s=-1,
+                                    timestamps=True)
+    assert json.loads(start_message(content_type=None, interim_results=False)) == {"action": "start",
+                                                                                    "interim_results": False}
+    assert parse_control(STOP_MESSAGE) == Stop()
+
+
+def test_the_servers_messages_parse_as_a_client_reads_them() -> None:
+    words = (WordHypothesis("hello", 0.1, 0.5, 0.9),)
+    sent = results_message(3, [Hypothesis(words, final=True, end_of_utterance="silence"), Hypothesis((), final=False)],
+                           Options(timestamps=True), ("careful",))
+    assert parse_server_message(sent) == Results(3, (ResultSummary(True, "hello "), ResultSummary(False, "")),
+                                                 ("careful",))
+    assert parse_server_message(listening_message()) == Listening()
+    assert parse_server_message(error_message("No speech detected for 30s.", ("w",))) == ErrorReply(
+        "No speech detected for 30s.", ("w",))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('{"warnings": ["a", "b"]}', Warnings(("a", "b"))),
+    ('{"warnings": "one"}', Warnings(("one",))),
+    ('{"state": "listening", "warnings": ["w"]}', Listening(("w",))),
+    ('{"error": "bad", "state": "listening", "results": []}', ErrorReply("bad")),  # an error wins
+    ('{"results": [{"final": true, "alternatives": []}]}', Results(0, (ResultSummary(True, ""),))),
+    ('{"result_index": 0, "results": []}', Results(0, ())),
+])
+def test_server_messages(text: str, expected: object) -> None:
+    assert parse_server_message(text) == expected
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("not json", "not JSON"),
+    ("[1]", "not an object"),
+    ('{"state": "thinking"}', "unknown state 'thinking'"),
+    ('{"hello": 1}', "neither results, a state nor an error"),
+    ('{"results": {}, "result_index": 0}', "results must be a list"),
+    ('{"results": [], "result_index": "0"}', "result_index an integer"),
+    ('{"results": [{"alternatives": []}]}', "without final"),
+    ('{"results": [{"final": true, "alternatives": [{}]}]}', "alternatives"),
+    ('{"results": [7]}', "without final"),
+])
+def test_bad_server_messages_are_malformed(text: str, match: str) -> None:
+    with pytest.raises(MalformedMessage, match=match):
+        parse_server_message(text)

@@ -48,6 +48,8 @@ def test_errors(server) -> None:
         (_post(url, b"\0" * 1000, "audio/l16;rate=8000"), 400, "8000"),
         (_post(url, b"\0" * 1000, "audio/l16"), 400, "rate"),
         (_post(url, b"garbage" * 100, "audio/flac"), 400, ""),
+        # protocol.wav reads the header of a streamed WAV; a broken one is the request's error
+        (_post(url, b"RIFF\0\0\0\0WAVEfmt \x08\0\0\0" + bytes(200), "audio/wav"), 400, "fmt chunk of 8 bytes"),
         (_post(url, b"\0" * 1000, L16, model="xx_Nothing"), 404, "Model xx_Nothing not found"),
         (_post(url, b"\0" * 1000, L16, inactivity_timeout="soon"), 400, "inactivity_timeout must be an integer"),
     ]
