@@ -1,0 +1,1 @@
+"""Runtime services of the server: what the dialect adapters stand on, with no aiohttp.web import."""
