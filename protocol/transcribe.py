@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from protocol.errors import IllegalState, InvalidParameter, MalformedMessage, TooLarge, VoxgateError, public_message
 from protocol.eventstream import EventStreamDecoder, Message
 from protocol.session import AudioEnded, AudioReceived, Phase
+from protocol.stability import Stability
 from protocol.watson import WordHypothesis
 
 MEDIA_ENCODINGS = {"pcm": "audio/l16;rate={rate};endianness=little-endian", "flac": "audio/flac",
@@ -40,6 +41,7 @@ class StreamParams:
         session_id: the client's session id, or a fresh UUID.
         language_model_name: a custom language model, or None.
         stabilization: ``enable-partial-results-stabilization``.
+        stability: ``partial-results-stability`` (``high`` when stabilisation is on and it is not given).
     """
 
     language_code: str
@@ -48,6 +50,7 @@ class StreamParams:
     session_id: str
     language_model_name: str | None = None
     stabilization: bool = False
+    stability: Stability = Stability.HIGH
 
     @property
     def content_type(self) -> str:
@@ -79,13 +82,16 @@ class StreamParams:
         stabilization = params.get("enable-partial-results-stabilization", "false").lower()
         if stabilization not in ("true", "false"):
             raise InvalidParameter(f"enable-partial-results-stabilization must be true or false, got {stabilization!r}")
+        level = params.get("partial-results-stability") or Stability.HIGH.value
+        if level not in tuple(Stability):
+            raise InvalidParameter(f"partial-results-stability must be low, medium or high, got {level!r}")
         session_id = params.get("session-id") or str(uuid.uuid4())
         try:
             uuid.UUID(session_id)
         except ValueError:
             raise InvalidParameter(f"session-id must be a UUID, got {session_id!r}") from None
         return cls(params["language-code"], encoding, rate, session_id, params.get("language-model-name") or None,
-                   stabilization == "true")
+                   stabilization == "true", Stability(level))
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> StreamParams:
@@ -172,11 +178,19 @@ class TranscribeSession:
 
 
 def transcript_event(*, result_id: str, start_s: float, end_s: float, partial: bool,
-                     words: tuple[WordHypothesis, ...]) -> bytes:
-    """An encoded TranscriptEvent with one result (PROTOCOLS.md §2.4; lists are never null)."""
+                     words: tuple[WordHypothesis, ...], stable: tuple[bool, ...] | None = None) -> bytes:
+    """An encoded TranscriptEvent with one result (PROTOCOLS.md §2.4; lists are never null).
+
+    ``stable``: each word's ``Stable`` flag, with partial-results stabilisation on
+    (:class:`protocol.stability.PartialStabilizer`); None leaves ``Stable`` out, as Transcribe does without it.
+    """
+    if stable is not None and len(stable) != len(words):
+        raise ValueError(f"{len(stable)} Stable flags for {len(words)} words")
     items = [{"Content": w.word, "StartTime": round(w.start_s, 3), "EndTime": round(w.end_s, 3),
               "Type": "pronunciation", "VocabularyFilterMatch": False, "Confidence": round(w.confidence, 4)}
              for w in words]
+    for item, flag in zip(items, stable or ()):
+        item["Stable"] = flag
     body = {"Transcript": {"Results": [{
         "ResultId": result_id, "StartTime": round(start_s, 3), "EndTime": round(end_s, 3), "IsPartial": partial,
         "Alternatives": [{"Transcript": " ".join(w.word for w in words), "Items": items}]}]}}

@@ -28,18 +28,28 @@
     [customization]
     min_acoustic_minutes = 1.0    # the least valid audio a custom acoustic model trains on
 
+    [s3]                          # where training text and batch media are read (s3:// URIs)
+    endpoint_url = "http://127.0.0.1:9000"  # an S3-compatible server; omitted: AWS's own for the region
+    region = "us-east-1"
+    access_key_id = "..."         # omitted: boto3's own chain (AWS_ACCESS_KEY_ID, ~/.aws, ...)
+    secret_access_key = "..."
+
     [[credentials]]               # one table per credential; no credentials = open, loopback only
     instance = "acme"             # the service instance (owner of custom models)
     api_key = "..."               # Authorization: Basic apikey:KEY / Bearer KEY / ?access_token=KEY
     access_key_id = "AKIA..."     # signs Transcribe presigned URLs ...
     secret_access_key = "..."     # ... with this secret
 
-Unknown tables or keys are errors, so a typo never silently falls back to a default.
+Unknown tables or keys are errors, so a typo never silently falls back to a default. The
+environment overrides ``[s3]``, key by key: ``VOXGATE_S3_ENDPOINT_URL``, ``VOXGATE_S3_REGION``,
+``VOXGATE_S3_ACCESS_KEY_ID``, ``VOXGATE_S3_SECRET_ACCESS_KEY`` (so a secret need not sit in the file).
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -154,6 +164,36 @@ class CustomizationConfig:
 
 
 @dataclass(frozen=True)
+class S3Config:
+    """The S3-compatible object store that ``s3://`` URIs name (training text, batch media and results).
+
+    Attributes:
+        endpoint_url: the store's URL (``http://host:port``); None: AWS's own endpoint for ``region``.
+        region: the region requests are signed for.
+        access_key_id, secret_access_key: the key pair, both or neither; neither: boto3's own
+            credential chain (``AWS_ACCESS_KEY_ID`` ..., ``~/.aws``, an instance role).
+    """
+
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.endpoint_url is not None and not self.endpoint_url.startswith(("http://", "https://")):
+            raise ValueError(f"endpoint_url must start with http:// or https://, got {self.endpoint_url!r}")
+        if not self.region:
+            raise ValueError("region must not be empty")
+        if bool(self.access_key_id) != bool(self.secret_access_key):
+            raise ValueError("needs both access_key_id and secret_access_key, or neither")
+
+
+#: Environment variables that override ``[s3]`` keys.
+S3_ENVIRONMENT = {"endpoint_url": "VOXGATE_S3_ENDPOINT_URL", "region": "VOXGATE_S3_REGION",
+                  "access_key_id": "VOXGATE_S3_ACCESS_KEY_ID", "secret_access_key": "VOXGATE_S3_SECRET_ACCESS_KEY"}
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything ``voxgate serve`` reads from its config file."""
 
@@ -162,6 +202,7 @@ class Config:
     credentials: tuple[Credential, ...] = ()
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
     customization: CustomizationConfig = field(default_factory=CustomizationConfig)
+    s3: S3Config = field(default_factory=S3Config)
 
 
 def _table(cls: type, values: Any, where: str) -> Any:
@@ -181,16 +222,29 @@ def _table(cls: type, values: Any, where: str) -> Any:
         raise ConfigError(f"{where}: {exc}") from exc
 
 
-def parse_config(data: dict[str, Any], source: str = "config") -> Config:
+def _s3(values: Any, where: str, environ: Mapping[str, str]) -> S3Config:
+    """The ``[s3]`` table with the environment's overrides (:data:`S3_ENVIRONMENT`) laid over it."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where} must be a table")
+    overrides = {key: environ[name] for key, name in S3_ENVIRONMENT.items() if environ.get(name)}
+    return _table(S3Config, {**values, **overrides}, where)
+
+
+def parse_config(data: dict[str, Any], source: str = "config", environ: Mapping[str, str] | None = None) -> Config:
     """Build a :class:`Config` from parsed TOML.
+
+    Args:
+        data: the parsed file.
+        source: what to call it in errors.
+        environ: the environment for ``[s3]``'s overrides (None: ``os.environ``).
 
     Raises:
         ConfigError: unknown tables or keys, wrong types, duplicate or incomplete credentials.
     """
-    unknown = sorted(set(data) - {"server", "scheduler", "recognition", "customization", "credentials"})
+    unknown = sorted(set(data) - {"server", "scheduler", "recognition", "customization", "s3", "credentials"})
     if unknown:
         raise ConfigError(f"{source}: unknown table(s) {', '.join(unknown)}; "
-                          "expected server, scheduler, recognition, customization, credentials")
+                          "expected server, scheduler, recognition, customization, s3, credentials")
     limits = _table(Limits, data.get("server", {}), f"{source}: [server]")
     if limits.max_sessions < 1 or limits.session_timeout_s <= 0 or limits.max_frame_bytes < 1 \
             or limits.max_request_bytes < 1 or limits.release_check_s < 0:
@@ -198,6 +252,7 @@ def parse_config(data: dict[str, Any], source: str = "config") -> Config:
     scheduler = _table(SchedulerConfig, data.get("scheduler", {}), f"{source}: [scheduler]")
     recognition = _table(RecognitionConfig, data.get("recognition", {}), f"{source}: [recognition]")
     customization = _table(CustomizationConfig, data.get("customization", {}), f"{source}: [customization]")
+    s3 = _s3(data.get("s3", {}), f"{source}: [s3]", os.environ if environ is None else environ)
     raw = data.get("credentials", [])
     if not isinstance(raw, list):
         raise ConfigError(f"{source}: credentials must be an array of tables ([[credentials]])")
@@ -216,17 +271,17 @@ def parse_config(data: dict[str, Any], source: str = "config") -> Config:
                 raise ConfigError(f"{source}: [[credentials]] #{i} ({c.instance}) repeats a key of another credential")
             if secret:
                 seen.add(secret)
-    return Config(limits, scheduler, credentials, recognition, customization)
+    return Config(limits, scheduler, credentials, recognition, customization, s3)
 
 
 def load_config(path: Path | None) -> Config:
-    """Read the config file (None: the defaults, with no credentials).
+    """Read the config file (None: the defaults, with no credentials), then the environment's ``[s3]`` overrides.
 
     Raises:
         ConfigError: unreadable file, bad TOML, or bad content.
     """
     if path is None:
-        return Config()
+        return parse_config({}, "environment")
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:

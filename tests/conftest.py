@@ -80,3 +80,18 @@ def whisper_bundle(tmp_path_factory: pytest.TempPathFactory, tokenizer_file: Pat
                        version="en-US_BroadbandModel.v2026-12-01", locale="en-US", description="test",
                        training_data={}, extra_manifest={"final_pass": "whisper"})
     return load_bundle(path)
+
+
+@pytest.fixture(scope="session")
+def s3_url() -> str:
+    """The endpoint of a real S3-compatible server (``VOXGATE_TEST_S3_URL``, which ``.ci/run`` sets).
+
+    Locally: ``export VOXGATE_TEST_S3_URL=$(bash scripts/s3.sh start DIR)``; without it the tests skip,
+    except in CI, where they fail.
+    """
+    url = os.environ.get("VOXGATE_TEST_S3_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must test against S3: VOXGATE_TEST_S3_URL is not set (.ci/run starts scripts/s3.sh)")
+        pytest.skip("VOXGATE_TEST_S3_URL not set (bash scripts/s3.sh start DIR prints one)")
+    return url
