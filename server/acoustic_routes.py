@@ -19,8 +19,7 @@ from aiohttp import web
 
 from protocol.errors import InvalidParameter, NotFoundError
 from server.bodies import read_body
-from server.catalog.store import ACOUSTIC
-from server.catalog.tables import AudioResource, CustomModel
+from server.catalog import ACOUSTIC, AudioResource, CustomModel
 from server.customization_routes import iso, model_routes, query_bool, shared_routes, watson_route
 from server.state import ServerState
 

@@ -41,10 +41,8 @@ from protocol.errors import NotFoundError
 from server import acoustic_routes, callbacks, customization_routes, jobs
 from server.jobs import JobRunner
 from server.bodies import client_disconnects
-from server.catalog.artifacts import DataDir, default_data_dir
-from server.catalog.db import Database, sqlite_url
-from server.catalog.lifecycle import Entry, Kind
-from server.catalog.store import Catalog, Clock, InstalledBase, utcnow
+from server.catalog import (Catalog, Clock, Database, DataDir, Entry, InstalledBase, Kind, default_data_dir, sqlite_url,
+                            utcnow)
 from server.config import Config, ConfigError, load_config
 from server.customization import Customizations
 from server.metrics import CONTENT_TYPE, Metrics

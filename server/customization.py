@@ -29,9 +29,7 @@ from engine.recognizer import Recognizer
 from engine.scheduler import BatchScheduler, SchedulerConfig
 from protocol.watson import model_param
 from server import audio_resources
-from server.catalog.artifacts import DataDir
-from server.catalog.resolution import resolve
-from server.catalog.store import ACOUSTIC, LANGUAGE, Catalog
+from server.catalog import ACOUSTIC, LANGUAGE, Catalog, DataDir, resolve
 from server.metrics import Metrics
 from server.recognition import LoadedModel, LoadedModels
 from server.subprocess_job import JobFailed, run_job

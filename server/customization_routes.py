@@ -1,7 +1,7 @@
 """The Watson custom language model API: ``/v1/customizations`` (PROTOCOLS.md §1.7, §1.9).
 
 Routes authenticate (the API key's instance owns what it creates), parse
-and validate the request, and call :class:`~server.catalog.store.Catalog`,
+and validate the request, and call :class:`~server.catalog.Catalog`,
 which applies the status rules; background work (corpus analysis, training)
 goes to :class:`~server.customization.Customizations`. Unknown query
 parameters do not fail a request: the body carries ``warnings``
@@ -20,9 +20,7 @@ from aiohttp import web
 
 from engine.customlm import CustomWord, word_errors
 from protocol.errors import InvalidParameter, NotFoundError, UnsupportedMedia, VoxgateError
-from server.catalog.lifecycle import Entry, Kind
-from server.catalog.store import LANGUAGE, WordSpec
-from server.catalog.tables import Corpus, CustomModel, Word
+from server.catalog import LANGUAGE, Corpus, CustomModel, Entry, Kind, Word, WordSpec
 from server.state import STATE, ServerState
 from server.watson_routes import watson_error
 

@@ -23,7 +23,7 @@ from protocol.errors import InvalidParameter, VoxgateError, public_message
 from protocol.session import MIN_REQUEST_BYTES
 from protocol.watson import parse_query_options, results_message
 from server.bodies import read_body
-from server.catalog.tables import Job
+from server.catalog import Job
 from server.callbacks import Notifier, parse_events
 from server.customization import resolve_request
 from server.recognition import hypothesis

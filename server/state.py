@@ -11,13 +11,13 @@ from aiohttp import WSMessage, web
 
 from protocol.errors import LimitExceeded, ShuttingDown
 from server.auth import Authenticator
-from server.catalog.store import InstalledBase
+from server.catalog import InstalledBase
 from server.config import Config
 from server.metrics import Metrics
 from server.recognition import LoadedModels
 
 if TYPE_CHECKING:
-    from server.catalog.store import Catalog
+    from server.catalog import Catalog
     from server.customization import Customizations
     from server.jobs import JobRunner
 

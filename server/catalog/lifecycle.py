@@ -14,8 +14,10 @@ Nothing here reads a clock: every function takes the date it is asked about.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol, TypeVar
 
 QUARTER_ENDS = ((1, 15), (4, 15), (7, 15), (10, 15))
 
@@ -31,6 +33,30 @@ def quarter_end(day: dt.date) -> dt.date:
 
 def _plus_years(day: dt.date, years: int) -> dt.date:
     return day.replace(year=day.year + years)  # quarter ends are never Feb 29
+
+
+class Dated(Protocol):
+    """Anything with a version id and the date it was created (a base version, a trained custom version)."""
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def created(self) -> dt.date: ...
+
+
+D = TypeVar("D", bound=Dated)
+
+
+def newest_version(versions: Iterable[D]) -> D:
+    """The newest of some versions: the latest ``created``, ties broken by the greater version id.
+
+    This is the one definition of "newest version" in voxgate.
+
+    Raises:
+        ValueError: ``versions`` is empty.
+    """
+    return max(versions, key=lambda v: (v.created, v.version))
 
 
 def adaptation_deadline(created: dt.date) -> dt.date:
@@ -112,10 +138,9 @@ def base_entries(versions: list[tuple[str, str, dt.date, str, int]]) -> list[Ent
 
     The newest version of each locale and rate is marked as the fallback of last resort.
     """
-    newest: dict[tuple[str, int], tuple[dt.date, str]] = {}
-    for _model, version, created, locale, rate in versions:
-        key = (locale, rate)
-        if key not in newest or (created, version) > newest[key]:
-            newest[key] = (created, version)
-    return [Entry(model, version, Kind.BASE, created, newest_base=newest[(locale, rate)][1] == version)
+    groups: dict[tuple[str, int], list[Entry]] = {}
+    for model, version, created, locale, rate in versions:
+        groups.setdefault((locale, rate), []).append(Entry(model, version, Kind.BASE, created))
+    newest = {key: newest_version(entries).version for key, entries in groups.items()}
+    return [Entry(model, version, Kind.BASE, created, newest_base=newest[(locale, rate)] == version)
             for model, version, created, locale, rate in versions]
