@@ -103,9 +103,10 @@ class DataDir:
         else:
             target.unlink(missing_ok=True)
 
-    def remove_custom(self, custom_id: str) -> None:
-        """Remove everything stored for a custom model."""
-        shutil.rmtree(self.root / "customizations" / custom_id, ignore_errors=True)
+    @staticmethod
+    def custom(custom_id: str) -> str:
+        """Relative folder of everything stored for a custom model."""
+        return f"customizations/{custom_id}"
 
 
 def write_atomic(target: Path, data: bytes) -> None:

@@ -81,12 +81,6 @@ class UnitOfWork:
         else:
             await asyncio.shield(self._discard())
 
-    @property
-    def dialect(self) -> str:
-        """The database's dialect name (``sqlite`` or ``postgresql``)."""
-        assert self._session is not None
-        return self._session.bind.dialect.name
-
     async def write_file(self, relative: str, data: bytes) -> None:
         """Stage ``data`` for the stored path ``relative`` (in a thread); published by the commit."""
         target = self._data.path(relative)
@@ -100,7 +94,7 @@ class UnitOfWork:
 
     def remove_custom_after_commit(self, custom_id: str) -> None:
         """Remove everything stored for a custom model once the transaction commits."""
-        self._removals.append(f"customizations/{custom_id}")
+        self._removals.append(self._data.custom(custom_id))
 
     async def _apply(self) -> None:
         staged, self._staged = self._staged, []
