@@ -39,9 +39,7 @@ import uvloop
 from aiohttp import web
 
 from engine.catalog import default_models_dir
-from server.catalog.artifacts import DataDir, default_data_dir
-from server.catalog.db import Database, sqlite_url
-from server.catalog.store import Catalog, Clock, utcnow
+from server.catalog import Catalog, Clock, DataDir, Database, default_data_dir, sqlite_url, utcnow
 from server.config import Config, ConfigError, load_config
 from server.http import common, transcribe, watson
 from server.http.bodies import client_disconnects

@@ -25,29 +25,22 @@ from engine.customlm import CustomLM
 from engine.manifest import ManifestError, read_manifest
 from engine.recognizer import Recognizer
 from engine.text import normalize_transcript
+from server.catalog import Catalog, Database, DataDir
 from voxgate.lifecycle import _database_url, _dirs
 from voxgate.offline import FileError, audio_for, read_audio
 
 DEFAULT_WEIGHT = 0.3
 
 
-async def _versions(url: str, custom_id: str) -> tuple[str, float | None, list[tuple[str, str]]] | None:
-    from sqlalchemy import select
-
-    from server.catalog.db import Database
-    from server.catalog.tables import CustomModel, CustomVersion
-
+async def _versions(url: str, data: DataDir, custom_id: str) -> tuple[str, float | None, list[tuple[str, str]]] | None:
     db = Database(url)
     try:
         await db.migrate()
-        async with db.session() as s:
-            model = await s.scalar(select(CustomModel).where(CustomModel.id == custom_id))
-            if model is None:
-                return None
-            rows = (await s.execute(select(CustomVersion.base_version, CustomVersion.artifact)
-                                    .where(CustomVersion.custom_id == custom_id)
-                                    .order_by(CustomVersion.created))).all()
-            return model.kind, model.customization_weight, [tuple(r) for r in rows]
+        model = await Catalog(db, data).model_by_id(custom_id)
+        if model is None:
+            return None
+        versions = sorted(model.versions, key=lambda v: v.created)
+        return model.kind, model.customization_weight, [(v.base_version, v.artifact) for v in versions]
     finally:
         await db.close()
 
@@ -75,7 +68,7 @@ def compare_command(args: argparse.Namespace) -> int:
     except ManifestError as exc:
         print(f"voxgate: {args.manifest}: {exc}", file=sys.stderr)
         return 1
-    found = asyncio.run(_versions(_database_url(args, data), args.customization_id))
+    found = asyncio.run(_versions(_database_url(args, data), data, args.customization_id))
     if found is None:
         print(f"voxgate: no custom model {args.customization_id} in the catalog of {data.root}", file=sys.stderr)
         return 1

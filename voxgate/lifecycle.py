@@ -24,10 +24,8 @@ from pathlib import Path
 
 from engine.bundle import BundleError, find_models, load_bundle, read_manifest
 from engine.catalog import default_models_dir
-from server.catalog.artifacts import DataDir, default_data_dir
-from server.catalog.db import Database, sqlite_url
-from server.catalog.lifecycle import Entry, Kind, base_entries
-from server.catalog.store import Catalog, InstalledBase
+from server.catalog import (Catalog, Database, DataDir, Entry, InstalledBase, Kind, base_entries, default_data_dir,
+                            sqlite_url)
 
 
 def _dirs(args: argparse.Namespace) -> tuple[Path, DataDir]:
@@ -39,18 +37,12 @@ def _database_url(args: argparse.Namespace, data: DataDir) -> str:
     return args.database_url or sqlite_url(data.database)
 
 
-async def _custom_entries(url: str) -> list[Entry]:
+async def _custom_entries(url: str, data: DataDir) -> list[Entry]:
     db = Database(url)
     try:
         await db.migrate()
-        from sqlalchemy import select
-
-        from server.catalog.tables import CustomModel, CustomVersion
-
-        async with db.session() as s:
-            rows = (await s.execute(select(CustomVersion.custom_id, CustomVersion.base_version, CustomVersion.created,
-                                           CustomModel.kind).join(CustomModel))).all()
-            return [Entry(custom_id, base, Kind(kind), created.date()) for custom_id, base, created, kind in rows]
+        return [Entry(v.custom_id, v.base_version, Kind(kind.value), v.created.date())
+                for kind, v in await Catalog(db, data).trained_versions()]
     finally:
         await db.close()
 
@@ -65,7 +57,7 @@ def lifecycle_command(args: argparse.Namespace) -> int:
     at = args.at or dt.date.today()
     entries = base_entries([(m.name, m.version, m.created, m.manifest["locale"], m.sample_rate_hz) for m in installed])
     if args.database_url or data.database.exists():
-        entries += asyncio.run(_custom_entries(_database_url(args, data)))
+        entries += asyncio.run(_custom_entries(_database_url(args, data), data))
     if args.json:
         print(json.dumps([e.to_json(at) for e in entries], indent=1))
         return 0

@@ -15,6 +15,11 @@ and renamed over its target (``os.replace`` is atomic on POSIX), so a crash
 mid-write leaves the old content. A trained model is built into a fresh
 folder that the database points to only once it is complete; the previous
 folder is removed after the database commit.
+
+Catalog operations write and remove files through a
+:class:`~server.catalog.unit_of_work.UnitOfWork`: a write is staged (:func:`stage`)
+inside the transaction and published (:func:`publish`) once it commits, removals
+run after the commit, both in a thread.
 """
 
 from __future__ import annotations
@@ -98,13 +103,22 @@ class DataDir:
         else:
             target.unlink(missing_ok=True)
 
-    def remove_custom(self, custom_id: str) -> None:
-        """Remove everything stored for a custom model."""
-        shutil.rmtree(self.root / "customizations" / custom_id, ignore_errors=True)
+    @staticmethod
+    def custom(custom_id: str) -> str:
+        """Relative folder of everything stored for a custom model."""
+        return f"customizations/{custom_id}"
 
 
 def write_atomic(target: Path, data: bytes) -> None:
     """Write ``data`` to ``target`` so that a reader sees the old or the new content, never a part."""
+    publish(stage(target, data), target)
+
+
+def stage(target: Path, data: bytes) -> Path:
+    """Write ``data`` to a new temporary file beside ``target``, flushed to disk; return its path.
+
+    :func:`publish` renames it over ``target``; until then ``target`` keeps its old content.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
@@ -112,6 +126,15 @@ def write_atomic(target: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    finally:
+    except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def publish(staged: Path, target: Path) -> None:
+    """Rename a file :func:`stage` wrote over ``target`` (atomic on POSIX); the staged file is gone after."""
+    try:
+        os.replace(staged, target)
+    finally:
+        staged.unlink(missing_ok=True)

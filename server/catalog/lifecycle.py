@@ -14,8 +14,10 @@ Nothing here reads a clock: every function takes the date it is asked about.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol, TypeVar
 
 from engine.versions import release_order
 
@@ -33,6 +35,29 @@ def quarter_end(day: dt.date) -> dt.date:
 
 def _plus_years(day: dt.date, years: int) -> dt.date:
     return day.replace(year=day.year + years)  # quarter ends are never Feb 29
+
+
+class Dated(Protocol):
+    """Anything with a version id and the date it was created (a base version, a trained custom version)."""
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def created(self) -> dt.date: ...
+
+
+D = TypeVar("D", bound=Dated)
+
+
+def newest_version(versions: Iterable[D]) -> D:
+    """The newest of some versions: the last in :func:`engine.versions.release_order` (the latest
+    ``created``, ties broken by the greater version id), the one order every layer sorts versions by.
+
+    Raises:
+        ValueError: ``versions`` is empty.
+    """
+    return max(versions, key=lambda v: release_order(v.created, v.version))
 
 
 def adaptation_deadline(created: dt.date) -> dt.date:
@@ -114,10 +139,9 @@ def base_entries(versions: list[tuple[str, str, dt.date, str, int]]) -> list[Ent
 
     The newest version of each locale and rate is marked as the fallback of last resort.
     """
-    newest: dict[tuple[str, int], tuple[dt.date, str]] = {}
-    for _model, version, created, locale, rate in versions:
-        key = (locale, rate)
-        if key not in newest or release_order(created, version) > newest[key]:
-            newest[key] = release_order(created, version)
-    return [Entry(model, version, Kind.BASE, created, newest_base=newest[(locale, rate)][1] == version)
+    groups: dict[tuple[str, int], list[Entry]] = {}
+    for model, version, created, locale, rate in versions:
+        groups.setdefault((locale, rate), []).append(Entry(model, version, Kind.BASE, created))
+    newest = {key: newest_version(entries).version for key, entries in groups.items()}
+    return [Entry(model, version, Kind.BASE, created, newest_base=newest[(locale, rate)] == version)
             for model, version, created, locale, rate in versions]

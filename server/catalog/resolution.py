@@ -22,9 +22,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from engine.versions import release_order
 from protocol.errors import InvalidParameter, NotFoundError
-from server.catalog.lifecycle import transcription_deadline
+from server.catalog.lifecycle import newest_version, transcription_deadline
 
 PREVIOUS_VERSION_WARNING = (
     "Using previous version of base model, because your custom model has been built with it. Please note that "
@@ -93,7 +92,7 @@ def newest(bases: list[BaseInfo], model: str) -> BaseInfo:
     if not versions:
         known = ", ".join(sorted({b.model for b in bases}))
         raise NotFoundError(f"Model {model} not found. Available models: {known}")
-    return max(versions, key=lambda b: release_order(b.created, b.version))
+    return newest_version(versions)
 
 
 def resolve(bases: list[BaseInfo], *, model: str | None, default_model: str, base_model_version: str | None,
@@ -132,7 +131,7 @@ def resolve(bases: list[BaseInfo], *, model: str | None, default_model: str, bas
         if not common:
             raise InvalidParameter("The custom language model and the custom acoustic model have no base model "
                                    "version in common; upgrade them to the same base model version.")
-        chosen = max(common, key=lambda v: (by_version[v].created, v))
+        chosen = newest_version(by_version[v] for v in common).version
     else:
         chosen = latest.version
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.catalog.store import Catalog
+from server.catalog import Catalog
 from server.config import Config
 from server.runtime.auth import Authenticator
 from server.runtime.jobs import JobRunner

@@ -20,8 +20,7 @@ from collections.abc import Mapping
 
 from protocol.errors import InvalidParameter, VoxgateError, public_message
 from protocol.watson import parse_query_options, results_message
-from server.catalog.store import Catalog
-from server.catalog.tables import Job
+from server.catalog import Catalog, Job
 from server.runtime.models import CustomModels
 from server.runtime.notifier import Notifier, parse_events
 from server.runtime.recognition import Recognitions, hypothesis

@@ -27,7 +27,7 @@ from engine.scheduler import BatchScheduler, SchedulerConfig
 from engine.searchpool import SearchPool
 from engine.versions import release_order
 from protocol.errors import NotFoundError
-from server.catalog.artifacts import DataDir
+from server.catalog import DataDir
 from server.runtime.metrics import Metrics
 
 log = logging.getLogger("voxgate.models")

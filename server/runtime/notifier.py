@@ -25,7 +25,7 @@ import secrets
 import aiohttp
 
 from protocol.errors import InvalidParameter
-from server.catalog.store import Catalog
+from server.catalog import Catalog
 
 log = logging.getLogger("voxgate.callbacks")
 

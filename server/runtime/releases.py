@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
-from server.catalog.store import Catalog, InstalledBase
+from server.catalog import Catalog, InstalledBase
 from server.runtime.models import LoadedModel, LoadedModels
 
 log = logging.getLogger("voxgate.server")

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 
 from engine.customlm import CustomLM
 from protocol.watson import model_param
-from server.catalog.resolution import resolve
-from server.catalog.store import ACOUSTIC, LANGUAGE, Catalog
+from server.catalog import ACOUSTIC, LANGUAGE, Catalog, resolve
 from server.runtime.models import CustomModels, LoadedModel, LoadedModels
 
 #: Watson's default weight of a custom language model against the base model

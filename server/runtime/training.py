@@ -18,8 +18,7 @@ from pathlib import Path
 
 from engine.audio import AudioError
 from engine.customlm import analyze_corpus, base_vocabulary
-from server.catalog.artifacts import DataDir
-from server.catalog.store import ACOUSTIC, Catalog
+from server.catalog import ACOUSTIC, Catalog, DataDir
 from server.runtime import audio_resources
 from server.runtime.models import LoadedModels
 from server.runtime.resolution import DEFAULT_CUSTOMIZATION_WEIGHT

@@ -21,8 +21,7 @@ from ibm_watson.speech_to_text_v1 import CustomWord
 from ibm_watson.websocket import AudioSource
 
 from engine.catalog import default_models_dir
-from server.catalog.lifecycle import transcription_deadline
-from server.catalog.resolution import PREVIOUS_VERSION_WARNING
+from server.catalog import PREVIOUS_VERSION_WARNING, transcription_deadline
 from server.config import parse_config
 from tests.conftest import FIXTURES
 from tests.e2e.test_server_clients import Collector

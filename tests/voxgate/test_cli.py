@@ -161,9 +161,7 @@ def test_models_lifecycle_lists_the_catalogs_custom_models(capsys, tmp_path) -> 
     import asyncio
     import datetime as dt
 
-    from server.catalog.artifacts import DataDir
-    from server.catalog.db import Database, sqlite_url
-    from server.catalog.store import LANGUAGE, Catalog, InstalledBase, WordSpec
+    from server.catalog import LANGUAGE, Catalog, Database, DataDir, InstalledBase, WordSpec, sqlite_url
 
     data = DataDir(tmp_path / "data")
 
@@ -219,9 +217,7 @@ def test_models_compare_prints_each_version_of_a_custom_model(models, capsys, tm
 
     from engine.bundle import load_bundle, resolve_model
     from engine.customlm import build_custom_lm
-    from server.catalog.artifacts import DataDir
-    from server.catalog.db import Database, sqlite_url
-    from server.catalog.store import LANGUAGE, Catalog, InstalledBase, WordSpec
+    from server.catalog import LANGUAGE, Catalog, Database, DataDir, InstalledBase, WordSpec, sqlite_url
 
     data = DataDir(tmp_path / "data")
     old, new = VERSIONS[0], VERSIONS[1]

@@ -18,8 +18,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from protocol.errors import InvalidParameter, NotFoundError
-from server.catalog.store import ACOUSTIC
-from server.catalog.tables import AudioResource, CustomModel
+from server.catalog import ACOUSTIC, AudioResource, CustomModel
 from server.http.bodies import read_body
 from server.http.keys import CATALOG, CONFIG, MODELS, RELEASES, TRAINING
 from server.http.watson.customizations import iso, model_routes, query_bool, shared_routes, watson_route

@@ -20,9 +20,7 @@ from aiohttp import web
 
 from engine.customlm import CustomWord, word_errors
 from protocol.errors import InvalidParameter, NotFoundError, UnsupportedMedia
-from server.catalog.lifecycle import Entry, Kind
-from server.catalog.store import LANGUAGE, WordSpec
-from server.catalog.tables import Corpus, CustomModel, Word
+from server.catalog import LANGUAGE, Corpus, CustomModel, Entry, Kind, Word, WordSpec
 from server.http.keys import CATALOG, CUSTOM_MODELS, MODELS, RELEASES, TRAINING
 from server.http.watson.errors import instance, watson
 from server.runtime.models import LoadedModels

@@ -9,7 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from protocol.session import MIN_REQUEST_BYTES
-from server.catalog.tables import Job
+from server.catalog import Job
 from server.http.bodies import read_body, refuse_multipart
 from server.http.keys import CATALOG, CONFIG, JOBS
 from server.http.watson.errors import instance, watson

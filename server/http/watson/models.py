@@ -8,7 +8,7 @@ from aiohttp import web
 
 from engine.bundle import ModelBundle
 from protocol.errors import NotFoundError
-from server.catalog.lifecycle import Entry, Kind
+from server.catalog import Entry, Kind
 from server.http.keys import CATALOG, MODELS
 from server.http.watson.errors import watson
 
