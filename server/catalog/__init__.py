@@ -7,7 +7,10 @@
 ``tables``        the ORM tables (only ``repositories`` imports them)
 ``repositories``  one per aggregate, over the tables of one session
 ``unit_of_work``  one transaction with its repositories; file writes staged, removals after the commit
-``facade``        :class:`Catalog`, the operations the routes and services use
+``operations``    what every group of operations shares (clock, unit of work, ownership, locking, settling)
+``acoustic``      the operations on custom acoustic models (audio resources, training, upgrade)
+``recognition_jobs``  the operations on recognition jobs and their callback URLs
+``facade``        :class:`Catalog`, every operation the routes and services use (language models here)
 ``db``            engine, sessions and Alembic migrations (SQLite by default, PostgreSQL by URL)
 ``artifacts``     the data directory: corpora and trained models, written atomically
 

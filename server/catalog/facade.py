@@ -13,84 +13,43 @@ does not allow.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import datetime as dt
 import logging
 import uuid
 from collections.abc import Callable, Container, Iterable
 
 from protocol.errors import ConflictError, InvalidParameter, LimitExceeded, NotFoundError
 from server.catalog import status as st
-from server.catalog.artifacts import DataDir
-from server.catalog.db import Database
+from server.catalog.acoustic import MIN_AUDIO_BYTES, AcousticOperations
 from server.catalog.lifecycle import transcription_deadline
-from server.catalog.records import (AudioResource, BaseVersion, Callback, Clock, Corpus, CustomModel, CustomVersion,
-                                    InstalledBase, Job, TrainingInput, Word, WordSpec, utcnow)
+from server.catalog.operations import ACOUSTIC, LANGUAGE, check_name, invalid_warning
+from server.catalog.records import (BaseVersion, Corpus, CustomModel, CustomVersion, InstalledBase, TrainingInput,
+                                    Word, WordSpec)
+from server.catalog.recognition_jobs import RecognitionJobs
 from server.catalog.resolution import BaseInfo, CustomInfo, newest
-from server.catalog.status import AudioStatus, CorpusStatus, JobStatus, ModelKind, ModelStatus
+from server.catalog.status import AudioStatus, CorpusStatus, ModelKind, ModelStatus
 from server.catalog.unit_of_work import UnitOfWork
 
 log = logging.getLogger("voxgate.catalog")
 
-LANGUAGE = ModelKind.LANGUAGE
-ACOUSTIC = ModelKind.ACOUSTIC
+__all__ = ["ACOUSTIC", "LANGUAGE", "MAX_MODELS_PER_OWNER", "MAX_NAME_CHARS", "MIN_AUDIO_BYTES", "RESERVED_CORPUS_NAMES",
+           "Catalog"]
+
 MAX_MODELS_PER_OWNER = 1024
 MAX_NAME_CHARS = 256
 RESERVED_CORPUS_NAMES = frozenset({"user", "base_lm", "default_lm"})
-#: the smallest audio resource accepted, in bytes
-MIN_AUDIO_BYTES = 100
 
 
-def _check_name(what: str, name: str) -> None:
-    """A resource name: 1-128 characters, printable, no ``/``, no leading ``.``
-    (:meth:`server.catalog.artifacts.DataDir.file_name` makes any such name a valid file name).
-
-    Raises:
-        InvalidParameter: a name outside those rules, with the rule it breaks.
-    """
-    if not name or len(name) > 128 or "/" in name or name.startswith("."):
-        raise InvalidParameter(f"bad {what} name {name!r}: 1-128 characters, no '/' and no leading '.'")
-    if any(not ch.isprintable() for ch in name):
-        raise InvalidParameter(f"bad {what} name {name!r}: control characters (NUL included) are not allowed")
-
-
-def _invalid_warning(kind: str, names: list[str], *, strict: bool) -> list[dict]:
-    """The warning for resources whose analysis failed (none: no warning).
-
-    Raises:
-        InvalidParameter: there are such resources and ``strict``.
-    """
-    if not names:
-        return []
-    what = "corpora" if kind == "corpora" else "audio resources"
-    model = "language" if kind == "corpora" else "acoustic"
-    message = (f"Analysis of the following {what} has not completed successfully: [{', '.join(names)}]. "
-               f"They will be excluded from custom {model} model training.")
-    if strict:
-        raise InvalidParameter(message + " (strict=true: fix or delete them, or train with strict=false)")
-    return [{"code": "invalid_corpora" if kind == "corpora" else "invalid_audio_files", "message": message}]
-
-
-class Catalog:
-    """The catalog over one database and data directory.
+class Catalog(AcousticOperations, RecognitionJobs):
+    """The catalog over one database and data directory: base versions, custom language models with their
+    corpora, words and trained versions, the jobs that train them, and (inherited) custom acoustic models
+    (:class:`~server.catalog.acoustic.AcousticOperations`) and recognition jobs
+    (:class:`~server.catalog.recognition_jobs.RecognitionJobs`).
 
     Args:
         db: the database (migrated).
         data: the data directory.
         clock: naive UTC now; injected so the lifecycle rules can be tested on any date.
     """
-
-    def __init__(self, db: Database, data: DataDir, *, clock: Clock = utcnow) -> None:
-        self.db = db
-        self.data = data
-        self.clock = clock
-
-    def today(self) -> dt.date:
-        """The clock's date."""
-        return self.clock().date()
-
-    def _work(self) -> UnitOfWork:
-        return UnitOfWork(self.db, self.data)
 
     # -- base versions ------------------------------------------------------------------------
 
@@ -158,20 +117,6 @@ class Catalog:
         async with self._work() as uow:
             return await self._owned(uow, owner, kind, custom_id)
 
-    @staticmethod
-    async def _owned(uow: UnitOfWork, owner: str, kind: str, custom_id: str, *, lock: bool = False,
-                     children: bool = True) -> CustomModel:
-        model = await uow.models.get(custom_id, lock=lock, children=children)
-        if model is None or model.owner != owner or model.kind != kind:
-            raise NotFoundError(f"Invalid customization_id ({custom_id}): no custom {kind} model with that id "
-                                "for these credentials")
-        return model
-
-    async def _modifiable(self, uow: UnitOfWork, owner: str, kind: str, custom_id: str) -> CustomModel:
-        model = await self._owned(uow, owner, kind, custom_id, lock=True)
-        st.check_not_busy(custom_id, model.status)
-        return model
-
     async def model_by_id(self, custom_id: str) -> CustomModel | None:
         """A custom model whoever owns it, with its corpora and audio (background work)."""
         async with self._work() as uow:
@@ -190,20 +135,6 @@ class Catalog:
             await uow.models.delete(custom_id)
             uow.remove_custom_after_commit(custom_id)
 
-    async def _has_valid_data(self, uow: UnitOfWork, model: CustomModel) -> bool:
-        if model.kind is ACOUSTIC:
-            return await uow.audio.any_ok(model.id)
-        return await uow.corpora.any_analyzed(model.id) or await uow.words.any_user_words(model.id)
-
-    async def _settled(self, uow: UnitOfWork, model: CustomModel) -> ModelStatus:
-        analysing = await (uow.audio.processing if model.kind is ACOUSTIC else uow.corpora.analysing)(model.id)
-        return st.settle(analysing=analysing, has_valid_data=await self._has_valid_data(uow, model))
-
-    async def _data_changed(self, uow: UnitOfWork, model: CustomModel) -> None:
-        """The model's data changed (in this transaction): dirty, and a status that follows the data moves."""
-        status = st.on_change(model.status, await self._settled(uow, model))
-        await uow.models.update(model.id, dirty=True, updated=self.clock(), status=status, error=None)
-
     # -- corpora ------------------------------------------------------------------------------
 
     async def add_corpus(self, owner: str, custom_id: str, name: str, text: bytes, *,
@@ -214,7 +145,7 @@ class Catalog:
             InvalidParameter: a reserved or bad name, or an empty body.
             ConflictError: a corpus of that name exists (without ``allow_overwrite``), or a job runs.
         """
-        _check_name("corpus", name)
+        check_name("corpus", name)
         if name.lower() in RESERVED_CORPUS_NAMES:
             raise InvalidParameter(f"corpus name {name!r} is reserved ({', '.join(sorted(RESERVED_CORPUS_NAMES))})")
         if not text.strip():
@@ -371,10 +302,6 @@ class Catalog:
 
     # -- training, reset, upgrade -----------------------------------------------------------
 
-    async def _check_training_open(self, uow: UnitOfWork, base_version: str) -> None:
-        base = await uow.base_versions.get(base_version)
-        st.check_training_open(base_version, None if base is None else base.adaptation_deadline, self.today())
-
     async def start_training(self, owner: str, custom_id: str, *, customization_weight: float | None,
                              strict: bool) -> list[dict]:
         """Queue training on the model's current base version; return the warnings.
@@ -390,7 +317,7 @@ class Catalog:
                 raise ConflictError(f"Corpora of custom model {custom_id} are still being analyzed; train once "
                                     "their status is analyzed")
             await self._check_training_open(uow, model.base_version)
-            warnings = _invalid_warning("corpora", [c.name for c in model.corpora
+            warnings = invalid_warning("corpora", [c.name for c in model.corpora
                                                     if c.status is CorpusStatus.UNDETERMINED], strict=strict)
             if not await self._has_valid_data(uow, model):
                 raise InvalidParameter(f"No input data available for training custom model {custom_id}: add a "
@@ -400,10 +327,6 @@ class Catalog:
             await uow.models.save(custom_id, st.start_training(model.standing), updated=self.clock(),
                                   warnings="; ".join(w["message"] for w in warnings) or None, **weight)
             return warnings
-
-    async def _upgrade_target(self, uow: UnitOfWork, model: CustomModel, installed: Container[str] | None) -> str:
-        bases = await uow.base_versions.all(model.base_model_name)
-        return st.upgrade_target(bases, current=model.base_version, installed=installed)
 
     async def start_upgrade(self, owner: str, custom_id: str, *, installed: Container[str] | None = None) -> str:
         """Queue an upgrade to the newest base version; return that version.
@@ -562,258 +485,3 @@ class Catalog:
             for custom_id, name, path in await uow.audio.stored():
                 paths |= {path, self.data.audio_items(custom_id, name)}
         return ids, paths
-
-    # -- asynchronous recognition jobs ------------------------------------------------------------
-
-    async def create_job(self, owner: str, params: dict, audio: bytes, user_token: str | None) -> Job:
-        """Store a job's audio and record it as ``waiting``."""
-        job_id = str(uuid.uuid4())
-        now = self.clock()
-        job = Job(id=job_id, owner=owner, status=JobStatus.WAITING, created=now, updated=now, params=params,
-                  audio_path=self.data.job_audio(job_id), user_token=user_token)
-        async with self._work() as uow:
-            await uow.write_file(job.audio_path, audio)
-            await uow.jobs.add(job)
-        return job
-
-    async def jobs(self, owner: str) -> list[Job]:
-        """The owner's jobs, newest first."""
-        async with self._work() as uow:
-            return await uow.jobs.of(owner)
-
-    @staticmethod
-    async def _owned_job(uow: UnitOfWork, owner: str, job_id: str, *, lock: bool = False) -> Job:
-        job = await uow.jobs.get(job_id, lock=lock)
-        if job is None or job.owner != owner:
-            raise NotFoundError(f"Invalid job id ({job_id}): no recognition job with that id for these credentials")
-        return job
-
-    async def job(self, owner: str, job_id: str) -> Job:
-        """One job of the owner.
-
-        Raises:
-            NotFoundError: no such job, or another owner's.
-        """
-        async with self._work() as uow:
-            return await self._owned_job(uow, owner, job_id)
-
-    async def delete_job(self, owner: str, job_id: str) -> None:
-        """Delete a job and its audio.
-
-        Raises:
-            NotFoundError: see :meth:`job`.
-            ConflictError: it is processing.
-        """
-        async with self._work() as uow:
-            job = await self._owned_job(uow, owner, job_id, lock=True)
-            if job.status is JobStatus.PROCESSING:
-                raise ConflictError(f"Job {job_id} is processing; delete it once it has completed or failed")
-            await uow.jobs.delete(job_id)
-            uow.remove_after_commit(job.audio_path)
-
-    async def unfinished_jobs(self) -> list[str]:
-        """Ids of jobs waiting or interrupted while processing, oldest first."""
-        async with self._work() as uow:
-            return await uow.jobs.unfinished()
-
-    async def update_job(self, job_id: str, *, status: str, results: dict | None = None,
-                         error: str | None = None) -> Job | None:
-        """Move a job to ``status``; a finished job's audio is removed. None if the job is gone."""
-        status = JobStatus(status)
-        async with self._work() as uow:
-            job = await uow.jobs.get(job_id, lock=True)
-            if job is None:
-                return None
-            done = status in st.FINISHED_JOBS and job.audio_path is not None
-            if done:
-                uow.remove_after_commit(job.audio_path)
-            return await uow.jobs.update(job_id, status=status, results=results, error=error, updated=self.clock(),
-                                         **({"audio_path": None} if done else {}))
-
-    # -- custom acoustic models: audio resources, training, upgrade ------------------------------
-
-    async def add_audio(self, owner: str, custom_id: str, name: str, data: bytes, *, content_type: str,
-                        contained_content_type: str | None, transcript: str | None,
-                        allow_overwrite: bool = False) -> None:
-        """Store an audio resource (processed afterwards by :meth:`record_audio`; ``being_processed``).
-
-        Raises:
-            InvalidParameter: a bad name or an empty body.
-            ConflictError: a resource of that name exists (without ``allow_overwrite``), or a job runs.
-        """
-        _check_name("audio resource", name)
-        if len(data) < MIN_AUDIO_BYTES:
-            raise InvalidParameter(f"the audio resource is empty (at least {MIN_AUDIO_BYTES} bytes)")
-        async with self._work() as uow:
-            model = await self._modifiable(uow, owner, ACOUSTIC, custom_id)
-            if model.resource(name) is not None:
-                if not allow_overwrite:
-                    raise ConflictError(f"Audio resource {name} already exists for custom model {custom_id}; pass "
-                                        "allow_overwrite=true to replace it")
-                uow.remove_after_commit(self.data.audio_items(custom_id, name))
-            path = self.data.audio(custom_id, name)
-            await uow.write_file(path, data)
-            await uow.audio.add(AudioResource(custom_id, name, path, content_type, AudioStatus.BEING_PROCESSED,
-                                              contained_content_type=contained_content_type, transcript=transcript))
-            await self._data_changed(uow, model)
-
-    async def record_audio(self, custom_id: str, name: str, *, duration_s: float = 0.0, details: dict | None = None,
-                           items: list | None = None, error: str | None = None) -> bool:
-        """Record the outcome of processing a resource (``ok``, or ``invalid`` with ``error``);
-        False when the resource (or its model) was deleted meanwhile."""
-        async with self._work() as uow:
-            model = await uow.models.get(custom_id, lock=True)
-            if model is None or model.resource(name) is None:
-                return False
-            status = AudioStatus.INVALID if error else AudioStatus.OK
-            await uow.audio.update(custom_id, name, duration_s=duration_s, details=details, items=items,
-                                   status=status, error=error or None)
-            status = st.after_analysis(model.status, await self._settled(uow, model))
-            await uow.models.update(custom_id, status=status, updated=self.clock())
-        return True
-
-    async def pending_audio(self) -> list[tuple[str, str]]:
-        """``(custom_id, name)`` of audio resources not processed yet (after a restart)."""
-        async with self._work() as uow:
-            return await uow.audio.pending()
-
-    async def audio_resource(self, custom_id: str, name: str) -> AudioResource | None:
-        """A resource by id and name, whoever owns it (for background processing)."""
-        async with self._work() as uow:
-            return await uow.audio.get(custom_id, name)
-
-    async def delete_audio(self, owner: str, custom_id: str, name: str) -> None:
-        """Remove an audio resource.
-
-        Raises:
-            NotFoundError: no such model or resource.
-            ConflictError: a job runs.
-        """
-        async with self._work() as uow:
-            model = await self._modifiable(uow, owner, ACOUSTIC, custom_id)
-            resource = model.resource(name)
-            if resource is None:
-                raise NotFoundError(f"Audio resource {name} not found for custom model {custom_id}")
-            await uow.audio.delete(custom_id, name)
-            await self._data_changed(uow, model)
-            uow.remove_after_commit(resource.path)
-            uow.remove_after_commit(self.data.audio_items(custom_id, name))
-
-    async def start_acoustic_training(self, owner: str, custom_id: str, *, language_id: str | None, strict: bool,
-                                      force: bool = False, min_minutes: float = 0.0) -> list[dict]:
-        """Queue training of a custom acoustic model; return the warnings.
-
-        Raises:
-            ConflictError: a job runs, or audio is still being processed.
-            NotFoundError: an unknown helper language model.
-            InvalidParameter: too little valid audio, invalid audio with ``strict``, a helper language model that
-                is not trained on the same base version, or nothing changed since the last training.
-        """
-        async with self._work() as uow:
-            model = await self._modifiable(uow, owner, ACOUSTIC, custom_id)
-            warnings = await self._acoustic_checks(uow, owner, model, language_id=language_id, strict=strict,
-                                                   min_minutes=min_minutes)
-            same_helper = (model.job_options or {}).get("language_customization_id") == language_id
-            st.check_trainable(dirty=model.dirty, trained_here=model.version_on(model.base_version) is not None,
-                               same_helper=same_helper, force=force)
-            await uow.models.save(custom_id, st.start_training(model.standing, language_customization_id=language_id),
-                                  warnings="; ".join(w["message"] for w in warnings) or None, updated=self.clock())
-            return warnings
-
-    async def _acoustic_checks(self, uow: UnitOfWork, owner: str, model: CustomModel, *, language_id: str | None,
-                               strict: bool, min_minutes: float) -> list[dict]:
-        if any(a.status is AudioStatus.BEING_PROCESSED for a in model.audio):
-            raise ConflictError(f"Audio resources of custom model {model.id} are still being processed; train once "
-                                "their status is ok")
-        warnings = _invalid_warning("audio", [a.name for a in model.audio if a.status is AudioStatus.INVALID],
-                                    strict=strict)
-        minutes = sum(a.duration_s for a in model.audio if a.status is AudioStatus.OK) / 60
-        if minutes < min_minutes or minutes == 0:
-            raise InvalidParameter(f"Training needs at least {max(min_minutes, 0.01):g} minutes of valid audio; "
-                                   f"custom model {model.id} has {minutes:.2f}")
-        await self._check_training_open(uow, model.base_version)
-        if language_id is not None:
-            helper = await self._owned(uow, owner, LANGUAGE, language_id, children=False)
-            if helper.base_model_name != model.base_model_name:
-                raise InvalidParameter(f"custom language model {language_id} is based on {helper.base_model_name}, "
-                                       f"not {model.base_model_name}")
-            if helper.version_on(model.base_version) is None:
-                raise InvalidParameter(f"custom language model {language_id} must be available on base model version "
-                                       f"{model.base_version} (train or upgrade it first)")
-        return warnings
-
-    async def start_acoustic_upgrade(self, owner: str, custom_id: str, *, language_id: str | None,
-                                     force: bool, installed: Container[str] | None = None) -> str:
-        """Queue an upgrade of a custom acoustic model to the newest base version; return that version.
-
-        Upgrade order (PROTOCOLS.md §1.9): upgrade the helper language model first, then the acoustic
-        model; once on the newest version, upgrading again with ``custom_language_model_id`` retrains with
-        it (400 ``No input data modified since last training`` unless ``force``).
-
-        An acoustic model trained with a custom language model does not start an upgrade without
-        ``custom_language_model_id`` while that language model has no version on the new base (Watson's
-        list of reasons an upgrade fails to start).
-
-        Args:
-            installed: the base versions this server can load (None: every recorded one).
-
-        Raises:
-            ConflictError: a job runs.
-            InvalidParameter: not ready/available, the helper on another base version, the helper it was trained
-                with not upgraded, the newest version not installed here, or nothing to upgrade.
-        """
-        async with self._work() as uow:
-            model = await self._modifiable(uow, owner, ACOUSTIC, custom_id)
-            st.check_upgradable(custom_id, model.status)
-            target = await self._upgrade_target(uow, model, installed)
-            trained_with = (model.job_options or {}).get("language_customization_id")
-            if model.base_version == target:
-                if language_id is None:
-                    raise InvalidParameter(f"Custom model {custom_id} is already on the newest base model version "
-                                           f"{target}")
-                st.check_trainable(dirty=model.dirty, trained_here=True, same_helper=trained_with == language_id,
-                                   force=force)
-            elif trained_with and language_id is None:
-                helper = await uow.models.get(trained_with, children=False)
-                if helper is not None and helper.version_on(target) is None:
-                    raise InvalidParameter(
-                        f"Custom acoustic model {custom_id} was trained with custom language model {trained_with}, "
-                        f"which has not been upgraded to {target}: upgrade the language model first, then upgrade "
-                        f"this model with custom_language_model_id={trained_with}")
-            await self._acoustic_checks(uow, owner, dataclasses.replace(model, base_version=target),
-                                        language_id=language_id, strict=False, min_minutes=0.0)
-            if model.base_version == target:  # a retraining with the helper language model, not an upgrade
-                standing = st.start_retraining(model.standing, language_id=language_id, trained_with=trained_with)
-                await uow.models.save(custom_id, standing, updated=self.clock())
-            elif not model.versions:  # never trained: nothing to retrain
-                await uow.models.update(custom_id, base_version=target, updated=self.clock())
-            else:
-                standing = st.start_upgrade(model.standing, target, language_customization_id=language_id,
-                                            trained_with=trained_with)
-                await uow.models.save(custom_id, standing, updated=self.clock())
-            return target
-
-    # -- job callbacks ---------------------------------------------------------------------------
-
-    async def register_callback(self, owner: str, url: str, secret: str | None) -> bool:
-        """Record a verified callback URL; False if it was already registered (the secret is updated)."""
-        async with self._work() as uow:
-            known = await uow.callbacks.get(owner, url, lock=True)
-            await uow.callbacks.put(Callback(owner, url, self.clock() if known is None else known.created, secret))
-            return known is None
-
-    async def unregister_callback(self, owner: str, url: str) -> None:
-        """Forget a callback URL.
-
-        Raises:
-            NotFoundError: not registered by this owner.
-        """
-        async with self._work() as uow:
-            if await uow.callbacks.get(owner, url) is None:
-                raise NotFoundError(f"callback_url {url} is not registered for these credentials")
-            await uow.callbacks.delete(owner, url)
-
-    async def callback(self, owner: str, url: str) -> Callback | None:
-        """A registered callback URL of the owner."""
-        async with self._work() as uow:
-            return await uow.callbacks.get(owner, url)
