@@ -47,6 +47,7 @@ from server.catalog.lifecycle import Entry, Kind
 from server.catalog.store import Catalog, Clock, InstalledBase, utcnow
 from server.config import Config, ConfigError, load_config
 from server.customization import Customizations
+from server.http import ui
 from server.metrics import CONTENT_TYPE, Metrics
 from server.recognition import LoadedModels
 from server.state import STATE, ServerState
@@ -177,6 +178,7 @@ def make_app(models_dir: Path | None = None, config: Config | None = None, *, da
         web.post("/stream-transcription", transcribe_http),
         *customization_routes.routes(), *acoustic_routes.routes(), *jobs.routes(),
         *callbacks.routes(),
+        *ui.routes(),
     ])
     return app
 

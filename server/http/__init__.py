@@ -1,0 +1,1 @@
+"""HTTP adapters of voxgate's server, one subpackage per face (``ui``: the web page)."""
