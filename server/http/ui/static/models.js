@@ -11,6 +11,9 @@ const POLL_MS = 1500;
 let baseModels = [];
 let customModels = [];
 let pollTimer = null;
+const confirmingDelete = new Set(); // ids whose Delete was clicked once (kept across the re-rendering polls)
+const CONFIRM_MS = 6000;
+const short = (version) => version.split(".").at(-1); // en-US_BroadbandModel.v2026-12-01 -> v2026-12-01
 
 function cell(text, className) {
   const td = document.createElement("td");
@@ -45,7 +48,7 @@ function renderBase() {
 function actionButton(label, action, model) {
   const button = document.createElement("button");
   button.type = "button";
-  button.textContent = label;
+  button.textContent = action === "delete" && confirmingDelete.has(model.customization_id) ? "Really delete?" : label;
   button.dataset.action = action;
   button.addEventListener("click", () => act(action, model, button));
   return button;
@@ -62,7 +65,7 @@ function renderCustom() {
     id.textContent = m.customization_id;
     name.append(document.createElement("br"), id);
     const upgrade = newest[m.base_model_name] && !m.versions.includes(newest[m.base_model_name]);
-    const deadlines = (m.version_deadlines || []).map((d) => `${d.base_model_version}: ${d.transcription_deadline} (${d.state})`);
+    const deadlines = (m.version_deadlines || []).map((d) => `${short(d.base_model_version)}: ${d.transcription_deadline} (${d.state})`);
     const status = cell(m.status, `status ${m.status}`);
     if (m.error) status.title = m.error;
     const actions = document.createElement("td");
@@ -71,7 +74,7 @@ function renderCustom() {
     if (upgrade && ["ready", "available"].includes(m.status)) actions.append(actionButton("Upgrade", "upgrade", m));
     actions.append(actionButton("Delete", "delete", m));
     tr.append(name, cell(m.kind), cell(m.base_model_name), status, cell(`${m.progress} %`),
-      cell(m.versions.join(", ")), cell(upgrade ? `yes: to ${newest[m.base_model_name]}` : "no"),
+      cell(m.versions.map(short).join(", ")), cell(upgrade ? `available: to ${short(newest[m.base_model_name])}` : "no"),
       cell(deadlines.join("; ") || "not trained yet"), actions);
     return tr;
   });
@@ -86,11 +89,16 @@ function renderCustom() {
 
 async function act(action, model, button) {
   const base = `${KINDS[model.kind]}/${model.customization_id}`;
-  if (action === "delete" && button.dataset.confirm !== "yes") {
-    button.dataset.confirm = "yes";
+  if (action === "delete" && !confirmingDelete.has(model.customization_id)) {
+    confirmingDelete.add(model.customization_id);
     button.textContent = "Really delete?";
+    setTimeout(() => {
+      confirmingDelete.delete(model.customization_id);
+      renderCustom();
+    }, CONFIRM_MS);
     return;
   }
+  confirmingDelete.delete(model.customization_id);
   const call = { train: [`${base}/train`, "POST"], upgrade: [`${base}/upgrade_model`, "POST"], delete: [base, "DELETE"] }[action];
   button.disabled = true;
   try {
@@ -127,6 +135,7 @@ async function refresh() {
 const SVG = "http://www.w3.org/2000/svg";
 const LABEL_W = 330;
 const ROW_H = 24;
+const TOP = 20; // room for the "today" label above the rows
 const PLOT_W = 640;
 const DAY_MS = 86400000;
 
@@ -160,20 +169,20 @@ function drawTimeline() {
   const first = Math.min(...rows.map((r) => days(r.start)), days(today)) - 30;
   const last = Math.max(...rows.map((r) => days(r.end)), days(today)) + 30;
   const x = (iso) => LABEL_W + ((days(iso) - first) / (last - first)) * PLOT_W;
-  const height = rows.length * ROW_H + 40;
+  const height = TOP + rows.length * ROW_H + 24;
   const picture = svg("svg", { id: "timeline-svg", width: LABEL_W + PLOT_W + 10, height, role: "img",
     "aria-label": "deadlines of every model version" });
   for (let year = new Date(first * DAY_MS).getUTCFullYear() + 1; year <= new Date(last * DAY_MS).getUTCFullYear(); year += 1) {
     const at = x(`${year}-01-01`);
-    picture.append(svg("line", { x1: at, x2: at, y1: 0, y2: height - 20, class: "tick" }),
+    picture.append(svg("line", { x1: at, x2: at, y1: TOP - 4, y2: height - 20, class: "tick" }),
       svg("text", { x: at + 2, y: height - 6, class: "axis" }, String(year)));
   }
   rows.forEach((row, i) => {
-    const y = i * ROW_H + 6;
+    const y = TOP + i * ROW_H;
     const group = svg("g", { class: `row ${row.kind}` });
     group.append(svg("text", { x: LABEL_W - 8, y: y + 13, "text-anchor": "end" }, row.label));
     if (row.train) {
-      group.append(svg("rect", { x: x(row.start), y, width: x(row.train) - x(row.start), height: ROW_H - 8, class: "train" }, undefined));
+      group.append(svg("rect", { x: x(row.start), y, width: x(row.train) - x(row.start), height: ROW_H - 8, class: "train" }));
       group.append(svg("rect", { x: x(row.train), y, width: x(row.end) - x(row.train), height: ROW_H - 8, class: "recognise" }));
     } else {
       group.append(svg("rect", { x: x(row.start), y, width: x(row.end) - x(row.start), height: ROW_H - 8, class: "custom" }));
