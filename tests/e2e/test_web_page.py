@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import websocket
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.common.exceptions import StaleElementReferenceException
@@ -43,7 +44,8 @@ def page_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
     """``voxgate serve`` on the shipped models with one API key, a fresh data directory and this checkout's code."""
     root = tmp_path_factory.mktemp("web-page")
     config = root / "server.toml"
-    config.write_text(f'[[credentials]]\ninstance = "ui"\napi_key = "{KEY}"\n')
+    # One session at a time, so that a test can fill the server and see the page's 503 in words.
+    config.write_text(f'[server]\nmax_sessions = 1\n\n[[credentials]]\ninstance = "ui"\napi_key = "{KEY}"\n')
     with pytest.MonkeyPatch.context() as patch:
         # The subprocess imports this checkout (as the tests do), not whatever the venv was installed from.
         patch.setenv("PYTHONPATH", os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH")))))
@@ -140,6 +142,22 @@ def test_live_page_says_why_a_bad_key_is_refused(page_server, browser) -> None:
     error = _wait(driver, lambda d: _text(d, "error"), "the error")
     assert error == "the server refused the connection: not authorised (401): the API key is not valid"
     assert not driver.find_element(By.ID, "start").get_attribute("disabled")
+
+
+def test_live_page_says_the_server_is_at_its_session_limit(page_server, browser) -> None:
+    page_server.wait_idle()  # the earlier tests' sessions are gone
+    holder = websocket.create_connection(f"ws://127.0.0.1:{page_server.port}/v1/recognize?access_token={KEY}",
+                                         timeout=30)  # the server's one session
+    try:
+        driver = browser(microphone=FIXTURES / "hello.wav")
+        _open(driver, _base(page_server) + "/", KEY)
+        driver.find_element(By.ID, "start").click()
+        error = _wait(driver, lambda d: _text(d, "error"), "the error")
+    finally:
+        holder.close()
+    assert error.startswith("the server refused the connection: server busy (503): The server is at its limit of 1 "
+                            "concurrent"), error
+    page_server.wait_idle()
 
 
 def test_live_page_transcribes_an_uploaded_file(page_server, browser) -> None:
