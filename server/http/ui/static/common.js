@@ -13,11 +13,12 @@ export function setApiKey(key) {
   else sessionStorage.removeItem(KEY_ITEM);
 }
 
-/** An API call the server refused or that never reached it; `message` is meant for people. */
+/** An API call the server refused or that never reached it; `message` is meant for people, `body` is the JSON. */
 export class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, body = null) {
     super(message);
     this.status = status;
+    this.body = body;
   }
 }
 
@@ -69,7 +70,7 @@ export async function api(path, { method = "GET", query = {}, body, contentType 
   } catch {
     data = null;
   }
-  if (!response.ok) throw new ApiError(response.status, describeError(response.status, data, text));
+  if (!response.ok) throw new ApiError(response.status, describeError(response.status, data, text), data);
   return data ?? {};
 }
 

@@ -259,7 +259,8 @@ async function handshakeRefusal() {
   try {
     await api("/v1/recognize", { query: recognitionQuery() });
   } catch (error) {
-    if (error instanceof ApiError && error.status !== 0 && error.status !== 400) {
+    // A Watson error body ({"error"}) is the server's refusal; aiohttp's bare 400 says only "no upgrade".
+    if (error instanceof ApiError && error.body && error.body.error) {
       return `the server refused the connection: ${error.message}`;
     }
     if (error instanceof ApiError && error.status === 0) return `could not connect: ${error.message}`;
