@@ -1,6 +1,7 @@
 """The composition root: builds every service once, in order, and the application that serves them.
 
 Routes (handlers in :mod:`server.http`, one package per dialect):
+    GET  /, /ui/{file}                     the web page (server.http.ui)
     GET  /healthz                          loaded model versions (server.http.common)
     GET  /metrics                          Prometheus metrics
     GET  /v1/models, /v1/models/{id}       Watson SpeechModels (server.http.watson.models)
@@ -41,7 +42,7 @@ from aiohttp import web
 from engine.catalog import default_models_dir
 from server.catalog import Catalog, Clock, DataDir, Database, default_data_dir, sqlite_url, utcnow
 from server.config import Config, ConfigError, load_config
-from server.http import common, transcribe, watson
+from server.http import common, transcribe, ui, watson
 from server.http.bodies import client_disconnects
 from server.http.errors import errors
 from server.http.keys import (AUTH, CATALOG, CONFIG, CUSTOM_MODELS, JOBS, METRICS, MODELS, NOTIFIER, RECOGNITIONS,
@@ -146,7 +147,7 @@ def make_app(models_dir: Path | None = None, config: Config | None = None, *, da
     app.cleanup_ctx.extend([_models, _catalog(data, database_url, clock), _custom_models, _training, _jobs,
                             _releases])
     app.on_shutdown.append(_on_shutdown)
-    app.add_routes([*common.routes(), *watson.routes(), *transcribe.routes()])
+    app.add_routes([*common.routes(), *watson.routes(), *transcribe.routes(), *ui.routes()])
     return app
 
 
