@@ -22,6 +22,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.support.ui import WebDriverWait
 
 from benchmarks.capacity import ServerProcess, free_port
@@ -138,7 +139,10 @@ def test_live_page_streams_the_microphone_interim_then_final(page_server, browse
     assert interims, "no interim text was shown before the final"
     assert driver.find_element(By.CSS_SELECTOR, "#transcript .final .latency").text.endswith(" ms")
     driver.find_element(By.ID, "stop").click()
-    _wait(driver, lambda d: _text(d, "status") == "done", "the end of the request")
+    try:
+        _wait(driver, lambda d: _text(d, "status") == "done", "the end of the request")
+    except TimeoutException:
+        pytest.fail(f"the request did not end: status {_text(driver, 'status')!r}, error {_text(driver, 'error')!r}")
     _screenshot(driver, "live.png")
 
 

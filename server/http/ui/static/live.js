@@ -181,7 +181,7 @@ class LiveSession {
 
   onAudio(data) {
     if (data === "flushed") {
-      if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ action: "stop" }));
+      this.sendStop();
       return;
     }
     if (this.stopping && this.listening > 1) return;
@@ -238,8 +238,22 @@ class LiveSession {
   stop() {
     this.stopping = true;
     setStatus("finishing…");
-    if (this.node && this.ws && this.ws.readyState === WebSocket.OPEN) this.node.port.postMessage("flush");
-    else if (this.ws) this.ws.close(1000);
+    if (this.node && this.ws && this.ws.readyState === WebSocket.OPEN) {
+      this.node.port.postMessage("flush");
+      // The worklet answers "flushed" at once; should its context have stopped (a microphone unplugged,
+      // a busy machine), stop the request anyway rather than wait for ever.
+      this.stopTimer = setTimeout(() => this.sendStop(), 2000);
+    } else if (this.ws && this.ws.readyState !== WebSocket.CLOSED) {
+      this.ws.close(1000);
+    }  // already closed: onClose has said why
+  }
+
+  /** Tell the server the audio has ended (once): it answers with the last finals and "listening". */
+  sendStop() {
+    clearTimeout(this.stopTimer);
+    if (this.stopSent || !this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+    this.stopSent = true;
+    this.ws.send(JSON.stringify({ action: "stop" }));
   }
 
   release() {
