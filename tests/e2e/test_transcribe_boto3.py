@@ -1,0 +1,181 @@
+"""Amazon Transcribe custom language models and batch jobs end to end, with boto3 as the only AWS client.
+
+Against the real server on the shipped models and the real S3 server (moto, ``VOXGATE_TEST_S3_URL``):
+upload training and tuning text → ``create_language_model`` → poll ``describe_language_model`` to
+``COMPLETED`` → stream an IVR prompt (Allison, TRAIN split, 8 kHz) over a presigned WebSocket with
+``language-model-name`` and partial-result stabilisation → ``start_transcription_job`` with
+``LanguageModelName`` → read the transcript file from the output bucket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+import wave
+
+import aiohttp
+import boto3
+import pytest
+from botocore.auth import SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.eventstream import EventStreamBuffer
+from botocore.exceptions import ClientError
+
+from engine.catalog import default_models_dir
+from engine.text import normalize_transcript
+from protocol.eventstream import Message
+from server.config import parse_config
+from tests.conftest import FIXTURES
+from tests.server.conftest import ServerThread
+
+KEY_ID, SECRET = "AKIDE2ETX", "e2e/transcribe-secret"
+PROMPT = FIXTURES / "allison" / "vm-reenterpassword.wav"
+# IVR-domain training text (no line of the Allison test split).
+TRAINING = """please enter your password followed by the pound key
+please re enter your password followed by the pound key
+please enter your account number followed by the pound key
+your password has been changed
+the password you entered is not valid
+please enter your new password followed by the pound key
+re enter your mailbox number followed by the pound key
+press the pound key when you are finished
+"""
+TUNING = "please re enter your password\nenter your password followed by the pound key\n"
+
+
+@pytest.fixture(scope="module")
+def s3(s3_url):
+    return boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1", aws_access_key_id="testing",
+                        aws_secret_access_key="testing")
+
+
+@pytest.fixture(scope="module")
+def server(s3_url):
+    server = ServerThread(default_models_dir(), parse_config({
+        "credentials": [{"instance": "e2e", "access_key_id": KEY_ID, "secret_access_key": SECRET}],
+        "s3": {"endpoint_url": s3_url, "region": "us-east-1", "access_key_id": "testing",
+               "secret_access_key": "testing"}}))
+    server.start()
+    yield server
+    server.stop()
+
+
+def transcribe(server):
+    return boto3.client("transcribe", endpoint_url=server.http, region_name="us-east-1",
+                        aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET)
+
+
+def wait_completed(client, name: str, timeout_s: float = 600) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        model = client.describe_language_model(ModelName=name)["LanguageModel"]
+        assert model["ModelStatus"] != "FAILED", model
+        if model["ModelStatus"] == "COMPLETED":
+            return model
+        assert time.monotonic() < deadline, model
+        time.sleep(1)
+
+
+def presigned(server, params: str) -> str:
+    request = AWSRequest(method="GET", url=f"{server.ws}/stream-transcription-websocket?{params}")
+    SigV4QueryAuth(Credentials(KEY_ID, SECRET), "transcribe", "us-east-1", expires=300).add_auth(request)
+    return request.url
+
+
+def pcm(path) -> tuple[bytes, int]:
+    with wave.open(str(path)) as w:
+        return w.readframes(w.getnframes()), w.getframerate()
+
+
+async def stream(url: str, audio: bytes, rate: int) -> tuple[list[dict], dict]:
+    chunk = rate * 2 // 10  # 100 ms of 16-bit samples
+    frames = [Message.build({":message-type": "event", ":event-type": "AudioEvent",
+                             ":content-type": "application/octet-stream"}, audio[i:i + chunk]).encode()
+              for i in range(0, len(audio), chunk)]
+    frames.append(Message.build({":message-type": "event", ":event-type": "AudioEvent"}, b"").encode())
+    buffer = EventStreamBuffer()
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        headers = dict(ws._response.headers)
+        for f in frames:
+            await ws.send_bytes(f)
+        async for msg in ws:
+            buffer.add_data(msg.data)
+    events = [json.loads(m.payload) for m in buffer]
+    return [r for e in events for r in e["Transcript"]["Results"]], headers
+
+
+def test_clm_stream_and_job_with_boto3(server, s3):
+    bucket, out_bucket = f"clm-{uuid.uuid4().hex[:8]}", f"out-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.create_bucket(Bucket=out_bucket)
+    s3.put_object(Bucket=bucket, Key="train/part-1.txt", Body=TRAINING.encode())
+    s3.put_object(Bucket=bucket, Key="tune/tuning.txt", Body=TUNING.encode())
+    s3.put_object(Bucket=bucket, Key="media/prompt.wav", Body=PROMPT.read_bytes())
+    client = transcribe(server)
+    config = {"S3Uri": f"s3://{bucket}/train/", "TuningDataS3Uri": f"s3://{bucket}/tune/",
+              "DataAccessRoleArn": "arn:aws:iam::123456789012:role/transcribe-clm"}
+    created = client.create_language_model(LanguageCode="en-US", BaseModelName="NarrowBand", ModelName="ivr-clm",
+                                           InputDataConfig=config)
+    assert created["ModelStatus"] == "IN_PROGRESS" and created["ModelName"] == "ivr-clm"
+    with pytest.raises(ClientError) as again:
+        client.create_language_model(LanguageCode="en-US", BaseModelName="NarrowBand", ModelName="ivr-clm",
+                                     InputDataConfig=config)
+    assert again.value.response["Error"]["Code"] == "ConflictException"
+
+    model = wait_completed(client, "ivr-clm")
+    assert model["BaseModelName"] == "NarrowBand" and model["InputDataConfig"] == config
+    assert model["UpgradeAvailability"] is False and "FailureReason" not in model
+    listed = client.list_language_models(NameContains="IVR")["Models"]
+    assert [m["ModelName"] for m in listed] == ["ivr-clm"]
+
+    audio, rate = pcm(PROMPT)
+    params = f"language-code=en-US&media-encoding=pcm&sample-rate={rate}&language-model-name=ivr-clm"
+    results, headers = asyncio.run(stream(presigned(server, params), audio, rate))
+    assert "x-voxgate-warnings" not in {k.lower() for k in headers}
+    finals = [r for r in results if not r["IsPartial"]]
+    said = normalize_transcript(" ".join(r["Alternatives"][0]["Transcript"] for r in finals))
+    assert "password" in said and "pound key" in said, said
+    assert all("Stable" not in i for r in results for i in r["Alternatives"][0]["Items"])
+
+    # Stabilised partials on the same real audio: once Stable, an item never changes, final included.
+    stabilised = params + "&enable-partial-results-stabilization=true&partial-results-stability=low"
+    results, _headers = asyncio.run(stream(presigned(server, stabilised), audio, rate))
+    assert all(i["Stable"] for r in results if not r["IsPartial"] for i in r["Alternatives"][0]["Items"])
+    pinned: dict[str, list] = {}
+    for r in results:
+        items = [(i["Content"], i["StartTime"], i["EndTime"]) for i in r["Alternatives"][0]["Items"]]
+        before = pinned.get(r["ResultId"], [])
+        assert items[:len(before)] == before, (before, items)
+        flags = [i["Stable"] for i in r["Alternatives"][0]["Items"]]
+        pinned[r["ResultId"]] = items[:flags.index(False) if False in flags else len(flags)]
+    assert any(pinned.values())
+    with pytest.raises(aiohttp.WSServerHandshakeError):
+        asyncio.run(stream(presigned(server, params.replace("ivr-clm", "no-such-clm")), audio, rate))
+
+    job = client.start_transcription_job(TranscriptionJobName="ivr-job", LanguageCode="en-US",
+                                         Media={"MediaFileUri": f"s3://{bucket}/media/prompt.wav"},
+                                         MediaFormat="wav", ModelSettings={"LanguageModelName": "ivr-clm"},
+                                         OutputBucketName=out_bucket, OutputKey="results/")
+    assert job["TranscriptionJob"]["TranscriptionJobStatus"] in ("QUEUED", "IN_PROGRESS")
+    deadline = time.monotonic() + 300
+    while (status := client.get_transcription_job(TranscriptionJobName="ivr-job")["TranscriptionJob"])[
+            "TranscriptionJobStatus"] not in ("COMPLETED", "FAILED"):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert status["TranscriptionJobStatus"] == "COMPLETED", status
+    assert status["Transcript"]["TranscriptFileUri"] == f"s3://{out_bucket}/results/ivr-job.json"
+    result = json.loads(s3.get_object(Bucket=out_bucket, Key="results/ivr-job.json")["Body"].read())
+    text = normalize_transcript(result["results"]["transcripts"][0]["transcript"])
+    assert "password" in text and "pound key" in text, text
+    assert all("start_time" in i for i in result["results"]["items"] if i["type"] == "pronunciation")
+    summaries = client.list_transcription_jobs(Status="COMPLETED")["TranscriptionJobSummaries"]
+    assert [j["TranscriptionJobName"] for j in summaries] == ["ivr-job"]
+
+    client.delete_transcription_job(TranscriptionJobName="ivr-job")
+    client.delete_language_model(ModelName="ivr-clm")
+    with pytest.raises(ClientError) as gone:
+        client.describe_language_model(ModelName="ivr-clm")
+    assert gone.value.response["Error"]["Code"] == "NotFoundException"
