@@ -10,6 +10,7 @@ upload training and tuning text → ``create_language_model`` → poll ``describ
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import time
 import uuid
@@ -27,6 +28,8 @@ from botocore.exceptions import ClientError
 from engine.catalog import default_models_dir
 from engine.text import normalize_transcript
 from protocol.eventstream import Message
+from server.catalog.lifecycle import transcription_deadline
+from server.catalog.store import utcnow
 from server.config import parse_config
 from tests.conftest import FIXTURES
 from tests.server.conftest import ServerThread
@@ -52,9 +55,17 @@ def s3(s3_url):
                         aws_secret_access_key="testing")
 
 
+#: days the server's catalog clock runs ahead (the lifecycle's deadlines; SigV4 keeps the real clock)
+AHEAD_DAYS = [0]
+
+
+def catalog_clock() -> dt.datetime:
+    return utcnow() + dt.timedelta(days=AHEAD_DAYS[0])
+
+
 @pytest.fixture(scope="module")
 def server(s3_url):
-    server = ServerThread(default_models_dir(), parse_config({
+    server = ServerThread(default_models_dir(), clock=catalog_clock, config=parse_config({
         "credentials": [{"instance": "e2e", "access_key_id": KEY_ID, "secret_access_key": SECRET}],
         "s3": {"endpoint_url": s3_url, "region": "us-east-1", "access_key_id": "testing",
                "secret_access_key": "testing"}}))
@@ -175,6 +186,25 @@ def test_clm_stream_and_job_with_boto3(server, s3):
     assert [j["TranscriptionJobName"] for j in summaries] == ["ivr-job"]
 
     client.delete_transcription_job(TranscriptionJobName="ivr-job")
+
+    # Three years on the CLM has expired: a job naming it is refused with the model and its deadline; a
+    # stream falls back to the newest base version and says so in the handshake's headers.
+    deadline = transcription_deadline(utcnow().date())
+    AHEAD_DAYS[0] = 3 * 366
+    try:
+        with pytest.raises(ClientError) as expired:
+            client.start_transcription_job(TranscriptionJobName="late-job", LanguageCode="en-US",
+                                           Media={"MediaFileUri": f"s3://{bucket}/media/prompt.wav"},
+                                           ModelSettings={"LanguageModelName": "ivr-clm"}, OutputBucketName=out_bucket)
+        error = expired.value.response["Error"]
+        assert error["Code"] == "BadRequestException" and "ivr-clm" in error["Message"], error
+        assert deadline.isoformat() in error["Message"], error
+        results, headers = asyncio.run(stream(presigned(server, params), audio, rate))
+        warnings = {k.lower(): v for k, v in headers.items()}["x-voxgate-warnings"]
+        assert "expired" in warnings and deadline.isoformat() in warnings, warnings
+        assert any(not r["IsPartial"] for r in results)
+    finally:
+        AHEAD_DAYS[0] = 0
     client.delete_language_model(ModelName="ivr-clm")
     with pytest.raises(ClientError) as gone:
         client.describe_language_model(ModelName="ivr-clm")
