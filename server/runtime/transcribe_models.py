@@ -333,8 +333,9 @@ class TranscribeModels:
             tuned = await run_job(TUNE_WEIGHT, str(loaded.installed.path), paths, str(tuning), str(work / "lm"))
         except JobFailed as exc:
             raise InvalidParameter(f"The tuning data in {config.tuning_data_s3_uri} could not be used: {exc}") from None
-        log.info("CLM %s: customization weight %.2f from %d tuning sentences", custom_id, tuned["weight"],
-                 tuned["sentences"])
+        log.info("CLM %s: customization weight %.3f from %d tuning sentences (perplexity: base LM %s, "
+                 "mixture %s, CLM %s)", custom_id, tuned["weight"], tuned["sentences"], tuned["perplexity"]["base"],
+                 tuned["perplexity"]["chosen"], tuned["perplexity"]["clm"])
         return tuned["weight"]
 
     async def _add_corpora(self, owner: str, custom_id: str, training: Path) -> list[str]:

@@ -2,13 +2,13 @@
 
 Amazon Transcribe says tuning data "optimises" a CLM against its base model. Here it picks the
 interpolation weight: the CLM is built from the training corpora (the same
-:func:`engine.customlm.build_custom_lm` the training job runs, into a scratch folder), each tuning
-sentence is scored by the base version's word LM and by the CLM, and the weight ``w`` is the one
-that maximises the likelihood of the tuning text under the sentence mixture
-``P(s) = (1 - w) P_base(s) + w P_clm(s)`` — found by EM (``w`` ← the mean posterior that a
-sentence came from the CLM), so it is close to the share of tuning sentences the CLM explains
-better than the base LM. Tuning text like the training text gives a high weight; tuning text the
-training text does not cover gives a low one. It is clipped to [:data:`MIN_WEIGHT`,
+:func:`engine.customlm.build_custom_lm` the training job runs, into a scratch folder), every word
+of the tuning text (and each sentence end) is scored in its trigram context by the base version's
+word LM and by the CLM, and the weight ``w`` is the one that minimises the tuning text's
+perplexity under the word-level interpolation ``P(w | h) = (1 - w) P_base(w | h) + w P_clm(w | h)``
+— the mixture the CTC beam search uses — found by EM (``w`` ← the mean posterior that a word came
+from the CLM; SRILM's ``compute-best-mix``). Tuning text like the training text gives a high
+weight; tuning text the training text does not cover gives a low one. It is clipped to [:data:`MIN_WEIGHT`,
 :data:`MAX_WEIGHT`] and saved as the model's ``customization_weight``, which every recognition
 with the CLM uses unless the request names another (on a Whisper-based version: the scale of the
 CLM's log-probability when it rescores the decoder's N-best; on a CTC version: the mixture weight
@@ -26,8 +26,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from flashlight.lib.text.decoder.kenlm import KenLM
+from flashlight.lib.text.dictionary import Dictionary
+
+from engine.beam import native_stderr_silenced
 from engine.bundle import load_bundle
-from engine.customlm import CustomLM, SentenceScorer, build_custom_lm
+from engine.customlm import LM_FILE, build_custom_lm
 from engine.text import normalize_transcript
 
 #: The least and most weight tuning may choose.
@@ -37,27 +41,58 @@ MAX_SENTENCES = 20_000
 EM_ITERATIONS = 100
 
 
-@dataclass(frozen=True)
-class _LMFile:
-    """A word LM file as :class:`~engine.customlm.SentenceScorer` reads one (no custom words' spoken forms)."""
+class WordScorer:
+    """A word n-gram model (ARPA) scoring each word of a sentence in its context (natural logs)."""
 
-    lm_file: Path
-    spoken: dict
+    def __init__(self, arpa: Path) -> None:
+        self._dictionary = Dictionary()
+        for word in _unigrams(arpa):
+            self._dictionary.add_entry(word)
+        if not self._dictionary.contains("<unk>"):
+            self._dictionary.add_entry("<unk>")
+        self._dictionary.set_default_index(self._dictionary.get_index("<unk>"))
+        with native_stderr_silenced():  # KenLM prints a progress bar while it reads ARPA
+            self._lm = KenLM(str(arpa), self._dictionary)
+
+    def word_log_probs(self, sentence: str) -> list[float]:
+        """Each word's log-probability given the words before it, then the sentence end's."""
+        state = self._lm.start(False)
+        out = []
+        for word in normalize_transcript(sentence).split():
+            state, score = self._lm.score(state, self._dictionary.get_index(word))
+            out.append(score * math.log(10))
+        _state, score = self._lm.finish(state)
+        return out + [score * math.log(10)]
+
+
+def _unigrams(arpa: Path) -> list[str]:
+    """The words of an ARPA file's 1-gram section."""
+    words, section = [], None
+    with arpa.open(encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if line.startswith("\\"):
+                if section == "\\1-grams:":
+                    break
+                section = line
+            elif section == "\\1-grams:" and line:
+                words.append(line.split("\t")[1])
+    return words
 
 
 def mixture_weight(base_logprobs: Sequence[float], clm_logprobs: Sequence[float], *,
                    iterations: int = EM_ITERATIONS) -> float:
-    """The weight of the CLM that maximises the likelihood of sentences under the two-model sentence mixture (EM).
+    """The weight of the CLM that maximises the likelihood of a text under the two-model interpolation (EM).
 
     Args:
-        base_logprobs, clm_logprobs: each sentence's natural-log probability under each model.
+        base_logprobs, clm_logprobs: each token's natural-log probability (in its context) under each model.
 
     Raises:
         ValueError: no sentences, or lists of different lengths.
     """
     if not base_logprobs or len(base_logprobs) != len(clm_logprobs):
         raise ValueError("mixture_weight needs the same, non-zero number of scores from both models")
-    # log(P_clm / P_base) per sentence; the posterior of the CLM is a logistic of it.
+    # log(P_clm / P_base) per token; the posterior of the CLM is a logistic of it.
     ratios = [c - b for b, c in zip(base_logprobs, clm_logprobs, strict=True)]
     w = 0.5
     for _ in range(iterations):
@@ -67,13 +102,13 @@ def mixture_weight(base_logprobs: Sequence[float], clm_logprobs: Sequence[float]
     return w
 
 
-def perplexity(base_logprobs: Sequence[float], clm_logprobs: Sequence[float], words: int, weight: float) -> float:
-    """Per-word perplexity of the sentences under the sentence mixture at ``weight``."""
+def perplexity(base_logprobs: Sequence[float], clm_logprobs: Sequence[float], weight: float) -> float:
+    """Per-token perplexity under the interpolation at ``weight``."""
     total = 0.0
     for b, c in zip(base_logprobs, clm_logprobs, strict=True):
         hi = max(b, c)
         total += hi + math.log((1.0 - weight) * math.exp(b - hi) + weight * math.exp(c - hi))
-    return math.exp(-total / max(words, 1))
+    return math.exp(-total / max(len(base_logprobs), 1))
 
 
 def _sentences(path: Path, limit: int) -> list[str]:
@@ -93,7 +128,7 @@ def tune_weight(bundle_path: str, corpus_paths: list[str], tuning_path: str, scr
 
     Returns:
         ``weight``, ``sentences`` (tuning sentences scored), and the per-word ``perplexity`` of the tuning
-        text at a few weights (``base`` alone, the chosen one, ``clm`` alone).
+        text under the base LM alone, at the chosen weight, and under the CLM alone.
 
     Raises:
         ValueError: the tuning text has no sentence with words.
@@ -107,18 +142,16 @@ def tune_weight(bundle_path: str, corpus_paths: list[str], tuning_path: str, scr
         sentences = _sentences(Path(tuning_path), MAX_SENTENCES)
         if not sentences:
             raise ValueError("the tuning text has no sentence with words")
-        clm = SentenceScorer(CustomLM.load(scratch))
-        base = SentenceScorer(_LMFile(Path(bundle_path) / "lm.arpa", {}))  # type: ignore[arg-type]
-        base_lp = [base.log_prob(s) for s in sentences]
+        base, clm = WordScorer(Path(bundle_path) / LM_FILE), WordScorer(scratch / LM_FILE)
+        base_lp = [p for s in sentences for p in base.word_log_probs(s)]
         progress(0.85)
-        clm_lp = [clm.log_prob(s) for s in sentences]
+        clm_lp = [p for s in sentences for p in clm.word_log_probs(s)]
         progress(0.95)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     best = mixture_weight(base_lp, clm_lp)
     weight = round(min(max(best, MIN_WEIGHT), MAX_WEIGHT), 3)
-    words = sum(len(normalize_transcript(s).split()) + 1 for s in sentences)
     return {"weight": weight, "sentences": len(sentences),
-            "perplexity": {"base": round(perplexity(base_lp, clm_lp, words, 1e-9), 2),
-                           "chosen": round(perplexity(base_lp, clm_lp, words, weight), 2),
-                           "clm": round(perplexity(base_lp, clm_lp, words, 1 - 1e-9), 2)}}
+            "perplexity": {"base": round(perplexity(base_lp, clm_lp, 1e-9), 2),
+                           "chosen": round(perplexity(base_lp, clm_lp, weight), 2),
+                           "clm": round(perplexity(base_lp, clm_lp, 1 - 1e-9), 2)}}

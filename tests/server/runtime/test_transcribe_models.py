@@ -12,7 +12,8 @@ from protocol.errors import InvalidParameter
 from protocol.transcribe_api import BaseModelName, InputDataConfig, ModelStatus, Tag
 from server.runtime.transcribe_models import (ClmSettings, _page_offset, _page_token, base_model_for, corpus_pieces,
                                               model_status)
-from server.runtime.transcribe_tuning import mixture_weight, perplexity
+from engine.lm import build_arpa
+from server.runtime.transcribe_tuning import WordScorer, mixture_weight, perplexity
 
 
 def test_corpus_pieces_cut_at_line_ends_and_character_boundaries(tmp_path) -> None:
@@ -72,11 +73,28 @@ def test_mixture_weight_follows_which_model_explains_the_tuning_text() -> None:
     assert mixture_weight(clm, base) == pytest.approx(0.25, abs=1e-3)
     # the chosen weight gives the tuning text no higher perplexity than either model alone
     w = mixture_weight(base, clm)
-    words = 20
-    assert perplexity(base, clm, words, w) <= min(perplexity(base, clm, words, 1e-9),
-                                                  perplexity(base, clm, words, 1 - 1e-9))
+    assert perplexity(base, clm, w) <= min(perplexity(base, clm, 1e-9), perplexity(base, clm, 1 - 1e-9))
     # equal scores carry no information: the prior's 0.5 stays
     assert mixture_weight([-10.0] * 3, [-10.0] * 3) == pytest.approx(0.5)
     assert math.isfinite(mixture_weight([-1e6], [0.0]))
     with pytest.raises(ValueError):
         mixture_weight([], [])
+
+
+def test_tuning_text_like_the_training_text_gets_a_higher_weight(tmp_path) -> None:
+    general = ["the weather is nice today", "we went to the market", "the children play in the park",
+               "she reads a book every night", "the train leaves at noon"] * 4
+    ivr = ["please enter your password followed by the pound key", "press one for sales",
+           "please enter your account number", "your password has been changed"] * 4
+    build_arpa(general + ivr[:4], tmp_path / "base.arpa")
+    build_arpa(ivr, tmp_path / "clm.arpa")
+    base, clm = WordScorer(tmp_path / "base.arpa"), WordScorer(tmp_path / "clm.arpa")
+    assert len(clm.word_log_probs("press one for sales")) == 5  # four words and the sentence end
+
+    def weight(sentences: list[str]) -> float:
+        return mixture_weight([p for s in sentences for p in base.word_log_probs(s)],
+                              [p for s in sentences for p in clm.word_log_probs(s)])
+
+    in_domain = weight(["please enter your password", "press one for sales followed by the pound key"])
+    off_domain = weight(["the children read a book in the park", "we went to the market at noon"])
+    assert in_domain > 0.5 > off_domain
