@@ -116,6 +116,7 @@ async def _transcribe(app: web.Application) -> AsyncIterator[None]:
     clms = app[TRANSCRIBE_MODELS] = TranscribeModels(app[CATALOG], app[TRAINING], app[MODELS], app[CUSTOM_MODELS], s3)
     jobs = app[TRANSCRIBE_JOBS] = TranscribeJobs(app[CATALOG], clms, app[RESOLVER], app[RECOGNITIONS],
                                                  app[CUSTOM_MODELS], s3)
+    await clms.start()
     yield
     await jobs.close()
     await clms.close()

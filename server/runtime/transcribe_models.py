@@ -257,8 +257,22 @@ class TranscribeModels:
         model, _settings = await self._get(owner, name)
         return model.id
 
+    async def start(self) -> None:
+        """Fail the CLMs whose build a stopped server left unfinished (read from S3 but never queued for
+        training): nothing would ever finish them. Those queued for training resume with the training jobs."""
+        model_ids, _files = await self.catalog.referenced_files()
+        for custom_id in sorted(model_ids):
+            model = await self.catalog.model_by_id(custom_id)
+            if model is None or ClmSettings.parse(model.description) is None:
+                continue
+            if model.status in ("pending", "ready") and model.job is None and not model.versions:
+                log.warning("CLM %s (%s) was being prepared when the server stopped; marking it failed",
+                            model.name, custom_id)
+                await self.catalog.fail_job(custom_id, "The server stopped while it prepared the training data; "
+                                                       "delete the model and create it again")
+
     async def close(self) -> None:
-        """Stop builds in progress (their models are left in progress; see the README)."""
+        """Stop builds in progress (a restart marks them failed: :meth:`start`)."""
         for task in list(self._builds.values()):
             task.cancel()
         await asyncio.gather(*list(self._builds.values()), return_exceptions=True)

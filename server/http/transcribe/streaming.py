@@ -24,7 +24,7 @@ from protocol.stability import PartialStabilizer
 from protocol.transcribe import StreamParams, TranscribeSession, exception_event, transcript_event
 from server.config import Limits
 from server.http.bodies import body_chunks
-from server.http.keys import AUTH, CONFIG, METRICS, RECOGNITIONS, SESSIONS
+from server.http.keys import AUTH, CONFIG, CUSTOM_MODELS, METRICS, RECOGNITIONS, SESSIONS
 from server.http.transcribe.errors import transcribe
 from server.http.transcribe.models import resolve_stream, warning_headers
 from server.http.websocket import receive
@@ -112,7 +112,8 @@ async def transcribe_websocket(request: web.Request) -> web.StreamResponse:
                                                     raw_query=request.query_string, host=request.host)
     stream_params = StreamParams.parse(params)
     resolved = await resolve_stream(app, instance, stream_params)
-    with app[SESSIONS].admit("transcribe-ws") as admission:
+    # the CLM counts as in use while the stream runs: DeleteLanguageModel is refused meanwhile
+    with app[SESSIONS].admit("transcribe-ws") as admission, app[CUSTOM_MODELS].using(resolved.language_id):
         ws = web.WebSocketResponse(max_msg_size=limits.max_frame_bytes + 1)
         ws.headers.update(warning_headers(resolved))  # sent with the handshake's 101
         stream = TranscriptStream(app[RECOGNITIONS], resolved, stream_params, limits, ws.send_bytes)
@@ -169,7 +170,7 @@ async def transcribe_http(request: web.Request) -> web.StreamResponse:
         raise InvalidParameter(f"unsupported X-Amz-Target {target!r}; this route runs StartStreamTranscription")
     params = StreamParams.from_headers(request.headers)
     resolved = await resolve_stream(app, instance, params)
-    with app[SESSIONS].admit("transcribe-http"):
+    with app[SESSIONS].admit("transcribe-http"), app[CUSTOM_MODELS].using(resolved.language_id):
         echoed = {k: v for k, v in request.headers.items() if k.lower().startswith("x-amzn-transcribe-")}
         echoed |= {"x-amzn-request-id": str(uuid.uuid4()), "x-amzn-transcribe-session-id": params.session_id,
                    "Content-Type": "application/vnd.amazon.eventstream", **warning_headers(resolved)}

@@ -131,3 +131,25 @@ def test_listing_pages_filters_and_dialects(server, tiny_bundle) -> None:
     assert names == ["Clm-0", "Clm-1", "Clm-2", "watson-one"]
     transcribe.delete_language_model(ModelName="Clm-1")
     assert [m["ModelName"] for m in transcribe.list_language_models()["Models"]] == ["Clm-2", "Clm-0"]
+
+
+def test_a_build_a_stopped_server_left_unfinished_fails_at_the_next_start(server_factory, s3_url, tiny_bundle,
+                                                                           tmp_path) -> None:
+    from protocol.transcribe_api import BaseModelName, InputDataConfig
+    from server.runtime.transcribe_models import ClmSettings
+
+    config = {"credentials": CREDS, "s3": {"endpoint_url": s3_url, "access_key_id": "testing",
+                                           "secret_access_key": "testing"}}
+    first = server_factory(config, data_dir=tmp_path / "shared")
+    # what a server stopped mid-build leaves: the CLM's record, untrained and with no job queued
+    settings = ClmSettings("en-US", BaseModelName.WIDE_BAND, InputDataConfig("s3://bucket/train/", ROLE))
+    request = urllib.request.Request(f"{first.http}/v1/customizations", method="POST", data=json.dumps(
+        {"name": "half-built", "base_model_name": tiny_bundle.name, "description": settings.serialize()}).encode(),
+        headers={"Authorization": "Bearer acme-key", "Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=30).close()
+    assert client(first).describe_language_model(ModelName="half-built")["LanguageModel"]["ModelStatus"] == \
+        "IN_PROGRESS"
+    first.stop()
+    second = server_factory(config, data_dir=tmp_path / "shared")
+    model = client(second).describe_language_model(ModelName="half-built")["LanguageModel"]
+    assert model["ModelStatus"] == "FAILED" and "create it again" in model["FailureReason"]
