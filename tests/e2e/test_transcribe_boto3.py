@@ -19,7 +19,7 @@ import wave
 import aiohttp
 import boto3
 import pytest
-from botocore.auth import SigV4QueryAuth
+from botocore.auth import SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.eventstream import EventStreamBuffer
@@ -33,6 +33,7 @@ from server.catalog.store import utcnow
 from server.config import parse_config
 from tests.conftest import FIXTURES
 from tests.server.conftest import ServerThread
+from tests.server.http.transcribe.test_transcribe import _http_stream, audio_events
 
 KEY_ID, SECRET = "AKIDE2ETX", "e2e/transcribe-secret"
 PROMPT = FIXTURES / "allison" / "vm-reenterpassword.wav"
@@ -96,6 +97,22 @@ def presigned(server, params: str) -> str:
     return request.url
 
 
+def http_headers(rate: int) -> dict:
+    """The headers of a POST /stream-transcription naming the CLM in the older header."""
+    return {"x-amzn-transcribe-language-code": "en-US", "x-amzn-transcribe-media-encoding": "pcm",
+               "x-amzn-transcribe-sample-rate": str(rate), "x-amzn-language-model-name": "ivr-clm",
+               "X-Amz-Content-SHA256": "STREAMING-AWS4-HMAC-SHA256-EVENTS",
+               "X-Amz-Target": "com.amazonaws.transcribe.Transcribe.StartStreamTranscription"}
+
+
+def signed_http(server, rate: int) -> dict:
+    """Those headers signed by botocore's SigV4 header signer."""
+
+    request = AWSRequest(method="POST", url=f"{server.http}/stream-transcription", headers=http_headers(rate))
+    SigV4Auth(Credentials(KEY_ID, SECRET), "transcribe", "us-east-1").add_auth(request)
+    return dict(request.headers.items())
+
+
 def pcm(path) -> tuple[bytes, int]:
     with wave.open(str(path)) as w:
         return w.readframes(w.getnframes()), w.getframerate()
@@ -150,6 +167,11 @@ def test_clm_stream_and_job_with_boto3(server, s3):
     said = normalize_transcript(" ".join(r["Alternatives"][0]["Transcript"] for r in finals))
     assert "password" in said and "pound key" in said, said
     assert all("Stable" not in i for r in results for i in r["Alternatives"][0]["Items"])
+    # the same CLM over chunked HTTP, named in the older x-amzn-language-model-name header
+    status, _headers, messages = asyncio.run(_http_stream(server, audio_events(audio), signed_http(server, rate)))
+    finals = [r for m in messages for r in json.loads(m.payload)["Transcript"]["Results"] if not r["IsPartial"]]
+    said = normalize_transcript(" ".join(r["Alternatives"][0]["Transcript"] for r in finals))
+    assert status == 200 and "password" in said, said
 
     # Stabilised partials on the same real audio: once Stable, an item never changes, final included.
     stabilised = params + "&enable-partial-results-stabilization=true&partial-results-stability=low"
@@ -203,6 +225,8 @@ def test_clm_stream_and_job_with_boto3(server, s3):
         warnings = {k.lower(): v for k, v in headers.items()}["x-voxgate-warnings"]
         assert "expired" in warnings and deadline.isoformat() in warnings, warnings
         assert any(not r["IsPartial"] for r in results)
+        status, headers, _messages = asyncio.run(_http_stream(server, audio_events(audio), signed_http(server, rate)))
+        assert status == 200 and "expired" in headers["x-voxgate-warnings"]
     finally:
         AHEAD_DAYS[0] = 0
     client.delete_language_model(ModelName="ivr-clm")
