@@ -153,3 +153,56 @@ def test_a_build_a_stopped_server_left_unfinished_fails_at_the_next_start(server
     second = server_factory(config, data_dir=tmp_path / "shared")
     model = client(second).describe_language_model(ModelName="half-built")["LanguageModel"]
     assert model["ModelStatus"] == "FAILED" and "create it again" in model["FailureReason"]
+
+
+def wait_job(transcribe, name: str, timeout_s: float = 120) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while (job := transcribe.get_transcription_job(TranscriptionJobName=name)["TranscriptionJob"])[
+            "TranscriptionJobStatus"] in ("QUEUED", "IN_PROGRESS"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+    return job
+
+
+def test_batch_jobs_on_the_tiny_model(server, s3_url) -> None:
+    from tests.conftest import FIXTURES
+
+    s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1", aws_access_key_id="testing",
+                      aws_secret_access_key="testing")
+    bucket = f"media-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="in/hello.wav", Body=(FIXTURES / "hello.wav").read_bytes())
+    transcribe = client(server)
+    media = {"MediaFileUri": f"s3://{bucket}/in/hello.wav"}
+    assert code(lambda: transcribe.start_transcription_job(TranscriptionJobName="j", LanguageCode="en-US",
+                                                           Media=media))[0] == "BadRequestException"  # no bucket
+    kind, _status, message = code(lambda: transcribe.start_transcription_job(
+        TranscriptionJobName="j", LanguageCode="en-US", Media=media, OutputBucketName=bucket,
+        ModelSettings={"LanguageModelName": "nope"}))
+    assert kind == "BadRequestException" and "nope" in message
+    assert code(lambda: transcribe.get_transcription_job(TranscriptionJobName="j"))[0] == "NotFoundException"
+
+    transcribe.start_transcription_job(TranscriptionJobName="j", LanguageCode="en-US", Media=media,
+                                       OutputBucketName=bucket, OutputKey="out/result.json")
+    assert code(lambda: transcribe.start_transcription_job(TranscriptionJobName="j", LanguageCode="en-US",
+                                                           Media=media, OutputBucketName=bucket))[0] == \
+        "ConflictException"
+    job = wait_job(transcribe, "j")
+    assert job["TranscriptionJobStatus"] == "COMPLETED", job
+    assert job["Transcript"]["TranscriptFileUri"] == f"s3://{bucket}/out/result.json"
+    assert job["MediaSampleRateHertz"] == 16000  # read from the WAV header
+    result = json.loads(s3.get_object(Bucket=bucket, Key="out/result.json")["Body"].read())
+    assert result["jobName"] == "j" and result["accountId"] == "acme" and result["status"] == "COMPLETED"
+    assert set(result["results"]) == {"transcripts", "items"}
+
+    transcribe.start_transcription_job(TranscriptionJobName="missing", LanguageCode="en-US", OutputBucketName=bucket,
+                                       Media={"MediaFileUri": f"s3://{bucket}/in/none.wav"})
+    failed_job = wait_job(transcribe, "missing")
+    assert failed_job["TranscriptionJobStatus"] == "FAILED" and "in/none.wav" in failed_job["FailureReason"]
+    names = [j["TranscriptionJobName"] for j in transcribe.list_transcription_jobs()["TranscriptionJobSummaries"]]
+    assert names == ["missing", "j"]
+    assert [j["TranscriptionJobName"] for j in transcribe.list_transcription_jobs(Status="FAILED")[
+        "TranscriptionJobSummaries"]] == ["missing"]
+    assert client(server, "AKIDRIVAL", "rival/secret").list_transcription_jobs()["TranscriptionJobSummaries"] == []
+    transcribe.delete_transcription_job(TranscriptionJobName="j")
+    assert code(lambda: transcribe.get_transcription_job(TranscriptionJobName="j"))[0] == "NotFoundException"
