@@ -153,7 +153,7 @@ def _canonical_header_value(value: str) -> str:
 
 
 def verify_authorization(*, method: str, path: str, raw_query: str, headers: Mapping[str, str],
-                         secrets: dict[str, str], now: dt.datetime) -> str:
+                         secrets: dict[str, str], now: dt.datetime, payload_sha256: str | None = None) -> str:
     """Check a request signed in its ``Authorization`` header (the HTTP streaming route); return the access key id.
 
     The payload hash is the ``X-Amz-Content-SHA256`` header (``STREAMING-AWS4-HMAC-SHA256-EVENTS`` for an
@@ -162,6 +162,8 @@ def verify_authorization(*, method: str, path: str, raw_query: str, headers: Map
 
     Args:
         headers: the received headers, looked up case-insensitively by name.
+        payload_sha256: the hex SHA-256 of a body the server has read whole (JSON 1.1 requests: botocore
+            signs the body's hash without sending it in a header); a header that says otherwise is refused.
 
     Raises:
         AuthenticationError: missing or malformed header, unknown key, skewed clock, bad signature.
@@ -189,9 +191,11 @@ def verify_authorization(*, method: str, path: str, raw_query: str, headers: Map
         raise AuthenticationError("the access key id is not known to this server")
     if abs((signed_at - now).total_seconds()) > MAX_CLOCK_SKEW_S:
         raise AuthenticationError("the request date is more than 5 minutes from the server's clock")
+    if payload_sha256 is not None and lower.get("x-amz-content-sha256", payload_sha256) != payload_sha256:
+        raise AuthenticationError("the X-Amz-Content-SHA256 header does not match the request body")
     canonical_headers = "".join(f"{name}:{_canonical_header_value(lower[name])}\n" for name in signed)
     canonical = "\n".join([method, quote(path, safe="/~"), canonical_query(parse_qsl(raw_query, keep_blank_values=True)),
-                           canonical_headers, ";".join(signed), lower.get("x-amz-content-sha256", EMPTY_SHA256)])
+                           canonical_headers, ";".join(signed), payload_sha256 or lower.get("x-amz-content-sha256", EMPTY_SHA256)])
     scope = f"{date}/{region}/{service}/{terminal}"
     to_sign = "\n".join([ALGORITHM, amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
     expected = hmac.new(signing_key(secrets[key_id], date, region, service), to_sign.encode(),

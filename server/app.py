@@ -13,12 +13,13 @@ Routes (handlers in :mod:`server.http`, one package per dialect):
     /v1/acoustic_customizations[/...]      Watson custom acoustic models (server.http.watson.acoustic)
     /v1/recognitions[/{id}]                Watson asynchronous jobs (server.http.watson.jobs)
     POST /v1/(un)register_callback         job notifications (server.http.watson.callbacks)
+    POST /                                 Transcribe JSON 1.1: X-Amz-Target Transcribe.<Op> (server.http.transcribe.control)
 
 Services (:mod:`server.runtime`) are put on the application under the typed keys of
 :mod:`server.http.keys`. Those that need the event loop start in one ``cleanup_ctx`` each, in
 order — catalog (the database, migrated to the newest schema; a SQLite file in the data directory
 unless a ``database_url`` names another), custom models, training (interrupted jobs resume),
-recognition jobs with their notifier, the release watch — and stop in the reverse order, after
+recognition jobs with their notifier, Transcribe's custom language models and jobs, the release watch — and stop in the reverse order, after
 the base models' schedulers were the last to stop.
 
 Shutdown (SIGINT/SIGTERM): new sessions are refused, every open session
@@ -46,7 +47,7 @@ from server.http import common, transcribe, ui, watson
 from server.http.bodies import client_disconnects
 from server.http.errors import errors
 from server.http.keys import (AUTH, CATALOG, CONFIG, CUSTOM_MODELS, JOBS, METRICS, MODELS, NOTIFIER, RECOGNITIONS,
-                              RELEASES, RESOLVER, SESSIONS, TRAINING)
+                              RELEASES, RESOLVER, SESSIONS, TRAINING, TRANSCRIBE_JOBS, TRANSCRIBE_MODELS)
 from server.runtime.auth import Authenticator
 from server.runtime.jobs import JobRunner
 from server.runtime.metrics import Metrics
@@ -56,7 +57,10 @@ from server.runtime.recognition import Recognitions
 from server.runtime.releases import Releases, installed_bases
 from server.runtime.resolution import Resolver
 from server.runtime.sessions import Sessions
+from server.runtime.s3text import s3_client
 from server.runtime.training import Training
+from server.runtime.transcribe_jobs import TranscribeJobs
+from server.runtime.transcribe_models import TranscribeModels
 
 log = logging.getLogger("voxgate.server")
 
@@ -106,6 +110,18 @@ async def _jobs(app: web.Application) -> AsyncIterator[None]:
     await jobs.close()
 
 
+async def _transcribe(app: web.Application) -> AsyncIterator[None]:
+    s3 = s3_client(app[CONFIG].s3)
+    clms = app[TRANSCRIBE_MODELS] = TranscribeModels(app[CATALOG], app[TRAINING], app[MODELS], app[CUSTOM_MODELS], s3)
+    jobs = app[TRANSCRIBE_JOBS] = TranscribeJobs(app[CATALOG], clms, app[RESOLVER], app[RECOGNITIONS],
+                                                 app[CUSTOM_MODELS], s3)
+    await clms.start()
+    yield
+    await jobs.close()
+    await clms.close()
+    s3.close()
+
+
 async def _releases(app: web.Application) -> AsyncIterator[None]:
     releases = app[RELEASES] = Releases(app[MODELS], app[CATALOG], app[CONFIG].limits.release_check_s)
     await releases.refresh()  # versions another replica registered while this one was down
@@ -145,7 +161,7 @@ def make_app(models_dir: Path | None = None, config: Config | None = None, *, da
     app[SESSIONS] = Sessions(config.limits.max_sessions, metrics)
     app[RECOGNITIONS] = Recognitions(config.recognition, metrics)
     app.cleanup_ctx.extend([_models, _catalog(data, database_url, clock), _custom_models, _training, _jobs,
-                            _releases])
+                            _transcribe, _releases])
     app.on_shutdown.append(_on_shutdown)
     app.add_routes([*common.routes(), *watson.routes(), *transcribe.routes(), *ui.routes()])
     return app

@@ -16,6 +16,8 @@ from server.runtime.releases import Releases
 from server.runtime.resolution import Resolver
 from server.runtime.sessions import Sessions
 from server.runtime.training import Training
+from server.runtime.transcribe_jobs import TranscribeJobs
+from server.runtime.transcribe_models import TranscribeModels
 
 CONFIG = web.AppKey("config", Config)
 METRICS = web.AppKey("metrics", Metrics)
@@ -30,3 +32,5 @@ RESOLVER = web.AppKey("resolver", Resolver)
 TRAINING = web.AppKey("training", Training)
 NOTIFIER = web.AppKey("notifier", Notifier)
 JOBS = web.AppKey("jobs", JobRunner)
+TRANSCRIBE_MODELS = web.AppKey("transcribe_models", TranscribeModels)
+TRANSCRIBE_JOBS = web.AppKey("transcribe_jobs", TranscribeJobs)

@@ -96,8 +96,10 @@ class Authenticator:
         return self._by_access_key[verified.access_key_id].instance, verified.params
 
     def signed_request_instance(self, *, method: str, path: str, raw_query: str, headers: Mapping[str, str],
-                                query: Mapping[str, str]) -> str:
+                                query: Mapping[str, str], payload_sha256: str | None = None) -> str:
         """The instance of a request signed with SigV4 in its ``Authorization`` header, or carrying an API key.
+
+        ``payload_sha256``: the hash of a body read whole (see :func:`protocol.sigv4.verify_authorization`).
 
         Raises:
             AuthenticationError: as :meth:`api_key_instance`, or a bad SigV4 signature.
@@ -106,5 +108,5 @@ class Authenticator:
             return self.api_key_instance(headers, query)
         secrets = {k: c.secret_access_key or "" for k, c in self._by_access_key.items()}
         key_id = verify_authorization(method=method, path=path, raw_query=raw_query, headers=headers, secrets=secrets,
-                                      now=self._clock())
+                                      now=self._clock(), payload_sha256=payload_sha256)
         return self._by_access_key[key_id].instance

@@ -111,3 +111,29 @@ def test_header_signature_failures() -> None:
         check_headers({**headers, "Authorization": "Bearer x"})
     with pytest.raises(AuthenticationError, match="needs Credential"):
         check_headers({**headers, "Authorization": "AWS4-HMAC-SHA256 nonsense"})
+
+
+def test_a_json_body_is_verified_by_its_hash() -> None:
+    """JSON 1.1 requests: botocore signs the body's SHA-256 without sending it; the server passes the hash."""
+    import hashlib
+
+    from botocore.auth import SigV4Auth
+
+    from protocol.sigv4 import verify_authorization
+
+    body = b'{"ModelName": "ivr"}'
+    request = AWSRequest(method="POST", url=f"http://{HOST}/", data=body,
+                         headers={"X-Amz-Target": "Transcribe.DescribeLanguageModel"})
+    with mock.patch("botocore.auth.get_current_datetime", return_value=NOW.replace(tzinfo=None)):
+        SigV4Auth(Credentials("AKIDEXAMPLE", SECRETS["AKIDEXAMPLE"]), "transcribe", "us-east-1").add_auth(request)
+    headers = {**dict(request.headers.items()), "Host": HOST}
+
+    def verify(sent: bytes, extra: dict | None = None) -> str:
+        return verify_authorization(method="POST", path="/", raw_query="", headers={**headers, **(extra or {})},
+                                    secrets=SECRETS, now=NOW, payload_sha256=hashlib.sha256(sent).hexdigest())
+
+    assert verify(body) == "AKIDEXAMPLE"
+    with pytest.raises(AuthenticationError, match="does not match"):
+        verify(b'{"ModelName": "other"}')
+    with pytest.raises(AuthenticationError, match="does not match the request body"):
+        verify(body, {"X-Amz-Content-SHA256": hashlib.sha256(b"else").hexdigest()})

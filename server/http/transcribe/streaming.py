@@ -18,27 +18,22 @@ from collections.abc import Awaitable, Callable
 from aiohttp import WSMsgType, web
 
 from engine.recognizer import Result
-from protocol.errors import CloseCode, InvalidParameter, NotFoundError, Timeout, VoxgateError, close_code_for
+from protocol.errors import CloseCode, InvalidParameter, Timeout, VoxgateError, close_code_for
 from protocol.session import AudioEnded, AudioReceived
+from protocol.stability import PartialStabilizer
 from protocol.transcribe import StreamParams, TranscribeSession, exception_event, transcript_event
 from server.config import Limits
 from server.http.bodies import body_chunks
-from server.http.keys import AUTH, CONFIG, METRICS, MODELS, RECOGNITIONS, SESSIONS
+from server.http.keys import AUTH, CONFIG, CUSTOM_MODELS, METRICS, RECOGNITIONS, SESSIONS
 from server.http.transcribe.errors import transcribe
+from server.http.transcribe.models import resolve_stream, warning_headers
 from server.http.websocket import receive
 from server.runtime.metrics import Metrics
-from server.runtime.models import LoadedModels
 from server.runtime.recognition import Recognitions, hypothesis
 from server.runtime.resolution import Resolved
 from server.runtime.sessions import Admission
 
 log = logging.getLogger("voxgate.transcribe")
-
-
-def _resolve(models: LoadedModels, params: StreamParams) -> Resolved:
-    if params.language_model_name:
-        raise NotFoundError(f"The language model {params.language_model_name} was not found")
-    return Resolved(models.for_rate(params.sample_rate_hz, params.language_code))
 
 
 class TranscriptStream:
@@ -52,17 +47,23 @@ class TranscriptStream:
         self._send = send
         self._result_id = str(uuid.uuid4())
         self._span: tuple[float, float] | None = None  # start and end of the open result, once it has words
+        # enable-partial-results-stabilization: stable items are pinned, so they never change
+        self._stabilizer = PartialStabilizer(params.stability) if params.stabilization else None
         self.ended = False
 
     async def _emit(self, results: list[Result]) -> None:
         for r in results:
-            h = hypothesis(r)
-            if h.words:
-                self._span = (h.words[0].start_s, h.words[-1].end_s)
-            if h.words or (r.final and self._span is not None):
+            words, stable = hypothesis(r).words, None
+            if self._stabilizer is not None:
+                items = self._stabilizer.finish(words) if r.final else self._stabilizer.partial(words)
+                words, stable = tuple(i.word for i in items), tuple(i.stable for i in items)
+            if words:
+                self._span = (words[0].start_s, words[-1].end_s)
+            if words or (r.final and self._span is not None):
                 # A final that lost every word in the beam search still closes its partials' ResultId.
                 await self._send(transcript_event(result_id=self._result_id, start_s=self._span[0],
-                                                  end_s=self._span[1], partial=not r.final, words=h.words))
+                                                  end_s=self._span[1], partial=not r.final, words=words,
+                                                  stable=stable))
             if r.final:
                 self._result_id = str(uuid.uuid4())
                 self._span = None
@@ -107,12 +108,14 @@ async def transcribe_websocket(request: web.Request) -> web.StreamResponse:
     """``GET /stream-transcription-websocket``: presigned-URL auth, event-stream binary frames."""
     app = request.app
     limits = app[CONFIG].limits
-    _instance, params = app[AUTH].presigned_instance(method="GET", path=request.path,
-                                                     raw_query=request.query_string, host=request.host)
+    instance, params = app[AUTH].presigned_instance(method="GET", path=request.path,
+                                                    raw_query=request.query_string, host=request.host)
     stream_params = StreamParams.parse(params)
-    resolved = _resolve(app[MODELS], stream_params)
-    with app[SESSIONS].admit("transcribe-ws") as admission:
+    resolved = await resolve_stream(app, instance, stream_params)
+    # the CLM counts as in use while the stream runs: DeleteLanguageModel is refused meanwhile
+    with app[SESSIONS].admit("transcribe-ws") as admission, app[CUSTOM_MODELS].using(resolved.language_id):
         ws = web.WebSocketResponse(max_msg_size=limits.max_frame_bytes + 1)
+        ws.headers.update(warning_headers(resolved))  # sent with the handshake's 101
         stream = TranscriptStream(app[RECOGNITIONS], resolved, stream_params, limits, ws.send_bytes)
         await ws.prepare(request)
         await _pump_websocket(ws, stream, admission, limits.session_timeout_s, app[METRICS])
@@ -159,17 +162,18 @@ async def transcribe_http(request: web.Request) -> web.StreamResponse:
     """``POST /stream-transcription``: the event-stream exchange over HTTP/1.1 chunked transfer, both ways."""
     app = request.app
     limits = app[CONFIG].limits
-    app[AUTH].signed_request_instance(method=request.method, path=request.path, raw_query=request.query_string,
-                                      headers=request.headers, query=request.query)
+    instance = app[AUTH].signed_request_instance(method=request.method, path=request.path,
+                                                 raw_query=request.query_string, headers=request.headers,
+                                                 query=request.query)
     target = request.headers.get("X-Amz-Target", "com.amazonaws.transcribe.Transcribe.StartStreamTranscription")
     if not target.endswith("StartStreamTranscription"):
         raise InvalidParameter(f"unsupported X-Amz-Target {target!r}; this route runs StartStreamTranscription")
     params = StreamParams.from_headers(request.headers)
-    resolved = _resolve(app[MODELS], params)
-    with app[SESSIONS].admit("transcribe-http"):
+    resolved = await resolve_stream(app, instance, params)
+    with app[SESSIONS].admit("transcribe-http"), app[CUSTOM_MODELS].using(resolved.language_id):
         echoed = {k: v for k, v in request.headers.items() if k.lower().startswith("x-amzn-transcribe-")}
         echoed |= {"x-amzn-request-id": str(uuid.uuid4()), "x-amzn-transcribe-session-id": params.session_id,
-                   "Content-Type": "application/vnd.amazon.eventstream"}
+                   "Content-Type": "application/vnd.amazon.eventstream", **warning_headers(resolved)}
         response = web.StreamResponse(status=200, headers=echoed)
         response.enable_chunked_encoding()
         stream = TranscriptStream(app[RECOGNITIONS], resolved, params, limits, response.write)
