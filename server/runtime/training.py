@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
 from engine.audio import AudioError
 from engine.customlm import analyze_corpus, base_vocabulary

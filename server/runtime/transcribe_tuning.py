@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from flashlight.lib.text.decoder.kenlm import KenLM
