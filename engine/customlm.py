@@ -401,20 +401,6 @@ class MixtureLM(LM):
         return state, _log10_mix(base_score + self._log_base, custom_score + self._log_custom)
 
 
-def _arpa_unigrams(path: Path) -> set[str]:
-    """The words of an ARPA file's 1-gram section (``<unk>`` and sentence marks excluded)."""
-    words, inside = set(), False
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.startswith("\\"):
-                if inside:
-                    break
-                inside = line.strip() == "\\1-grams:"
-            elif inside and line.strip():
-                words.add(line.split("\t")[1])
-    return words - {"<unk>", "<s>", "</s>"}
-
-
 class CustomDecoder:
     """The bundle's beam search with a custom LM mixed in at one weight (built once, cached).
 
@@ -445,7 +431,7 @@ class CustomDecoder:
         self._to_base = [i if i < base_dict.index_size() else base_unk for i in range(words.index_size())]
         self._entries = [words.get_entry(i) for i in range(words.index_size())]
         self._base_lm = ctc.lm
-        known = _arpa_unigrams(custom.lm_file)
+        known = set(_arpa_unigrams(custom.lm_file))
         self._in_custom = [entry in known for entry in self._entries]
         with native_stderr_silenced():
             self._custom_lm = KenLM(str(custom.lm_file), words)
@@ -617,15 +603,7 @@ class SentenceScorer:
 
     def __init__(self, custom: CustomLM) -> None:
         self._spoken = custom.spoken
-        words = _arpa_unigrams(custom.lm_file)
-        self._dictionary = Dictionary()
-        for w in words:
-            self._dictionary.add_entry(w)
-        if not self._dictionary.contains("<unk>"):
-            self._dictionary.add_entry("<unk>")
-        self._dictionary.set_default_index(self._dictionary.get_index("<unk>"))
-        with native_stderr_silenced():  # KenLM prints a progress bar while it reads ARPA
-            self._lm = KenLM(str(custom.lm_file), self._dictionary)
+        self._dictionary, self._lm = word_lm(custom.lm_file)
         self._lock = threading.Lock()
 
     def log_prob(self, text: str) -> float:
@@ -643,7 +621,22 @@ class SentenceScorer:
         return (total + score) * math.log(10)
 
 
+def word_lm(arpa: Path) -> tuple[Dictionary, KenLM]:
+    """A word n-gram model read from ARPA for scoring words in context: its dictionary (the 1-grams, with
+    ``<unk>`` as the default index, so an unseen word scores as ``<unk>``) and the KenLM model over it."""
+    dictionary = Dictionary()
+    for word in _arpa_unigrams(arpa):
+        dictionary.add_entry(word)
+    if not dictionary.contains("<unk>"):
+        dictionary.add_entry("<unk>")
+    dictionary.set_default_index(dictionary.get_index("<unk>"))
+    with native_stderr_silenced():  # KenLM prints a progress bar while it reads ARPA
+        lm = KenLM(str(arpa), dictionary)
+    return dictionary, lm
+
+
 def _arpa_unigrams(path: Path) -> list[str]:
+    """The words of an ARPA file's 1-gram section, in order (``<unk>`` and the sentence marks included)."""
     words, section = [], None
     with open(path, encoding="utf-8") as arpa:
         for line in arpa:

@@ -16,6 +16,8 @@ service model gives each error type; botocore's JSON parser reads ``__type`` (th
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Mapping
@@ -276,6 +278,29 @@ def _s3_uri(body: Mapping[str, Any], name: str, *, required: bool) -> str | None
     if value is not None and (not value.startswith("s3://") or len(value) <= len("s3://")):
         raise InvalidParameter(f"{name} must be an s3://bucket/prefix URI (this server reads S3 only), got {value!r}")
     return value
+
+
+def page_token(kind: str, offset: int) -> str:
+    """The ``NextToken`` of a listing of ``kind`` (``"offset"``: language models, ``"jobs"``: jobs) that goes
+    on at ``offset``: opaque to the client, read back by :func:`page_offset`."""
+    return base64.urlsafe_b64encode(f"{kind}:{offset}".encode()).decode()
+
+
+def page_offset(kind: str, token: str | None) -> int:
+    """The offset a ``NextToken`` of :func:`page_token` stands for (0 without one).
+
+    Raises:
+        InvalidParameter: a token this server did not write for a listing of ``kind``.
+    """
+    if token is None:
+        return 0
+    try:
+        found, _, value = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        if found == kind and value.isdigit():
+            return int(value)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise InvalidParameter(f"NextToken {token!r} is not a token this server gave out")
 
 
 def _paging(body: Mapping[str, Any]) -> tuple[str | None, int]:

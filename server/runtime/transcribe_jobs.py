@@ -19,8 +19,6 @@ written, stays in the bucket).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import datetime as dt
 import json
 import logging
@@ -33,7 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from engine.recognizer import Result
 from protocol.errors import ConflictError, InvalidParameter, NotFoundError, VoxgateError, public_message
-from protocol.transcribe_api import JobStatus, ListTranscriptionJobs, StartTranscriptionJob
+from protocol.transcribe_api import JobStatus, ListTranscriptionJobs, StartTranscriptionJob, page_offset, page_token
 from protocol.transcribe_responses import TranscriptionJobInfo, batch_result
 from protocol.wav import parse_wav_header
 from server.catalog.resolution import ModelExpired
@@ -57,22 +55,6 @@ CONTENT_TYPES = {"wav": None, "flac": "audio/flac", "ogg": "audio/ogg", "mp3": "
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _page_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"jobs:{offset}".encode()).decode()
-
-
-def _page_offset(token: str | None) -> int:
-    if token is None:
-        return 0
-    try:
-        kind, _, value = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
-        if kind == "jobs" and value.isdigit():
-            return int(value)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise InvalidParameter(f"NextToken {token!r} is not a token this server gave out")
 
 
 @dataclass
@@ -137,12 +119,12 @@ class TranscribeJobs:
 
     async def list(self, owner: str, request: ListTranscriptionJobs) -> tuple[list[TranscriptionJobInfo], str | None]:
         """``ListTranscriptionJobs``: newest first, filtered, one page and the next page's token."""
-        offset = _page_offset(request.next_token)
+        offset = page_offset("jobs", request.next_token)
         found = sorted((j.info for (o, _n), j in self._jobs.items() if o == owner
                         and request.matches(j.info.request.transcription_job_name, j.info.status)),
                        key=lambda i: i.creation_time, reverse=True)
         more = offset + request.max_results < len(found)
-        return found[offset:offset + request.max_results], _page_token(offset + request.max_results) if more else None
+        return found[offset:offset + request.max_results], page_token("jobs", offset + request.max_results) if more else None
 
     async def delete(self, owner: str, name: str) -> None:
         """``DeleteTranscriptionJob``: a running job stops (a result already written stays in its bucket).

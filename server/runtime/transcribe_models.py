@@ -30,8 +30,6 @@ is installed (the catalog's upgrade target differs from the model's version).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import datetime as dt
 import json
 import logging
@@ -44,7 +42,7 @@ from typing import Any
 from engine.customlm import analyze_corpus
 from protocol.errors import ConflictError, InvalidParameter, NotFoundError, VoxgateError, public_message
 from protocol.transcribe_api import (BaseModelName, CreateLanguageModel, InputDataConfig, ListLanguageModels,
-                                     ModelStatus, Tag)
+                                     ModelStatus, Tag, page_offset, page_token)
 from protocol.transcribe_responses import LanguageModelInfo
 from server.catalog.resolution import newest
 from server.catalog import LANGUAGE, Catalog, CustomModel
@@ -112,27 +110,6 @@ def model_status(model: CustomModel) -> ModelStatus:
 def _aware(moment: dt.datetime) -> dt.datetime:
     """The catalog's naive UTC time as an aware one."""
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment
-
-
-def _page_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
-
-
-def _page_offset(token: str | None) -> int:
-    """The offset a ``NextToken`` stands for.
-
-    Raises:
-        InvalidParameter: a token this server did not write.
-    """
-    if token is None:
-        return 0
-    try:
-        kind, _, value = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
-        if kind == "offset" and value.isdigit():
-            return int(value)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise InvalidParameter(f"NextToken {token!r} is not a token this server gave out")
 
 
 def corpus_pieces(path: Path, *, piece_bytes: int = CORPUS_PIECE_BYTES):
@@ -222,7 +199,7 @@ class TranscribeModels:
         Raises:
             InvalidParameter: a ``NextToken`` this server did not give out.
         """
-        offset = _page_offset(request.next_token)
+        offset = page_offset("offset", request.next_token)
         found = []
         for model in reversed(await self.catalog.list(owner, LANGUAGE)):
             settings = ClmSettings.parse(model.description)
@@ -231,7 +208,7 @@ class TranscribeModels:
         page = found[offset:offset + request.max_results]
         more = offset + request.max_results < len(found)
         infos = [await self._info(m, s) for m, s in page]
-        return infos, _page_token(offset + request.max_results) if more else None
+        return infos, page_token("offset", offset + request.max_results) if more else None
 
     async def delete(self, owner: str, name: str) -> None:
         """``DeleteLanguageModel``: a build in progress stops; the model's files go.

@@ -25,12 +25,8 @@ import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from flashlight.lib.text.decoder.kenlm import KenLM
-from flashlight.lib.text.dictionary import Dictionary
-
-from engine.beam import native_stderr_silenced
 from engine.bundle import load_bundle
-from engine.customlm import LM_FILE, build_custom_lm
+from engine.customlm import LM_FILE, build_custom_lm, word_lm
 from engine.text import normalize_transcript
 
 #: The least and most weight tuning may choose.
@@ -44,14 +40,7 @@ class WordScorer:
     """A word n-gram model (ARPA) scoring each word of a sentence in its context (natural logs)."""
 
     def __init__(self, arpa: Path) -> None:
-        self._dictionary = Dictionary()
-        for word in _unigrams(arpa):
-            self._dictionary.add_entry(word)
-        if not self._dictionary.contains("<unk>"):
-            self._dictionary.add_entry("<unk>")
-        self._dictionary.set_default_index(self._dictionary.get_index("<unk>"))
-        with native_stderr_silenced():  # KenLM prints a progress bar while it reads ARPA
-            self._lm = KenLM(str(arpa), self._dictionary)
+        self._dictionary, self._lm = word_lm(arpa)
 
     def word_log_probs(self, sentence: str) -> list[float]:
         """Each word's log-probability given the words before it, then the sentence end's."""
@@ -62,21 +51,6 @@ class WordScorer:
             out.append(score * math.log(10))
         _state, score = self._lm.finish(state)
         return out + [score * math.log(10)]
-
-
-def _unigrams(arpa: Path) -> list[str]:
-    """The words of an ARPA file's 1-gram section."""
-    words, section = [], None
-    with arpa.open(encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if line.startswith("\\"):
-                if section == "\\1-grams:":
-                    break
-                section = line
-            elif section == "\\1-grams:" and line:
-                words.append(line.split("\t")[1])
-    return words
 
 
 def mixture_weight(base_logprobs: Sequence[float], clm_logprobs: Sequence[float], *,

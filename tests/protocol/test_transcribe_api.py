@@ -13,7 +13,7 @@ from botocore.validate import ParamValidator
 
 from protocol.errors import (AuthenticationError, ConflictError, InvalidParameter, LimitExceeded, NotFoundError,
                              TooLarge, VoxgateError)
-from protocol.transcribe_api import (DEFAULT_MAX_RESULTS, ERROR_STATUS, BaseModelName, CreateLanguageModel,
+from protocol.transcribe_api import (DEFAULT_MAX_RESULTS, page_offset, page_token, ERROR_STATUS, BaseModelName, CreateLanguageModel,
                                      DeleteLanguageModel, DescribeLanguageModel, ErrorType, GetTranscriptionJob,
                                      InputDataConfig, JobStatus, ListLanguageModels, ListTranscriptionJobs,
                                      ModelStatus, OPERATION_ERRORS, Operation, SerializationError, StartTranscriptionJob,
@@ -289,3 +289,13 @@ def test_timestamps_must_be_aware() -> None:
     assert epoch_seconds(datetime(1970, 1, 1, 0, 0, 1, 500000, tzinfo=timezone.utc)) == 1.5
     with pytest.raises(ValueError, match="timezone-aware"):
         epoch_seconds(datetime(2026, 1, 1))
+
+
+def test_page_tokens() -> None:
+    assert page_offset("offset", None) == 0
+    assert page_offset("offset", page_token("offset", 15)) == 15
+    for bad in ("nope", page_token("offset", 3)[:-2] + "!!", "b2Zmc2V0Oi0x"):  # the last: offset:-1
+        with pytest.raises(InvalidParameter, match="NextToken"):
+            page_offset("offset", bad)
+    with pytest.raises(InvalidParameter, match="NextToken"):  # a job listing's token is not a model listing's
+        page_offset("offset", page_token("jobs", 3))

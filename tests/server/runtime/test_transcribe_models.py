@@ -8,9 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from protocol.errors import InvalidParameter
 from protocol.transcribe_api import BaseModelName, InputDataConfig, ModelStatus, Tag
-from server.runtime.transcribe_models import (ClmSettings, _page_offset, _page_token, base_model_for, corpus_pieces,
+from server.runtime.transcribe_models import (ClmSettings, base_model_for, corpus_pieces,
                                               model_status)
 from engine.lm import build_arpa
 from server.runtime.transcribe_tuning import WordScorer, mixture_weight, perplexity
@@ -55,14 +54,6 @@ def test_base_model_names_and_statuses() -> None:
     assert model_status(model("available", 1)) is ModelStatus.COMPLETED
     assert model_status(model("upgrading", 1)) is ModelStatus.COMPLETED  # the trained version keeps serving
     assert model_status(model("training", 1)) is ModelStatus.IN_PROGRESS
-
-
-def test_page_tokens() -> None:
-    assert _page_offset(None) == 0
-    assert _page_offset(_page_token(15)) == 15
-    for bad in ("nope", _page_token(3)[:-2] + "!!", "b2Zmc2V0Oi0x"):  # the last: offset:-1
-        with pytest.raises(InvalidParameter, match="NextToken"):
-            _page_offset(bad)
 
 
 def test_mixture_weight_follows_which_model_explains_the_tuning_text() -> None:
