@@ -81,15 +81,17 @@ import torchaudio.functional as AF
 from torch import nn
 from torch.nn.utils import parametrize
 
-from engine.adapted import META_FILE, WEIGHTS_FILE
+from engine.adapted import META_FILE, WEIGHTS_FILE, WHISPER_METHOD
 from engine.bundle import ModelBundle
-from engine.customlm import CustomLM, custom_decoder
+from engine.customlm import CustomLM, custom_decoder, sentence_scorer
 from engine.decoding import greedy_batch, tokens_to_words
 from engine.features import log_mel
 from engine.files import swap_in
 from engine.recipe.train import augment_features, ctc_batch_loss
 from engine.recognizer import pad_to_output_frames
 from engine.text import normalize_transcript
+from engine.whisper.adapt import WhisperAdaptConfig, train_adapter
+from engine.whisper.model import shared_pretrained
 
 METHODS = ("full", "top", "lora")
 
@@ -160,6 +162,7 @@ class _Example:
     features: list[torch.Tensor]  # per speed, (T, D) with T a multiple of the model's frames per output
     tokens: list[int]
     seconds: float  # of the audio as given
+    text: str  # normalised
 
 
 def _speed(samples: torch.Tensor, factor: float, rate_hz: int) -> torch.Tensor:
@@ -174,9 +177,14 @@ def _prepare(bundle: ModelBundle, examples: list[tuple[torch.Tensor, str]],
              speeds: tuple[float, ...] = (1.0,)) -> tuple[list[_Example], dict]:
     """Features (one set per speed) and token ids of the usable examples, and counts of the rest by reason."""
     k = bundle.model.config.frames_per_output
-    usable, skipped = [], {"empty_transcript": 0, "audio_too_short": 0}
+    usable, skipped = [], {"empty_transcript": 0, "audio_too_short": 0, "audio_too_long": 0}
+    # Whisper's encoder holds 30 s: a longer example cannot be lined up with its whole transcript
+    longest = None if bundle.whisper is None else 2 * bundle.whisper.whisper.dims.n_audio_ctx * bundle.features.hop_length
     for samples, text in examples:
         samples = torch.as_tensor(samples, dtype=torch.float32).reshape(-1)
+        if longest is not None and samples.numel() / min(speeds) > longest:
+            skipped["audio_too_long"] += 1
+            continue
         words = normalize_transcript(text or "")
         tokens = bundle.tokenizer.encode(words) if words else []
         if not tokens:
@@ -184,12 +192,13 @@ def _prepare(bundle: ModelBundle, examples: list[tuple[torch.Tensor, str]],
             continue
         feats = [log_mel(_speed(samples, f, bundle.sample_rate_hz), bundle.features) for f in speeds]
         feats = [x[: x.shape[0] // k * k] for x in feats]
-        # CTC needs an output frame per token, plus a blank between repeated tokens.
+        # CTC needs an output frame per token, plus a blank between repeated tokens (an adapter is
+        # trained through Whisper's decoder, which has no such bound)
         repeats = sum(a == b for a, b in zip(tokens, tokens[1:]))
-        if min(x.shape[0] for x in feats) // k < len(tokens) + repeats:
+        if longest is None and min(x.shape[0] for x in feats) // k < len(tokens) + repeats:
             skipped["audio_too_short"] += 1
             continue
-        usable.append(_Example(feats, tokens, samples.numel() / bundle.sample_rate_hz))
+        usable.append(_Example(feats, tokens, samples.numel() / bundle.sample_rate_hz, words))
     return usable, skipped
 
 
@@ -250,7 +259,7 @@ def _collate(examples: list[_Example], picks: list[tuple[int, int]]) -> tuple[to
 
 
 def adapt_acoustic_model(bundle: ModelBundle, examples: list[tuple[torch.Tensor, str]], out_dir: Path, *,
-                         config: AdaptConfig = AdaptConfig(),
+                         config: AdaptConfig = AdaptConfig(), whisper_config: WhisperAdaptConfig = WhisperAdaptConfig(),
                          progress: Callable[[float], None] | None = None) -> dict:
     """Fine-tune the bundle's network on the user's audio and write the adapted folder atomically.
 
@@ -263,7 +272,9 @@ def adapt_acoustic_model(bundle: ModelBundle, examples: list[tuple[torch.Tensor,
             text spoken (normalised like the references, :func:`engine.text.normalize_transcript`).
         out_dir: the adapted folder; built in a temporary sibling and renamed into place, so a
             failed run leaves a previous folder as it was.
-        config: the method and its hyper-parameters.
+        config: the method and its hyper-parameters (the older, convolutional versions).
+        whisper_config: the adapter's (Whisper-based versions: :mod:`engine.whisper.adapt`; ``speeds``
+            and ``threads`` come from ``config``).
         progress: called with the fraction done (0-1) after every step.
 
     Returns:
@@ -277,11 +288,12 @@ def adapt_acoustic_model(bundle: ModelBundle, examples: list[tuple[torch.Tensor,
     if not examples:
         raise ValueError("no examples to adapt on: give at least one (audio, transcript) pair")
     began = time.monotonic()
-    usable, skipped = _prepare(bundle, examples, config.speeds)
+    usable, skipped = _prepare(bundle, examples, whisper_config.speeds if bundle.whisper is not None else config.speeds)
     if not usable:
         raise ValueError(f"none of the {len(examples)} examples is usable: {skipped['empty_transcript']} have a "
                          f"transcript with no words after normalisation, {skipped['audio_too_short']} have audio "
-                         "too short for their transcript")
+                         f"too short for their transcript, {skipped['audio_too_long']} are longer than the 30 s "
+                         "that Whisper's encoder holds")
     minutes = sum(e.seconds for e in usable) / 60
     out_dir = Path(out_dir)
     threads = torch.get_num_threads()
@@ -289,16 +301,25 @@ def adapt_acoustic_model(bundle: ModelBundle, examples: list[tuple[torch.Tensor,
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            changed, losses = _train(bundle, usable, config, progress)
+            if bundle.whisper is not None:
+                changed, losses = _train_whisper(bundle, usable, whisper_config, progress)
+            else:
+                changed, losses = _train(bundle, usable, config, progress)
     finally:
         torch.set_num_threads(threads)
+    if bundle.whisper is not None:
+        method, config_dict = WHISPER_METHOD, {**dataclasses.asdict(whisper_config),
+                                               "speeds": list(whisper_config.speeds)}
+        n_changed = len(changed["factors"])
+    else:
+        method, config_dict = config.method, {**dataclasses.asdict(config), "speeds": list(config.speeds)}
+        n_changed = len(changed["replace"]) + len(changed["low_rank"])
     summary = {
-        "base_version": bundle.version, "method": config.method,
-        "config": {**dataclasses.asdict(config), "speeds": list(config.speeds)},
+        "base_version": bundle.version, "method": method, "config": config_dict,
         "examples": len(examples), "examples_used": len(usable), "skipped": skipped,
         "audio_minutes": round(minutes, 3), "epoch_losses": [round(x, 4) for x in losses],
         "final_loss": round(losses[-1], 4), "train_seconds": round(time.monotonic() - began, 1),
-        "changed_tensors": len(changed["replace"]) + len(changed["low_rank"]),
+        "changed_tensors": n_changed,
     }
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
@@ -313,6 +334,17 @@ def adapt_acoustic_model(bundle: ModelBundle, examples: list[tuple[torch.Tensor,
     if progress is not None:
         progress(1.0)
     return summary
+
+
+def _train_whisper(bundle: ModelBundle, examples: list[_Example], config: WhisperAdaptConfig,
+                   progress: Callable[[float], None] | None) -> tuple[dict, list[float]]:
+    """A Whisper-based version: an adapter for its final pass (every speed of an example is one
+    more training utterance); returns what :func:`engine.adapted.load_adapter` reads."""
+    pretrained = shared_pretrained(bundle.model.config.pretrained)
+    pairs = [(feats, e.text) for e in examples for feats in e.features]
+    config = dataclasses.replace(config, min_pad_s=bundle.whisper.options.min_pad_s)
+    adapter, losses = train_adapter(pretrained, bundle.whisper.text, pairs, config, progress)
+    return adapter.to_dict(), losses
 
 
 def _train(bundle: ModelBundle, examples: list[_Example], config: AdaptConfig,
@@ -369,6 +401,17 @@ def pseudo_label(bundle: ModelBundle, samples: torch.Tensor, *, custom_lm: Custo
         The normalised transcript, possibly empty (such an example is skipped by
         :func:`adapt_acoustic_model`).
     """
+    if bundle.whisper is not None:
+        # the final pass's own decoder (with the custom LM as it applies it to finals), not the weak streaming CTC
+        raw = log_mel(torch.as_tensor(samples, dtype=torch.float32).reshape(-1), bundle.features)
+        prompt, rescore = (), None
+        if custom_lm is not None and customization_weight > 0:
+            scorer = sentence_scorer(custom_lm)
+            prompt = bundle.whisper.text.previous_text(custom_lm.prompt)
+
+            def rescore(text: str) -> float:
+                return customization_weight * scorer.log_prob(text)
+        return bundle.whisper.transcribe(raw, prompt, rescore).text
     feats = pad_to_output_frames(log_mel(torch.as_tensor(samples, dtype=torch.float32).reshape(-1), bundle.features),
                                  bundle.model.config.frames_per_output)
     if not feats.shape[0]:

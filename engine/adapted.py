@@ -5,7 +5,8 @@ this module imports no training code, so a server that only recognises with adap
 never loads the recipe. An adapted folder holds::
 
     adapted.pt        the changed tensors: ``replace`` (name -> tensor) and ``low_rank``
-                      (weight name -> ``a``, ``b`` with ``delta = b @ a``)
+                      (weight name -> ``a``, ``b`` with ``delta = b @ a``); for a Whisper-based
+                      version, the adapter of its final pass (:class:`engine.whisper.lora.Adapter`)
     adaptation.json   base version, method, config, counts, minutes of audio, losses
 """
 
@@ -17,6 +18,10 @@ from pathlib import Path
 import torch
 
 from engine.bundle import BundleError, ModelBundle, load_bundle
+from engine.whisper.lora import Adapter, AdapterError
+
+#: ``adaptation.json``'s method of a Whisper adapter (written by :mod:`engine.acoustic`)
+WHISPER_METHOD = "whisper-lora"
 
 WEIGHTS_FILE = "adapted.pt"
 META_FILE = "adaptation.json"
@@ -36,8 +41,35 @@ def read_adaptation(adapted_dir: Path) -> dict:
         raise BundleError(f"{adapted_dir}/{META_FILE} is not valid JSON: {exc}") from exc
 
 
+def is_whisper_adaptation(meta: dict) -> bool:
+    """True for the ``adaptation.json`` of a Whisper adapter (:mod:`engine.whisper.lora`)."""
+    return meta.get("method") == WHISPER_METHOD
+
+
+def load_adapter(bundle: ModelBundle, adapted_dir: Path) -> Adapter:
+    """The adapter of a Whisper-based version's custom acoustic model, checked against ``bundle``'s final pass.
+
+    Raises:
+        BundleError: the folder is missing or broken, is not an adapter, was made from another base
+            version, or its factors do not fit the network.
+    """
+    meta = read_adaptation(adapted_dir)
+    if meta.get("base_version") != bundle.version:
+        raise BundleError(f"{adapted_dir} was adapted from {meta.get('base_version')!r}, not from {bundle.version!r}")
+    if bundle.whisper is None or not is_whisper_adaptation(meta):
+        raise BundleError(f"{adapted_dir} ({meta.get('method')!r}) is not an adapter of a Whisper-based version's "
+                          f"final pass, or {bundle.version} has none")
+    try:
+        adapter = Adapter.load(Path(adapted_dir) / WEIGHTS_FILE)
+        adapter.check(bundle.whisper.whisper)
+    except (AdapterError, KeyError, RuntimeError, OSError) as exc:
+        raise BundleError(f"{adapted_dir}: {exc}") from exc
+    return adapter
+
+
 def load_adapted_bundle(base_bundle_path: Path, adapted_dir: Path) -> ModelBundle:
-    """The base bundle with the adapted weights (same tokenizer, lexicon, LM and decoder).
+    """The base bundle with the adapted weights (same tokenizer, lexicon, LM and decoder); for a
+    Whisper-based version, the base bundle with the adapter its final pass applies (``bundle.adapter``).
 
     The manifest keeps the base's version id and gains an ``adaptation`` entry (the
     folder's ``adaptation.json``).
@@ -51,6 +83,10 @@ def load_adapted_bundle(base_bundle_path: Path, adapted_dir: Path) -> ModelBundl
     if meta.get("base_version") != bundle.version:
         raise BundleError(f"{adapted_dir} was adapted from {meta.get('base_version')!r}, "
                           f"not from {bundle.version!r} at {base_bundle_path}")
+    if is_whisper_adaptation(meta) or bundle.whisper is not None:
+        bundle.adapter = load_adapter(bundle, adapted_dir)
+        bundle.manifest = {**bundle.manifest, "adaptation": meta}
+        return bundle
     changed = torch.load(Path(adapted_dir) / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     state = bundle.model.state_dict()
     unknown = [n for n in (*changed["replace"], *changed["low_rank"]) if n not in state]

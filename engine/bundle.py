@@ -38,6 +38,7 @@ from engine.beam import BeamConfig, BeamDecoder
 from engine.features import FeatureConfig
 from engine.model import ModelConfig, StreamingCTC
 from engine.tokenizer import Tokenizer
+from engine.whisper.lora import Adapter
 from engine.whisper.decode import DecodeOptions, UtteranceDecoder, WhisperText
 from engine.whisper.features import WhisperFeatureConfig
 from engine.whisper.model import StreamingWhisperCTC, WhisperCTCConfig, build_streaming, shared_pretrained
@@ -83,6 +84,8 @@ class ModelBundle:
     features: FeatureConfig | WhisperFeatureConfig
     beam: BeamDecoder | None = None
     whisper: UtteranceDecoder | None = None
+    #: a custom acoustic model's adapter of the ``whisper`` final pass (:func:`engine.adapted.load_adapted_bundle`)
+    adapter: Adapter | None = None
 
     @property
     def default_final_pass(self) -> str:

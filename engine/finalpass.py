@@ -32,6 +32,7 @@ import torchaudio.functional as AF
 from engine.customlm import CustomLM
 from engine.decoding import Word
 from engine.tokenizer import BLANK_ID, Tokenizer
+from engine.whisper.lora import Adapter
 
 
 class FinalPassKind(StrEnum):
@@ -85,6 +86,10 @@ class FinalPass:
             words and sentences, :func:`engine.customlm.prompt_text`), or empty.
         alternatives: ``whisper``: next-best transcripts each final also carries (``max_alternatives`` - 1).
         whisper_beam: ``whisper``: the decoder's beam for this request (0: the version's own).
+        adapter: ``whisper``: a custom acoustic model's adapter applied to the decoder (and the
+            full-context encoder) for this request's finals (:mod:`engine.whisper.lora`), or None.
+        ignored_adapter: the request had a custom acoustic model that this pass does not apply
+            (a Whisper adapter acts on the ``whisper`` pass only).
     """
 
     kind: FinalPassKind
@@ -94,6 +99,8 @@ class FinalPass:
     whisper_prompt: tuple[int, ...] = ()
     alternatives: int = 0
     whisper_beam: int = 0
+    adapter: Adapter | None = None
+    ignored_adapter: bool = False
 
     @property
     def uses_search(self) -> bool:
@@ -108,14 +115,16 @@ class FinalPass:
 
 def choose_final_pass(bundle, requested: str | FinalPassKind | None = None, *, custom_lm: CustomLM | None = None,
                       customization_weight: float = 0.3, max_alternatives: int = 1,
-                      whisper_beam: int = 0) -> FinalPass:
+                      whisper_beam: int = 0, adapter: Adapter | None = None) -> FinalPass:
     """The final pass a request gets on ``bundle`` (see :func:`_choose`); with ``max_alternatives`` above 1
     a ``whisper`` pass also returns that many transcripts in all, from its beam; ``whisper_beam`` (0: the
-    version's own) is its decoder's beam."""
+    version's own) is its decoder's beam; ``adapter`` (else the bundle's own, a custom acoustic model
+    loaded with :func:`engine.adapted.load_adapted_bundle`) adapts the ``whisper`` pass."""
     chosen = _choose(bundle, requested, custom_lm=custom_lm, customization_weight=customization_weight)
+    adapter = adapter if adapter is not None else getattr(bundle, "adapter", None)
     if chosen.kind is FinalPassKind.WHISPER:
-        return replace(chosen, alternatives=max(0, max_alternatives - 1), whisper_beam=whisper_beam)
-    return chosen
+        return replace(chosen, alternatives=max(0, max_alternatives - 1), whisper_beam=whisper_beam, adapter=adapter)
+    return replace(chosen, ignored_adapter=adapter is not None)
 
 
 def _choose(bundle, requested: str | FinalPassKind | None = None, *, custom_lm: CustomLM | None = None,

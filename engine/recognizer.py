@@ -32,6 +32,7 @@ from engine.features import FeatureStream, log_mel, pull_batch
 from engine.model import StreamingCTC, StreamState, TracedStep
 from engine.searchpool import RemoteSearch, SearchPool
 from engine.tokenizer import BLANK_ID
+from engine.whisper.lora import Adapter
 
 DEFAULT_CHUNK_FRAMES = 16  # 160 ms of features per step; the model adds no right context
 OFFLINE_CHUNK_FRAMES = 256  # offline steps of a Whisper-based version: 2.56 s (16 attention chunks)
@@ -405,7 +406,8 @@ class Recognizer:
         return Stream(self, endpoint or EndpointConfig(), chunk_frames, max_chunks, final_pass, online)
 
     def final_pass(self, requested: str | None = None, *, custom_lm: CustomLM | None = None,
-                   customization_weight: float = 0.3, max_alternatives: int = 1, whisper_beam: int = 0) -> FinalPass:
+                   customization_weight: float = 0.3, max_alternatives: int = 1, whisper_beam: int = 0,
+                   adapter: Adapter | None = None) -> FinalPass:
         """:func:`engine.finalpass.choose_final_pass` for this version.
 
         Raises:
@@ -414,7 +416,7 @@ class Recognizer:
         check_weight(customization_weight)
         return choose_final_pass(self.bundle, requested, custom_lm=custom_lm,
                                  customization_weight=customization_weight, max_alternatives=max_alternatives,
-                                 whisper_beam=whisper_beam)
+                                 whisper_beam=whisper_beam, adapter=adapter)
 
     def whisper_final(self, features: torch.Tensor, log_probs: torch.Tensor, frame_offset: int, *,
                       fallback: list[Word], final_pass: FinalPass | None = None) -> tuple[WhisperFinal, Future | None]:
@@ -440,7 +442,8 @@ class Recognizer:
 
             def rescore(text: str) -> float:
                 return fp.customization_weight * scorer.log_prob(text)
-        decoded = b.whisper.transcribe(features, fp.whisper_prompt, rescore, fp.alternatives, beam_size=fp.whisper_beam)
+        decoded = b.whisper.transcribe(features, fp.whisper_prompt, rescore, fp.alternatives, beam_size=fp.whisper_beam,
+                                       adapter=fp.adapter)
         words = align_words(decoded.text, log_probs, b.tokenizer, frame_seconds=b.frame_seconds,
                             frame_offset=frame_offset)
         if len(decoded.confidences) == len(words):

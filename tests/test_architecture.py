@@ -18,7 +18,7 @@ def test_the_server_process_loads_no_training_code() -> None:
     """The contracts see imports; this sees what a started server's process really loaded."""
     probe = ("import sys, server.app; "
              "print(sorted(m for m in sys.modules if m.startswith(('engine.recipe', 'engine.acoustic', "
-             "'server.runtime.training_jobs'))))")
+             "'engine.whisper.adapt', 'server.runtime.training_jobs'))))")
     proc = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120,
                           check=True)
     assert proc.stdout.strip() == "[]"

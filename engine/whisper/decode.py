@@ -20,6 +20,7 @@ Shapes: ``T``: mel frames, ``D``: mel bins, ``N``: encoder frames, ``L``: tokens
 
 from __future__ import annotations
 
+import copy
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -31,6 +32,7 @@ import torch.nn.functional as F
 
 from engine.text import normalize_transcript
 from engine.whisper.features import normalise_utterance
+from engine.whisper.lora import Adapter, adapted, wrap
 from engine.whisper.network import Whisper, quantized
 
 MAX_TOKENS = 160
@@ -121,6 +123,22 @@ class WhisperText:
         return self._tok.decode([i for i in ids if i < self.first_special])
 
 
+def encoder_input(log_mel: torch.Tensor, n_audio_ctx: int, min_pad_s: float) -> torch.Tensor:
+    """``(T, D)`` raw log10 mel to the ``(T', D)`` normalised, padded input of the full-context encoder:
+    Whisper's normalisation over the utterance, silence to twice its length and at least ``min_pad_s``
+    (see the module docstring), at most ``2 * n_audio_ctx`` frames, an even count."""
+    mel = normalise_utterance(log_mel.float())
+    limit = 2 * n_audio_ctx
+    mel = mel[:limit]
+    target = min(limit, max(int(min_pad_s * 100), 2 * mel.shape[0]))
+    if mel.shape[0] < target:
+        # Whisper pads the audio with zeros: their log-mel is the floor, 8 below the maximum.
+        mel = F.pad(mel, (0, 0, 0, target - mel.shape[0]), value=float(mel.min()))
+    if mel.shape[0] % 2:
+        mel = F.pad(mel, (0, 0, 0, 1), value=float(mel.min()))
+    return mel
+
+
 @dataclass(frozen=True)
 class Decoded:
     """One utterance's transcript (normalised) and, per word, the decoder's confidence (empty: none)."""
@@ -141,22 +159,14 @@ class UtteranceDecoder:
 
     def __init__(self, whisper: Whisper, text: WhisperText, options: DecodeOptions | None = None) -> None:
         self.options = options or DecodeOptions()
-        self.whisper = quantized(whisper) if self.options.int8 else whisper
+        # a private copy (int8 or not) with its layers open to custom acoustic models' adapters
+        self.whisper = wrap(quantized(whisper) if self.options.int8 else copy.deepcopy(whisper))
         self.text = text
 
     @torch.inference_mode()
     def encode(self, log_mel: torch.Tensor) -> torch.Tensor:
         """``(T, D)`` raw log10 mel to ``(1, N, C)`` encoder frames (full context)."""
-        mel = normalise_utterance(log_mel.float())
-        limit = 2 * self.whisper.dims.n_audio_ctx
-        mel = mel[:limit]
-        target = min(limit, max(int(self.options.min_pad_s * 100), 2 * mel.shape[0]))
-        if mel.shape[0] < target:
-            # Whisper pads the audio with zeros: their log-mel is the floor, 8 below the maximum.
-            mel = F.pad(mel, (0, 0, 0, target - mel.shape[0]), value=float(mel.min()))
-        if mel.shape[0] % 2:
-            mel = F.pad(mel, (0, 0, 0, 1), value=float(mel.min()))
-        return self.whisper.encoder(mel[None])
+        return self.whisper.encoder(encoder_input(log_mel, self.whisper.dims.n_audio_ctx, self.options.min_pad_s)[None])
 
     @torch.inference_mode()
     def decode(self, log_mel: torch.Tensor, previous: tuple[int, ...] = (),
@@ -167,7 +177,7 @@ class UtteranceDecoder:
     @torch.inference_mode()
     def transcribe(self, log_mel: torch.Tensor, previous: tuple[int, ...] = (),
                    rescore: Callable[[str], float] | None = None, alternatives: int = 0, *,
-                   beam_size: int = 0) -> Decoded:
+                   beam_size: int = 0, adapter: Adapter | None = None) -> Decoded:
         """The normalised transcript of one utterance, with the decoder's confidence in each word.
 
         Args:
@@ -178,7 +188,14 @@ class UtteranceDecoder:
             alternatives: how many next-best transcripts to return too (Watson's ``max_alternatives``
                 minus one), from the same beam, best first and distinct.
             beam_size: the beam for this utterance (0: :attr:`DecodeOptions.beam_size`; 1: greedy).
+            adapter: a custom acoustic model's adapter (:mod:`engine.whisper.lora`), applied to the
+                encoder and decoder for this utterance, or none.
         """
+        with adapted(self.whisper, adapter):
+            return self._transcribe(log_mel, previous, rescore, alternatives, beam_size)
+
+    def _transcribe(self, log_mel: torch.Tensor, previous: tuple[int, ...], rescore: Callable[[str], float] | None,
+                    alternatives: int, beam_size: int) -> Decoded:
         if log_mel.shape[0] < 10:
             return Decoded("", ())
         # the decoder's cross-attention keys and values, computed once for every pass over this utterance

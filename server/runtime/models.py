@@ -19,13 +19,14 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from engine.adapted import load_adapted_bundle
+from engine.adapted import load_adapted_bundle, load_adapter
 from engine.bundle import InstalledModel, ModelBundle, find_models, load_bundle
 from engine.customlm import CustomLM
 from engine.recognizer import Recognizer
 from engine.scheduler import BatchScheduler, SchedulerConfig
 from engine.searchpool import SearchPool
 from engine.versions import release_order
+from engine.whisper.lora import Adapter
 from protocol.errors import NotFoundError
 from server.catalog import DataDir
 from server.runtime.metrics import Metrics
@@ -46,13 +47,22 @@ class LoadedModel:
         metrics: where its scheduler reports steps (None: nowhere).
         bundle, recognizer, batch_scheduler, search_pool: an already loaded version (custom
             acoustic models), instead of loading ``installed`` later.
+        adapter: a custom acoustic model of a Whisper-based version: the adapter its requests' finals
+            apply (the rest is the base version's, shared).
+
+    Attributes:
+        adapter: as given.
+        owns_scheduler: False for a view of another loaded version that shares its scheduler.
     """
 
     def __init__(self, installed: InstalledModel, scheduler: SchedulerConfig | None = None,
                  metrics: Metrics | None = None, *, bundle: ModelBundle | None = None,
                  recognizer: Recognizer | None = None, batch_scheduler: BatchScheduler | None = None,
-                 search_pool: SearchPool | None = None) -> None:
+                 search_pool: SearchPool | None = None, adapter: Adapter | None = None,
+                 owns_scheduler: bool = True) -> None:
         self.installed = installed
+        self.adapter = adapter
+        self.owns_scheduler = owns_scheduler
         self._config = scheduler or SchedulerConfig()
         self._metrics = metrics
         self._lock = threading.Lock()
@@ -267,8 +277,9 @@ def _order(loaded: LoadedModel) -> tuple:
 
 class CustomModels:
     """Trained custom models loaded for recognition, by their stored folder: language models (their
-    n-gram and words) and acoustic models (an adapted network with its own batch scheduler, sharing
-    the base version's beam-search worker), and which custom models requests are using now (a delete
+    n-gram and words) and acoustic models (of a Whisper-based version: the adapter of its final pass,
+    everything else the base's, its scheduler included; of an older version: an adapted network with
+    its own batch scheduler, sharing the base version's beam-search worker), and which custom models requests are using now (a delete
     answers 409 meanwhile). Each kind keeps at most ``max_loaded`` models: past that the least recently
     used one no request is using is dropped (an acoustic model's scheduler closed).
 
@@ -312,11 +323,19 @@ class CustomModels:
             async with self._lock:
                 entry = self._acoustic.get(artifact)
                 if entry is None:
-                    bundle = await asyncio.to_thread(load_adapted_bundle, base.installed.path, self._data.path(artifact))
-                    recognizer = Recognizer(bundle, search_pool=base.search_pool)
-                    observer = self._metrics.step_observer(f"{bundle.version}+{custom_id}") if self._metrics else None
-                    loaded = LoadedModel(base.installed, bundle=bundle, recognizer=recognizer,
-                                         batch_scheduler=BatchScheduler(recognizer, self._scheduler, on_step=observer))
+                    if base.bundle.whisper is not None:
+                        # only the final pass is adapted: the streams keep stepping in the base's batches
+                        adapter = await asyncio.to_thread(load_adapter, base.bundle, self._data.path(artifact))
+                        loaded = LoadedModel(base.installed, bundle=base.bundle, recognizer=base.recognizer,
+                                             batch_scheduler=base.scheduler, search_pool=base.search_pool,
+                                             adapter=adapter, owns_scheduler=False)
+                    else:
+                        bundle = await asyncio.to_thread(load_adapted_bundle, base.installed.path,
+                                                         self._data.path(artifact))
+                        recognizer = Recognizer(bundle, search_pool=base.search_pool)
+                        observer = self._metrics.step_observer(f"{bundle.version}+{custom_id}") if self._metrics else None
+                        loaded = LoadedModel(base.installed, bundle=bundle, recognizer=recognizer,
+                                             batch_scheduler=BatchScheduler(recognizer, self._scheduler, on_step=observer))
                     entry = self._acoustic[artifact] = (loaded, custom_id)
         self._acoustic.move_to_end(artifact)
         self._evict_acoustic(keep=artifact)
@@ -326,6 +345,8 @@ class CustomModels:
         idle = [a for a, (_, custom_id) in self._acoustic.items() if a != keep and not self.in_use.get(custom_id)]
         for artifact in idle[:max(0, len(self._acoustic) - self._max)]:
             dropped, _ = self._acoustic.pop(artifact)
+            if not dropped.owns_scheduler:
+                continue
             task = asyncio.get_running_loop().create_task(dropped.scheduler.close())
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
@@ -346,7 +367,7 @@ class CustomModels:
 
     async def close(self) -> None:
         """Stop the acoustic models' schedulers."""
-        await asyncio.gather(*(m.scheduler.close() for m, _ in self._acoustic.values()), *self._closing,
+        await asyncio.gather(*(m.scheduler.close() for m, _ in self._acoustic.values() if m.owns_scheduler), *self._closing,
                              return_exceptions=True)
         self._acoustic.clear()
         self._language.clear()

@@ -90,12 +90,15 @@ class Recognition:
         final_pass = model.recognizer.final_pass(settings.requested_final_pass(route), custom_lm=custom_lm,
                                                  customization_weight=customization_weight,
                                                  max_alternatives=max_alternatives,
-                                                 whisper_beam=settings.whisper_beam(route))
+                                                 whisper_beam=settings.whisper_beam(route), adapter=model.adapter)
         #: for the results' warnings
         self.warnings: tuple[str, ...] = () if not final_pass.ignored_custom_lm else (
             f"The custom language model is not applied to the final results of {model.bundle.version}: its final "
             "pass is Whisper's decoder, which does not take custom language models yet (set final_pass = "
             "\"ctc\" in the server's [recognition] to use the custom model in the CTC beam search instead).",)
+        if final_pass.ignored_adapter:
+            self.warnings += (f"The custom acoustic model adapts the \"whisper\" final pass of {model.bundle.version}; "
+                              f"this request's final pass is \"{final_pass.kind.value}\", which it does not change.",)
         try:
             self.stream = model.recognizer.new_stream(endpoint=endpoint, chunk_frames=chunk_frames,
                                                       max_chunks=MAX_CHUNKS_PER_STEP, final_pass=final_pass,

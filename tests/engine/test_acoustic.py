@@ -155,7 +155,7 @@ def test_unusable_examples_are_skipped_and_counted(tiny_bundle, examples, tmp_pa
     summary = adapt_acoustic_model(tiny_bundle, [*examples, (noise(1.0, 9), "[noise]")], tmp_path / "am",
                                    config=dataclasses.replace(FAST, epochs=1))
     assert summary["examples"] == 4 and summary["examples_used"] == 3
-    assert summary["skipped"] == {"empty_transcript": 1, "audio_too_short": 0}
+    assert summary["skipped"] == {"empty_transcript": 1, "audio_too_short": 0, "audio_too_long": 0}
 
 
 def test_speed_perturbation_trains_on_every_example(tiny_bundle, examples, tmp_path):
