@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +53,13 @@ from clients.loadtest import LoadReport, LoadTestConfig, run_load  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_AUDIO = REPO / "tests" / "fixtures" / "hello.wav"
+FIXTURES = REPO / "tests" / "fixtures"
+ALLISON = FIXTURES / "allison"
+
+
+def rate_model(rate_hz: int) -> str:
+    """The model a Watson stream of this sample rate gets by default (what its custom models must be of)."""
+    return "en-US_NarrowbandModel" if rate_hz < 16000 else "en-US_BroadbandModel"
 #: Server settings per configuration: batched steps (the default) and one stream per model step,
 #: with each final pass (``whisper``: Whisper's decoder over each utterance, the Whisper-based
 #: versions' own; ``ctc``: the word-LM beam search; ``greedy``: the interim hypothesis).
@@ -66,12 +74,76 @@ MAX_SESSIONS = 400
 
 
 def server_config_toml(*, max_sessions: int, scheduler: dict, recognition: dict | None = None) -> str:
-    """The ``voxgate serve --config`` file of one configuration."""
+    """The ``voxgate serve --config`` file of one configuration (custom acoustic models train on any
+    amount of audio: the benchmark's are small)."""
     text = (f"[server]\nmax_sessions = {max_sessions}\n\n"
-            f"[scheduler]\nmax_batch = {scheduler['max_batch']}\nmax_wait_ms = {scheduler['max_wait_ms']}\n")
+            f"[scheduler]\nmax_batch = {scheduler['max_batch']}\nmax_wait_ms = {scheduler['max_wait_ms']}\n"
+            "\n[customization]\nmin_acoustic_minutes = 0.0\n")
     if recognition:
         text += "\n[recognition]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in recognition.items())
     return text
+
+
+def _api(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method=method,
+                                     headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            return json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as err:
+        raise RuntimeError(f"{method} {path}: HTTP {err.code}: {err.read().decode(errors='replace')}") from None
+
+
+def _wait(read: Callable[[], dict], done: Callable[[dict], bool], what: str, timeout_s: float) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while not done(value := read()):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not finish within {timeout_s:g} s: {value}")
+        time.sleep(0.5)  # the server's own training job; polling its status is the Watson API's way
+    return value
+
+
+def training_audio(model: str) -> list[tuple[Path, str]]:
+    """Committed fixtures with their transcripts that a custom acoustic model of ``model`` trains on:
+    the Allison prompts (8 kHz, TRAIN split) for narrowband, the 16 kHz fixtures for broadband."""
+    folder, allowed = (ALLISON, (".wav",)) if "Narrowband" in model else (FIXTURES, (".wav", ".flac"))
+    out = []
+    for line in (folder / "transcripts.tsv").read_text().splitlines():
+        name, _, text = line.partition("\t")
+        path = folder / name
+        if path.suffix in allowed and (folder is ALLISON or path.stem == "hello"):
+            out.append((path, text))
+    return out
+
+
+def train_custom_acoustic_models(port: int, count: int, model: str, timeout_s: float = 900.0) -> list[str]:
+    """Create and train ``count`` custom acoustic models of ``model`` on the server (Watson's API: one audio
+    resource per fixture of :func:`training_audio`, with its ``Transcript``), one after the other; return
+    their customization ids."""
+    files = training_audio(model)
+    ids = []
+    for i in range(count):
+        created = _api(port, "POST", "/v1/acoustic_customizations",
+                       json.dumps({"name": f"capacity-{i}", "base_model_name": model}).encode(),
+                       {"Content-Type": "application/json"})
+        cid = created["customization_id"]
+        for path, text in files:
+            kind = "audio/flac" if path.suffix == ".flac" else "audio/wav"
+            _api(port, "POST", f"/v1/acoustic_customizations/{cid}/audio/{path.stem}{path.suffix.replace('.', '-')}",
+                 path.read_bytes(), {"Content-Type": kind, "Transcript": urllib.parse.quote(text)})
+        listing = _wait(lambda: _api(port, "GET", f"/v1/acoustic_customizations/{cid}/audio"),
+                        lambda v: all(a["status"] != "being_processed" for a in v["audio"]), "the audio", timeout_s)
+        refused = [a for a in listing["audio"] if a["status"] != "ok"]
+        if refused:
+            raise RuntimeError(f"the server refused fixtures as audio for {model}: {refused}")
+        _api(port, "POST", f"/v1/acoustic_customizations/{cid}/train")
+        status = _wait(lambda: _api(port, "GET", f"/v1/acoustic_customizations/{cid}"),
+                       lambda v: v.get("status") in ("available", "failed"), "the training", timeout_s)
+        if status["status"] != "available":
+            raise RuntimeError(f"custom acoustic model {cid} did not train: {status}")
+        print(f"custom acoustic model {i + 1}/{count}: {cid} trained", file=sys.stderr, flush=True)
+        ids.append(cid)
+    return ids
 
 
 def free_port() -> int:
@@ -89,15 +161,19 @@ class ServerProcess:
         port: the loopback port to serve on.
         log_path: where the server's stdout and stderr go.
         models_dir: passed as ``--models-dir`` when given.
+        data_dir: passed as ``--data-dir`` when given (the catalog and custom models).
     """
 
-    def __init__(self, config_path: Path, port: int, log_path: Path, models_dir: Path | None = None) -> None:
+    def __init__(self, config_path: Path, port: int, log_path: Path, models_dir: Path | None = None,
+                 data_dir: Path | None = None) -> None:
         self.port = port
         self.log_path = log_path
         voxgate = Path(sys.executable).with_name("voxgate")
         self.command = [str(voxgate), "serve", "--port", str(port), "--config", str(config_path)]
         if models_dir is not None:
             self.command += ["--models-dir", str(models_dir)]
+        if data_dir is not None:
+            self.command += ["--data-dir", str(data_dir)]
         self._process: subprocess.Popen | None = None
 
     @property
@@ -228,10 +304,13 @@ def _bisect(passes: Callable[[int], bool], good: int, bad: int) -> int:
     return good
 
 
-def probe(url: str, streams: int, pcm: bytes, rate: int, *, duration_s: float, stagger_s: float) -> LoadReport:
-    """One load test of `streams` real-time Watson streams with interim results."""
+def probe(url: str, streams: int, pcm: bytes, rate: int, *, duration_s: float, stagger_s: float,
+          acoustic_customization_ids: tuple[str | None, ...] = ()) -> LoadReport:
+    """One load test of `streams` real-time Watson streams with interim results (stream ``i`` with
+    custom acoustic model ``acoustic_customization_ids[i % len]``, None: the base)."""
     config = LoadTestConfig(url=url, streams=streams, duration_s=duration_s, stagger_s=stagger_s,
-                            response_timeout_s=30.0)
+                            response_timeout_s=30.0, acoustic_customization_ids=acoustic_customization_ids,
+                            model=rate_model(rate) if acoustic_customization_ids else None)
     return transport.run_event_loop(run_load(config, pcm, rate))
 
 
@@ -241,14 +320,22 @@ def measure(name: str, settings: dict, pcm: bytes, rate: int, args: argparse.Nam
     config_path.write_text(server_config_toml(max_sessions=max(MAX_SESSIONS, args.max_streams), **settings))
     scheduler = settings["scheduler"]
     probes: list[Probe] = []
-    server = ServerProcess(config_path, args.port or free_port(), tmp / f"{name}.log", args.models_dir)
+    server = ServerProcess(config_path, args.port or free_port(), tmp / f"{name}.log", args.models_dir,
+                          data_dir=tmp / f"{name}-data")
+    ids: tuple[str | None, ...] = ()
     with server:
         server.start(args.ready_timeout)
+        if args.custom_ams:
+            trained = train_custom_acoustic_models(server.port, args.custom_ams, rate_model(rate))
+            ids = tuple(x for cid in trained for x in (cid, None))  # every second stream, each AM in turn
+            for cid in trained:  # each loaded before the probes, as a server in use has them
+                probe(server.url, 1, pcm, rate, duration_s=2.0, stagger_s=0.0, acoustic_customization_ids=(cid,))
         probe(server.url, 1, pcm, rate, duration_s=2.0, stagger_s=0.0)  # warm-up, not recorded
 
         def passes(streams: int) -> bool:
             server.wait_idle()
-            report = probe(server.url, streams, pcm, rate, duration_s=args.duration, stagger_s=args.stagger)
+            report = probe(server.url, streams, pcm, rate, duration_s=args.duration, stagger_s=args.stagger,
+                           acoustic_customization_ids=ids)
             probes.append(Probe(streams, report, meets_target(report, args.threshold_ms)))
             p95 = report.final_ms.p95
             print(f"{name}: {streams} streams: final p95 {'n/a' if p95 is None else f'{p95:.0f}'} ms, "
@@ -257,7 +344,8 @@ def measure(name: str, settings: dict, pcm: bytes, rate: int, args: argparse.Nam
 
         capacity = find_capacity(passes, max_streams=args.max_streams, start=args.start_streams)
         status = server.stop()
-    return {"scheduler": scheduler, "recognition": settings.get("recognition", {}), "capacity": capacity, "capped": capacity >= args.max_streams,
+    return {"scheduler": scheduler, "recognition": settings.get("recognition", {}), "custom_ams": args.custom_ams,
+            "capacity": capacity, "capped": capacity >= args.max_streams,
             "server_exit_status": status, "probes": [p.to_json() for p in sorted(probes, key=lambda p: p.streams)]}
 
 
@@ -293,8 +381,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--models-dir", type=Path, help="passed to voxgate serve")
     p.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
     p.add_argument("--ready-timeout", type=float, default=300.0, help="seconds allowed for the server to load")
+    p.add_argument("--custom-ams", type=int, default=0, metavar="K",
+                   help="train K custom acoustic models on each server first; every second stream then uses one "
+                        "of them, in turn (the others the base)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "reports")
     args = p.parse_args(argv)
+    if args.custom_ams < 0:
+        p.error("--custom-ams must not be negative")
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:
@@ -308,7 +401,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name}: capacity {results[name]['capacity']} streams", file=sys.stderr, flush=True)
     report = {"threshold_ms": args.threshold_ms, "duration_s": args.duration, "audio": str(args.audio),
               "sample_rate_hz": rate, "max_streams": args.max_streams, "stagger_s": args.stagger,
-              "revision": measured, "machine": machine(), "configs": results}
+              "revision": measured, "machine": machine(), "custom_ams": args.custom_ams, "configs": results}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "capacity.json").write_text(json.dumps(report, indent=1) + "\n")
     write_report(report, args.out, command=" ".join(["python -m benchmarks.capacity", *(argv or sys.argv[1:])]))
@@ -328,7 +421,9 @@ def write_report(report: dict, out: Path, *, command: str) -> None:
              f"starts staggered over {report['stagger_s']:g} s. Target: p95 final latency (end of audio to the last "
              f"final) ≤ {threshold:g} ms and no errors. Revision {report['revision']}. Machine: {m['cpus']} CPUs, "
              f"{m['platform']}, GPU: {m['gpu'] or 'none'}; the load generator shares it with the server (its send "
-             "lag is in the table).", "",
+             "lag is in the table)." + (f" Every second stream uses one of {report['custom_ams']} custom acoustic "
+                                        "models, in turn (trained on the server before the probes; the others use "
+                                        "the base)." if report.get("custom_ams") else ""), "",
              "| configuration | scheduler | finals | capacity (streams) |", "|---|---|---|---|"]
     for name, r in report["configs"].items():
         s = r["scheduler"]

@@ -62,6 +62,8 @@ class LoadTestConfig:
         language_code: Transcribe ``language-code``.
         connect_timeout_s: limit for the handshake (and the Watson ``listening``).
         response_timeout_s: limit for the results after the end of audio.
+        acoustic_customization_ids: Watson ``acoustic_customization_id`` of the streams, in turn:
+            stream ``i`` uses entry ``i % len``, ``None`` the base model (empty: every stream the base).
     """
 
     url: str
@@ -76,8 +78,12 @@ class LoadTestConfig:
     language_code: str = "en-US"
     connect_timeout_s: float = 30.0
     response_timeout_s: float = 30.0
+    acoustic_customization_ids: tuple[str | None, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "acoustic_customization_ids", tuple(self.acoustic_customization_ids))
+        if self.acoustic_customization_ids and self.dialect is not Dialect.WATSON:
+            raise BadInput("custom acoustic models are a Watson parameter; the Transcribe dialect has none")
         if self.streams < 1:
             raise BadInput(f"the number of streams must be at least 1, got {self.streams}")
         if not self.duration_s > 0:
@@ -243,6 +249,10 @@ async def _stream(index: int, config: LoadTestConfig, session: aiohttp.ClientSes
     began = clock()
     try:
         if config.dialect is Dialect.WATSON:
+            ids = config.acoustic_customization_ids
+            custom = ids[index % len(ids)] if ids else None
+            if custom is not None:
+                url = url.update_query(acoustic_customization_id=custom)
             connection = await WatsonConnection.open(session, url, model=config.model, api_key=config.api_key,
                                                      timeout_s=config.connect_timeout_s, clock=clock)
             async with connection:

@@ -44,7 +44,7 @@ def test_server_config_is_what_the_server_reads() -> None:
                                        recognition={"final_pass": "greedy"})
     data = tomllib.loads(text)
     assert data == {"server": {"max_sessions": 400}, "scheduler": {"max_batch": 1, "max_wait_ms": 10},
-                    "recognition": {"final_pass": "greedy"}}
+                    "customization": {"min_acoustic_minutes": 0.0}, "recognition": {"final_pass": "greedy"}}
     from server.config import parse_config
 
     assert parse_config(data).recognition.final_pass == "greedy"  # the server accepts it

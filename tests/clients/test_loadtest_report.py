@@ -3,7 +3,7 @@
 import pytest
 
 from clients.errors import BadInput
-from clients.loadtest import LoadReport, LoadTestConfig, StreamOutcome
+from clients.loadtest import Dialect, LoadReport, LoadTestConfig, StreamOutcome
 from clients.recognition import RequestTimings
 
 
@@ -46,7 +46,9 @@ def test_all_failed() -> None:
 
 
 @pytest.mark.parametrize("kwargs,match", [({"streams": 0}, "at least 1"), ({"duration_s": 0}, "positive"),
-                                          ({"chunk_s": 2.0}, "chunk"), ({"stagger_s": -1}, "stagger")])
+                                          ({"chunk_s": 2.0}, "chunk"), ({"stagger_s": -1}, "stagger"),
+                                          ({"dialect": Dialect.TRANSCRIBE, "acoustic_customization_ids": ("x",)},
+                                           "Watson parameter")])
 def test_config_validation(kwargs: dict, match: str) -> None:
     base = {"url": "ws://h:1", "streams": 1, "duration_s": 1.0}
     with pytest.raises(BadInput, match=match):
