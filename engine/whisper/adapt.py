@@ -29,7 +29,8 @@ from engine.whisper.network import Whisper
 
 @dataclass(frozen=True)
 class WhisperAdaptConfig:
-    """How :func:`train_adapter` trains.
+    """How :func:`train_adapter` trains (the defaults were chosen on held-out TRAIN-split Allison
+    prompts: the table in :mod:`engine.acoustic`).
 
     Attributes:
         rank: the rank of every factor pair.
@@ -45,12 +46,12 @@ class WhisperAdaptConfig:
         speeds: speed perturbation: every example is trained on at each of these speeds.
     """
 
-    rank: int = 8
+    rank: int = 4
     alpha: float = 16.0
     encoder_blocks: int = 2
     decoder: bool = True
-    epochs: int = 6
-    learning_rate: float = 1e-3
+    epochs: int = 3
+    learning_rate: float = 3e-4
     batch_size: int = 8
     weight_decay: float = 0.0
     seed: int = 1
