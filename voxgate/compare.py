@@ -4,7 +4,7 @@ Before switching to an upgraded custom model (Watson's ``upgrade_model`` keeps t
 usable through ``base_model_version``), its owner wants to know what the upgrade does on their
 own audio. For every trained version of the custom model this prints the WER of the base version
 alone and of the base version with the custom model (a language model at its saved
-``customization_weight``, else 0.3; an acoustic model's adapted network), over a manifest of
+``customization_weight``, else 0.3; an acoustic model's adapted network or adapter), over a manifest of
 ``audio_path<TAB>reference`` lines, with the live finals ``voxgate eval`` measures.
 """
 
