@@ -94,7 +94,10 @@ memorises 14 minutes of one voice within a few epochs, so few epochs at a modest
 win; adapting the decoder matters more than more encoder blocks; speed perturbation gave
 nothing for its 3x the examples. The differences below a point are within the noise of 124
 prompts. Audio longer than Whisper's 30 s window cannot be lined up with its whole transcript
-and is skipped (counted as ``audio_too_long``).
+and is skipped (counted as ``audio_too_long``). The table decoded each whole prompt with the final
+pass directly; ``python -m benchmarks.acoustic_heldout --max-seconds 25 --skip-silence --configs
+'[{...}, ...]'`` runs the same split through the live route (endpointed utterances, as
+``voxgate eval``), and without those two options shows where the remaining errors are.
 """
 
 from __future__ import annotations

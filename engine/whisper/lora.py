@@ -6,7 +6,7 @@ the interim results stays the base's, so streams whose custom acoustic models di
 stepped in one batch. An adapter is a set of factors ``a`` ``(r, in)`` and ``b`` ``(out, r)`` per
 adapted layer: the layer computes ``base(x) + scale * (x a^T) b^T``. They are not merged into the
 weights: one copy of the network serves every custom model of a version, each final applying its
-request's adapter (:func:`adapted`) for the duration of its decode — a few hundred kilobytes per
+request's adapter (:func:`adapted`) for the duration of its decode — under a megabyte (rank 4) per
 custom model, and the base layers may be int8 (:func:`engine.whisper.network.quantized`) while the
 factors stay float32.
 
