@@ -70,7 +70,8 @@ Reading the numbers, and what would close the rest:
   of it than on the base: both learn the same prompts' wording, and the adapted decoder already
   writes it.
 - The adapter memorises its 17 minutes of one voice within a few epochs (training loss 0.49 to
-  0.10); on the held-out part of the TRAIN split the best of seven configurations was 3.7% against
+  0.10); on the held-out part of the TRAIN split (prompts up to 25 s, no silence prompts) the best
+  of seven configurations was 3.7% against
   the base's 8.4% (engine/acoustic.py has the table). More of the user's audio is the first lever;
   regularising the adapter (dropout on the factors, fewer targets) the second.
 - Without a custom LM the finals are the live route's int8 greedy decode; with one, a beam of 4
