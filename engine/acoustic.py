@@ -121,10 +121,11 @@ from torch.nn.utils import parametrize
 
 from engine.adapted import META_FILE, WEIGHTS_FILE, WHISPER_METHOD
 from engine.bundle import ModelBundle
-from engine.customlm import CustomLM, custom_decoder, sentence_scorer
+from engine.customlm import CustomLM, custom_decoder
 from engine.decoding import greedy_batch, tokens_to_words
 from engine.features import log_mel
 from engine.files import swap_in
+from engine.finalpass import FinalPassKind, choose_final_pass
 from engine.recipe.train import augment_features, ctc_batch_loss
 from engine.recognizer import pad_to_output_frames
 from engine.text import normalize_transcript
@@ -442,14 +443,9 @@ def pseudo_label(bundle: ModelBundle, samples: torch.Tensor, *, custom_lm: Custo
     if bundle.whisper is not None:
         # the final pass's own decoder (with the custom LM as it applies it to finals), not the weak streaming CTC
         raw = log_mel(torch.as_tensor(samples, dtype=torch.float32).reshape(-1), bundle.features)
-        prompt, rescore = (), None
-        if custom_lm is not None and customization_weight > 0:
-            scorer = sentence_scorer(custom_lm)
-            prompt = bundle.whisper.text.previous_text(custom_lm.prompt)
-
-            def rescore(text: str) -> float:
-                return customization_weight * scorer.log_prob(text)
-        return bundle.whisper.transcribe(raw, prompt, rescore).text
+        fp = choose_final_pass(bundle, FinalPassKind.WHISPER, custom_lm=custom_lm,
+                               customization_weight=customization_weight)
+        return bundle.whisper.transcribe(raw, fp.whisper_prompt, fp.rescorer(), beam_size=fp.whisper_beam).text
     feats = pad_to_output_frames(log_mel(torch.as_tensor(samples, dtype=torch.float32).reshape(-1), bundle.features),
                                  bundle.model.config.frames_per_output)
     if not feats.shape[0]:

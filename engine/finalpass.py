@@ -23,13 +23,14 @@ much as ``whisper`` for less accuracy.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import torch
 import torchaudio.functional as AF
 
-from engine.customlm import CustomLM
+from engine.customlm import CustomLM, sentence_scorer
 from engine.decoding import Word
 from engine.tokenizer import BLANK_ID, Tokenizer
 from engine.whisper.lora import Adapter
@@ -101,6 +102,18 @@ class FinalPass:
     whisper_beam: int = 0
     adapter: Adapter | None = None
     ignored_adapter: bool = False
+
+    def rescorer(self) -> Callable[[str], float] | None:
+        """``whisper``: the score its custom LM adds to each finished hypothesis of the decoder's beam
+        (``customization_weight`` times the sentence's log-probability), or None without one."""
+        if self.custom_lm is None:
+            return None
+        scorer = sentence_scorer(self.custom_lm)  # cached per custom LM; the first call reads it
+        weight = self.customization_weight
+
+        def rescore(text: str) -> float:
+            return weight * scorer.log_prob(text)
+        return rescore
 
     @property
     def uses_search(self) -> bool:

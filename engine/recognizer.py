@@ -24,7 +24,7 @@ import torch
 
 from engine.beam import OnlineSearch
 from engine.bundle import ModelBundle
-from engine.customlm import CustomLM, CustomSearch, apply_custom_words, custom_decoder, sentence_scorer
+from engine.customlm import CustomLM, CustomSearch, apply_custom_words, custom_decoder
 from engine.finalpass import FinalPass, FinalPassKind, align_words, choose_final_pass, parse_kind
 from engine.decoding import Token, Word, greedy_batch, last_ids, tokens_to_words
 from engine.endpoint import EndpointConfig, should_close
@@ -436,14 +436,9 @@ class Recognizer:
         b = self.bundle
         assert b.whisper is not None
         fp = final_pass or FinalPass(FinalPassKind.WHISPER)
-        rescore = None
-        if fp.custom_lm is not None:
-            scorer = sentence_scorer(fp.custom_lm)  # read once per custom LM, here off the event loop
-
-            def rescore(text: str) -> float:
-                return fp.customization_weight * scorer.log_prob(text)
-        decoded = b.whisper.transcribe(features, fp.whisper_prompt, rescore, fp.alternatives, beam_size=fp.whisper_beam,
-                                       adapter=fp.adapter)
+        # the custom LM is read here, off the event loop, on its first use
+        decoded = b.whisper.transcribe(features, fp.whisper_prompt, fp.rescorer(), fp.alternatives,
+                                       beam_size=fp.whisper_beam, adapter=fp.adapter)
         words = align_words(decoded.text, log_probs, b.tokenizer, frame_seconds=b.frame_seconds,
                             frame_offset=frame_offset)
         if len(decoded.confidences) == len(words):
