@@ -56,6 +56,11 @@ def load_adapter(bundle: ModelBundle, adapted_dir: Path) -> Adapter:
     meta = read_adaptation(adapted_dir)
     if meta.get("base_version") != bundle.version:
         raise BundleError(f"{adapted_dir} was adapted from {meta.get('base_version')!r}, not from {bundle.version!r}")
+    return _adapter(bundle, adapted_dir, meta)
+
+
+def _adapter(bundle: ModelBundle, adapted_dir: Path, meta: dict) -> Adapter:
+    """The adapter file of a folder whose ``adaptation.json`` (``meta``) names ``bundle``'s version."""
     if bundle.whisper is None or not is_whisper_adaptation(meta):
         raise BundleError(f"{adapted_dir} ({meta.get('method')!r}) is not an adapter of a Whisper-based version's "
                           f"final pass, or {bundle.version} has none")
@@ -84,7 +89,7 @@ def load_adapted_bundle(base_bundle_path: Path, adapted_dir: Path) -> ModelBundl
         raise BundleError(f"{adapted_dir} was adapted from {meta.get('base_version')!r}, "
                           f"not from {bundle.version!r} at {base_bundle_path}")
     if is_whisper_adaptation(meta) or bundle.whisper is not None:
-        bundle.adapter = load_adapter(bundle, adapted_dir)
+        bundle.adapter = _adapter(bundle, adapted_dir, meta)
         bundle.manifest = {**bundle.manifest, "adaptation": meta}
         return bundle
     changed = torch.load(Path(adapted_dir) / WEIGHTS_FILE, map_location="cpu", weights_only=True)
