@@ -48,21 +48,18 @@ class LoadedModel:
         bundle, recognizer, batch_scheduler, search_pool: an already loaded version (custom
             acoustic models), instead of loading ``installed`` later.
         adapter: a custom acoustic model of a Whisper-based version: the adapter its requests' finals
-            apply (the rest is the base version's, shared).
+            apply (the rest, its scheduler included, is the base version's, shared).
 
     Attributes:
         adapter: as given.
-        owns_scheduler: False for a view of another loaded version that shares its scheduler.
     """
 
     def __init__(self, installed: InstalledModel, scheduler: SchedulerConfig | None = None,
                  metrics: Metrics | None = None, *, bundle: ModelBundle | None = None,
                  recognizer: Recognizer | None = None, batch_scheduler: BatchScheduler | None = None,
-                 search_pool: SearchPool | None = None, adapter: Adapter | None = None,
-                 owns_scheduler: bool = True) -> None:
+                 search_pool: SearchPool | None = None, adapter: Adapter | None = None) -> None:
         self.installed = installed
         self.adapter = adapter
-        self.owns_scheduler = owns_scheduler
         self._config = scheduler or SchedulerConfig()
         self._metrics = metrics
         self._lock = threading.Lock()
@@ -114,6 +111,12 @@ class LoadedModel:
     def scheduler(self) -> BatchScheduler:
         """Its batch scheduler."""
         return self._need(self._scheduler)
+
+    @property
+    def owns_scheduler(self) -> bool:
+        """False for a custom acoustic model's view of its Whisper-based version, which steps in the
+        version's own scheduler (and must not close it)."""
+        return self.adapter is None
 
     def load(self) -> None:
         """Load the network, start its search worker and wait until it is ready (seconds; blocking:
@@ -328,7 +331,7 @@ class CustomModels:
                         adapter = await asyncio.to_thread(load_adapter, base.bundle, self._data.path(artifact))
                         loaded = LoadedModel(base.installed, bundle=base.bundle, recognizer=base.recognizer,
                                              batch_scheduler=base.scheduler, search_pool=base.search_pool,
-                                             adapter=adapter, owns_scheduler=False)
+                                             adapter=adapter)
                     else:
                         bundle = await asyncio.to_thread(load_adapted_bundle, base.installed.path,
                                                          self._data.path(artifact))
