@@ -445,7 +445,8 @@ def pseudo_label(bundle: ModelBundle, samples: torch.Tensor, *, custom_lm: Custo
         raw = log_mel(torch.as_tensor(samples, dtype=torch.float32).reshape(-1), bundle.features)
         fp = choose_final_pass(bundle, FinalPassKind.WHISPER, custom_lm=custom_lm,
                                customization_weight=customization_weight)
-        return bundle.whisper.transcribe(raw, fp.whisper_prompt, fp.rescorer(), beam_size=fp.whisper_beam).text
+        return bundle.whisper.transcribe(raw, fp.whisper_prompt, fp.rescorer(), beam_size=fp.whisper_beam,
+                                         fuse=fp.whisper_fusion).text
     feats = pad_to_output_frames(log_mel(torch.as_tensor(samples, dtype=torch.float32).reshape(-1), bundle.features),
                                  bundle.model.config.frames_per_output)
     if not feats.shape[0]:

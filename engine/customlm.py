@@ -606,8 +606,10 @@ class SentenceScorer:
         self._dictionary, self._lm = word_lm(custom.lm_file)
         self._lock = threading.Lock()
 
-    def log_prob(self, text: str) -> float:
-        """Natural-log probability of ``text`` (normalised), sentence end included."""
+    def log_prob(self, text: str, end: bool = True) -> float:
+        """Natural-log probability of ``text`` (normalised), sentence end included when ``end``
+        (without it: the words as the start of a longer sentence, what shallow fusion scores while
+        the decoder is still writing)."""
         words = normalize_transcript(text).split()
         # a custom word's spoken forms are its LM token ("i triple e" -> "ieee")
         words = [key or words[start] for start, _n, key in _spoken_runs(words, self._spoken)]
@@ -617,8 +619,10 @@ class SentenceScorer:
             for word in words:
                 state, score = self._lm.score(state, self._dictionary.get_index(word))
                 total += score
-            _state, score = self._lm.finish(state)
-        return (total + score) * math.log(10)
+            if end:
+                _state, score = self._lm.finish(state)
+                total += score
+        return total * math.log(10)
 
 
 def word_lm(arpa: Path) -> tuple[Dictionary, KenLM]:

@@ -53,6 +53,9 @@ class FinalPassKind(StrEnum):
 #: "sixteen"), so the corpora act through the rescoring only.
 WHISPER_PROMPT = True
 WHISPER_RESCORE = True
+#: Shallow fusion: the custom LM also steers the decoder's beam search (each word scored as the next
+#: one starts), not only the reranking of its finished hypotheses (see below for the measurement).
+WHISPER_FUSION = True
 
 #: Older spellings accepted in configuration: ``beam`` was the CTC beam search.
 ALIASES = {"beam": FinalPassKind.CTC}
@@ -91,6 +94,8 @@ class FinalPass:
             full-context encoder) for this request's finals (:mod:`engine.whisper.lora`), or None.
         ignored_adapter: the request had a custom acoustic model that this pass does not apply
             (a Whisper adapter acts on the ``whisper`` pass only).
+        whisper_fusion: ``whisper``: the custom LM steers the decoder's beam search (shallow fusion)
+            instead of only rescoring its finished hypotheses.
     """
 
     kind: FinalPassKind
@@ -102,6 +107,7 @@ class FinalPass:
     whisper_beam: int = 0
     adapter: Adapter | None = None
     ignored_adapter: bool = False
+    whisper_fusion: bool = False
 
     def rescorer(self) -> Callable[[str], float] | None:
         """``whisper``: the score its custom LM adds to each finished hypothesis of the decoder's beam
@@ -111,8 +117,8 @@ class FinalPass:
         scorer = sentence_scorer(self.custom_lm)  # cached per custom LM; the first call reads it
         weight = self.customization_weight
 
-        def rescore(text: str) -> float:
-            return weight * scorer.log_prob(text)
+        def rescore(text: str, end: bool = True) -> float:
+            return weight * scorer.log_prob(text, end)
         return rescore
 
     @property
@@ -167,7 +173,8 @@ def _choose(bundle, requested: str | FinalPassKind | None = None, *, custom_lm: 
     if kind is FinalPassKind.WHISPER and custom_lm is not None and customization_weight > 0:
         prompt = bundle.whisper.text.previous_text(custom_lm.prompt) if WHISPER_PROMPT else ()
         return FinalPass(kind, custom_lm if WHISPER_RESCORE else None, customization_weight,
-                         ignored_custom_lm=not (prompt or WHISPER_RESCORE), whisper_prompt=prompt)
+                         ignored_custom_lm=not (prompt or WHISPER_RESCORE), whisper_prompt=prompt,
+                         whisper_fusion=WHISPER_RESCORE and WHISPER_FUSION)
     if kind is FinalPassKind.CTC and bundle.beam is None:
         kind = FinalPassKind.GREEDY
     return FinalPass(kind, custom, customization_weight)

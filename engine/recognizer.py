@@ -438,7 +438,7 @@ class Recognizer:
         fp = final_pass or FinalPass(FinalPassKind.WHISPER)
         # the custom LM is read here, off the event loop, on its first use
         decoded = b.whisper.transcribe(features, fp.whisper_prompt, fp.rescorer(), fp.alternatives,
-                                       beam_size=fp.whisper_beam, adapter=fp.adapter)
+                                       beam_size=fp.whisper_beam, adapter=fp.adapter, fuse=fp.whisper_fusion)
         words = align_words(decoded.text, log_probs, b.tokenizer, frame_seconds=b.frame_seconds,
                             frame_offset=frame_offset)
         if len(decoded.confidences) == len(words):

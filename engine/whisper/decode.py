@@ -24,6 +24,7 @@ import copy
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Protocol
 from pathlib import Path
 
 import tokenizers
@@ -95,6 +96,8 @@ class WhisperText:
 
     def __init__(self, tokenizer_file: Path, n_vocab: int) -> None:
         self._tok = tokenizers.Tokenizer.from_file(str(tokenizer_file))
+        self.n_vocab = n_vocab
+        self._word_starts: torch.Tensor | None = None
         vocab = self._tok.get_vocab(with_added_tokens=True)
         self.eot = vocab["<|endoftext|>"]
         self.sot = vocab["<|startoftranscript|>"]
@@ -107,6 +110,14 @@ class WhisperText:
             else [self.sot, self.no_timestamps]
         #: ids at or above this are special (timestamps included): never emitted as text.
         self.first_special = self.eot
+
+    def word_starts(self) -> torch.Tensor:
+        """``(n_vocab,)`` bool: which tokens begin a new word (their text starts with a space), so
+        that the word before them is complete (shallow fusion scores it then). Built on first use."""
+        if self._word_starts is None:
+            self._word_starts = torch.tensor([(self._tok.id_to_token(i) or "").startswith("\u0120")
+                                              for i in range(self.n_vocab)])
+        return self._word_starts
 
     def encode(self, text: str) -> list[int]:
         """Text to token ids (a leading space, as Whisper writes words after the prompt)."""
@@ -121,6 +132,53 @@ class WhisperText:
     def decode(self, ids: list[int]) -> str:
         """Token ids to text (special tokens dropped)."""
         return self._tok.decode([i for i in ids if i < self.first_special])
+
+
+class LMTerm(Protocol):
+    """A language-model term for the decoder's hypotheses (a custom LM times its weight, natural log)."""
+
+    def __call__(self, text: str, end: bool = True) -> float:
+        """The term of ``text``'s words, the sentence end included when ``end``."""
+
+
+class _Fusion:
+    """Shallow fusion's LM terms for one beam search: per hypothesis (token ids), the term of the
+    words it holds complete, and for each next token the term the extended hypothesis holds:
+
+    - a token that goes on with the last word: the same (that word is not complete yet);
+    - a token that begins a new word: every word so far is complete;
+    - end of text: every word and the sentence end.
+
+    Terms are cached by text (hypotheses share prefixes, and most steps extend a word).
+    """
+
+    def __init__(self, text: WhisperText, lm: LMTerm) -> None:
+        self._text, self._lm = text, lm
+        self._cache: dict[tuple[str, bool], float] = {}
+
+    def _term(self, text: str, end: bool) -> float:
+        key = (text, end)
+        if key not in self._cache:
+            self._cache[key] = self._lm(text, end) if (text.strip() or end) else 0.0
+        return self._cache[key]
+
+    def _three(self, ids: list[int]) -> tuple[float, float, float]:
+        raw = self._text.decode(ids)
+        # the last word may go on, unless the text ends in a space
+        complete = raw if raw[-1:].isspace() else " ".join(raw.split()[:-1])
+        return self._term(complete, False), self._term(raw, False), self._term(raw, True)
+
+    def held(self, hyps: list[list[int]]) -> torch.Tensor:
+        """``(n,)``: the term each hypothesis holds in its score."""
+        return torch.tensor([self._three(h)[0] for h in hyps])
+
+    def offsets(self, hyps: list[list[int]]) -> torch.Tensor:
+        """``(n, V)``: the term each hypothesis extended by each token holds."""
+        table = torch.tensor([self._three(h) for h in hyps])  # (n, 3): goes on, new word, end
+        starts = self._text.word_starts()
+        out = torch.where(starts[None, :], table[:, 1:2], table[:, 0:1])
+        out[:, self._text.eot] = table[:, 2]
+        return out
 
 
 def encoder_input(log_mel: torch.Tensor, n_audio_ctx: int, min_pad_s: float) -> torch.Tensor:
@@ -176,8 +234,8 @@ class UtteranceDecoder:
 
     @torch.inference_mode()
     def transcribe(self, log_mel: torch.Tensor, previous: tuple[int, ...] = (),
-                   rescore: Callable[[str], float] | None = None, alternatives: int = 0, *,
-                   beam_size: int = 0, adapter: Adapter | None = None) -> Decoded:
+                   rescore: LMTerm | None = None, alternatives: int = 0, *,
+                   beam_size: int = 0, adapter: Adapter | None = None, fuse: bool = False) -> Decoded:
         """The normalised transcript of one utterance, with the decoder's confidence in each word.
 
         Args:
@@ -190,12 +248,15 @@ class UtteranceDecoder:
             beam_size: the beam for this utterance (0: :attr:`DecodeOptions.beam_size`; 1: greedy).
             adapter: a custom acoustic model's adapter (:mod:`engine.whisper.lora`), applied to the
                 encoder and decoder for this utterance, or none.
+            fuse: with ``rescore``, shallow fusion: the language-model term also steers the beam search
+                itself (each word is scored as soon as the next one starts), instead of only
+                reranking what the decoder alone kept in its beam.
         """
         with adapted(self.whisper, adapter):
-            return self._transcribe(log_mel, previous, rescore, alternatives, beam_size)
+            return self._transcribe(log_mel, previous, rescore, alternatives, beam_size, fuse)
 
-    def _transcribe(self, log_mel: torch.Tensor, previous: tuple[int, ...], rescore: Callable[[str], float] | None,
-                    alternatives: int, beam_size: int) -> Decoded:
+    def _transcribe(self, log_mel: torch.Tensor, previous: tuple[int, ...], rescore: LMTerm | None,
+                    alternatives: int, beam_size: int, fuse: bool = False) -> Decoded:
         if log_mel.shape[0] < 10:
             return Decoded("", ())
         # the decoder's cross-attention keys and values, computed once for every pass over this utterance
@@ -205,9 +266,19 @@ class UtteranceDecoder:
         if rescore is not None or alternatives > 0:
             # hypotheses that differ in punctuation or digits normalise alike: twice the beam for alternatives
             width = max(beam, RESCORE_BEAM, 2 * (alternatives + 1) if alternatives else 0)
-            pool = self._beam_pool(cross, width, prompt)
+            fusion = rescore if fuse else None
+            pool = self._beam_pool(cross, width, prompt, fusion)
+            # a language model can favour a repeated phrase (its n-grams score well): loops are dropped,
+            # and when the fused beam holds nothing else the decoder's own beam is rescored instead
+            kept = [(h, sc) for h, sc in pool if not looping(h, self.text.decode(h))]
+            if fusion is not None and not kept:
+                fusion = None
+                pool = self._beam_pool(cross, width, prompt)
+                kept = [(h, sc) for h, sc in pool if not looping(h, self.text.decode(h))]
+            pool = kept or pool
             texts = [normalize_transcript(self.text.decode(h)) for h, _ in pool]
-            lm = rescore or (lambda _text: 0.0)
+            # fused scores already hold the language-model term, sentence end included
+            lm = rescore if rescore is not None and fusion is None else (lambda _text: 0.0)
             ranked = sorted(range(len(pool)), key=lambda i: -(pool[i][1] + lm(texts[i])) / max(1, len(pool[i][0])))
             decoded = self._with_confidence(cross, prompt, pool[ranked[0]][0])
             others = tuple(dict.fromkeys(texts[i] for i in ranked[1:] if texts[i] != decoded.text))[:alternatives]
@@ -275,12 +346,23 @@ class UtteranceDecoder:
             return s / ((len(h) + 1) ** self.options.length_penalty) if self.options.length_penalty else s
         return max(pool, key=score)[0]
 
-    def _beam_pool(self, cross1: list, beam: int, prompt: list[int]) -> list[tuple[list[int], float]]:
+    def _beam_pool(self, cross1: list, beam: int, prompt: list[int],
+                   fusion: LMTerm | None = None) -> list[tuple[list[int], float]]:
         """Finished hypotheses (tokens without end of text, summed log-probability) of a beam search over
-        the utterance's cross-attention keys and values ``cross1`` (``Decoder.cross_kv``)."""
+        the utterance's cross-attention keys and values ``cross1`` (``Decoder.cross_kv``).
+
+        With ``fusion`` (shallow fusion of a word LM) the beam is ranked by the decoder's
+        log-probability plus the LM term of the words written so far, and the returned scores hold
+        it too (sentence end included). Tokens are pieces of words, so a word is scored when the
+        token after it begins a new word (or ends the text): for each hypothesis three LM terms
+        (:class:`_Fusion`) cover every next token.
+        """
+        terms = _Fusion(self.text, fusion) if fusion is not None else None
         cross = [(k.expand(beam, -1, -1), v.expand(beam, -1, -1)) for k, v in cross1]
         logits, kv = self._step_logits(torch.tensor([prompt]), cross1, None)
         logp = F.log_softmax(logits, -1)[0]
+        if terms is not None:
+            logp = logp + terms.offsets([[]])[0]
         top = logp.topk(beam)
         hyps = [([int(t)], float(s)) for s, t in zip(top.values, top.indices)]
         kv = [(k.expand(beam, -1, -1).contiguous(), v.expand(beam, -1, -1).contiguous()) for k, v in kv]
@@ -296,6 +378,9 @@ class UtteranceDecoder:
             logits, step_kv = self._step_logits(last, [(k[:n], v[:n]) for k, v in cross], step_kv)
             logp = F.log_softmax(logits, -1)
             scores = torch.tensor([s for _, s in live])[:, None] + logp
+            if terms is not None:
+                # a hypothesis's score holds its complete words' term already: add the difference
+                scores = scores + terms.offsets([h for h, _ in live]) - terms.held([h for h, _ in live])[:, None]
             flat = scores.flatten().topk(min(beam * 2, scores.numel()))
             new, rows = [], []
             for s, idx in zip(flat.values.tolist(), flat.indices.tolist()):

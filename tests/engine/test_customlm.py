@@ -197,6 +197,10 @@ def test_sentence_scorer_prefers_the_domains_sentences_and_the_prompt_holds_its_
     from engine.text import normalize_transcript
     scrambled = " ".join(reversed(normalize_transcript(line).split()))
     assert scorer.log_prob(line) > scorer.log_prob(scrambled) > scorer.log_prob("quokka " * len(line.split()))
+    # without the sentence end: the words as the start of a longer sentence (what shallow fusion scores)
+    assert scorer.log_prob("", end=False) == 0.0
+    assert scorer.log_prob(line, end=False) != scorer.log_prob(line)
+    assert scorer.log_prob(line, end=False) > scorer.log_prob(scrambled, end=False)
     assert custom.prompt == "Zyxtrel"  # the glossary of the custom words; the corpora act through the rescoring
     assert prompt_text([CustomWord("IEEE", ("I triple E",), "IEEE"), CustomWord("T-Mobile")]) == "IEEE, T-Mobile"
     assert len(prompt_text([CustomWord(f"Word{i}") for i in range(100)], budget=80)) <= 80

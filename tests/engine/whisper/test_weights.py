@@ -132,6 +132,51 @@ def test_a_custom_lm_rescores_the_decoders_n_best(tmp_path) -> None:
         "your message is too short"
 
 
+@pytest.mark.timeout(180)
+def test_shallow_fusion_scores_each_hypothesis_as_decoder_plus_lm_and_steers_the_beam() -> None:
+    """Issue 12: with fusion the custom LM's term is part of the beam search's own scores: a finished
+    hypothesis scores exactly the decoder's log-probability of its tokens plus the LM term of its
+    text (sentence end included); an LM that says nothing leaves the beam as it was; and an LM
+    that dislikes the acoustics' choice drives the beam elsewhere."""
+    import torch.nn.functional as F
+
+    from engine.audio import load_audio
+    from engine.features import log_mel
+    from engine.whisper.decode import UtteranceDecoder, WhisperText
+    from engine.whisper.features import WhisperFeatureConfig
+    from tests.conftest import FIXTURES
+
+    model = shared_pretrained("whisper-tiny.en")
+    text = WhisperText(source_folder(SOURCES["whisper-tiny.en"]) / "tokenizer.json", model.dims.n_vocab)
+    feats = log_mel(load_audio(FIXTURES / "allison" / "vm-tooshort.wav", 8000), WhisperFeatureConfig(8000))
+    decoder = UtteranceDecoder(model, text)
+    calls = []
+
+    def per_word(t: str, end: bool = True) -> float:
+        calls.append((t, end))
+        return -0.7 * len(normalize(t).split()) - (0.3 if end else 0.0)
+
+    with torch.inference_mode():
+        cross = model.decoder.cross_kv(decoder.encode(feats))
+        plain = decoder._beam_pool(cross, 4, text.prompt)
+        assert decoder._beam_pool(cross, 4, text.prompt, lambda _t, end=True: 0.0) == plain
+        fused = decoder._beam_pool(cross, 4, text.prompt, per_word)
+        for ids, score in fused:
+            tokens = torch.tensor([text.prompt + ids + [text.eot]])
+            logits, _ = model.decoder(tokens[:, :-1], cross)
+            logits = logits[0, len(text.prompt) - 1:].float()
+            logits[:, text.first_special + 1:] = -float("inf")
+            acoustic = float(F.log_softmax(logits, -1).gather(1, tokens[0, len(text.prompt):, None]).sum())
+            assert score == pytest.approx(acoustic + per_word(text.decode(ids)), abs=1e-3)
+    assert any(not end for _t, end in calls)  # words were scored while the hypotheses were being written
+    # an LM that forbids "message": the plain beam's hypotheses all hold it, the fused beam turns away
+    assert all("message" in normalize(text.decode(ids)).split() for ids, _ in plain)
+    forbid = lambda t, end=True: -50.0 if "message" in normalize(t).split() else 0.0  # noqa: E731
+    assert "message" in decoder.transcribe(feats, rescore=forbid).text.split()  # rescoring has nothing else
+    steered = decoder.transcribe(feats, rescore=forbid, fuse=True).text
+    assert "message" not in steered.split() and steered.endswith("too short"), steered
+
+
 def normalize(text: str) -> str:
     from engine.text import normalize_transcript
     return normalize_transcript(text)
