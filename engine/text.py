@@ -28,8 +28,26 @@ def spell_numbers(text: str) -> str:
     Returns:
         The text with every number (ordinals included) spelled out.
     """
-    text = _ORDINAL.sub(lambda m: " " + num2words(int(m.group(1)), to="ordinal") + " ", text)
-    return _NUMBER.sub(lambda m: " " + num2words(float(m.group()) if "." in m.group() else int(m.group())) + " ", text)
+    text = _ORDINAL.sub(lambda m: " " + (_digits(m.group(1)) if len(m.group(1)) > MAX_NUMBER_DIGITS
+                                         else num2words(int(m.group(1)), to="ordinal")) + " ", text)
+    return _NUMBER.sub(lambda m: " " + _number(m.group()) + " ", text)
+
+
+#: digit strings longer than this are read digit by digit (num2words refuses numbers of 300+ digits, which
+#: a decoder's repetition loop can write: "1212...12")
+MAX_NUMBER_DIGITS = 21
+_DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def _digits(digits: str) -> str:
+    return " ".join(_DIGIT_WORDS[int(d)] for d in digits if d.isdigit())
+
+
+def _number(number: str) -> str:
+    whole, _, fraction = number.partition(".")
+    if len(whole) > MAX_NUMBER_DIGITS or len(fraction) > MAX_NUMBER_DIGITS:
+        return _digits(whole) + (" point " + _digits(fraction) if fraction else "")
+    return num2words(float(number) if fraction else int(number))
 
 
 def normalize_transcript(text: str) -> str:
