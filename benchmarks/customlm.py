@@ -39,6 +39,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from engine.audio import load_audio, resample  # noqa: E402
+from engine import finalpass  # noqa: E402
 from engine.bundle import load_bundle  # noqa: E402
 from engine.catalog import default_models_dir  # noqa: E402
 from engine.bundle import resolve_model  # noqa: E402
@@ -104,8 +105,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cache", type=Path, default=Path("/work/data/customlm"), help="synthetic audio and built LMs")
     p.add_argument("--synth-texts", type=int, default=40, help="test-split texts per synthetic voice")
     p.add_argument("--tune-files", type=int, default=40, help="train-split files for picking the weight")
+    p.add_argument("--bands", default="narrowband,broadband", help="which base models to measure")
+    p.add_argument("--fusion", action="store_true",
+                   help="Whisper-based versions: shallow fusion of the custom LM into the decoder's beam "
+                        "(server: [recognition] custom_lm_fusion) instead of N-best rescoring")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    if args.fusion:
+        finalpass.WHISPER_FUSION = True
     texts = prompts()
     train_texts = [t for n, t in sorted(texts.items()) if split_of(n) == "train"]
     test_prompts = [(n, t) for n, t in sorted(texts.items()) if split_of(n) == "test"]
@@ -129,8 +136,13 @@ def main(argv: list[str] | None = None) -> None:
                                                               args.cache / "synth-seen", {label: voice})
                           for label, voice in SEEN_VOICES.items()}}),
     }
+    unknown = set(args.bands.split(",")) - set(bands)
+    if unknown:
+        p.error(f"unknown band(s) {sorted(unknown)}: expected narrowband and/or broadband")
     rows, speed, picked, summaries = [], {}, {}, {}
     for band, (path, tune_files, test_sets) in bands.items():
+        if band not in args.bands.split(","):
+            continue
         bundle = load_bundle(path)
         lm_dir = args.cache / f"lm-{bundle.version}"
         summaries[bundle.version] = build_custom_lm(bundle, ["\n".join(train_texts)], [], lm_dir)

@@ -407,7 +407,7 @@ class Recognizer:
 
     def final_pass(self, requested: str | None = None, *, custom_lm: CustomLM | None = None,
                    customization_weight: float = 0.3, max_alternatives: int = 1, whisper_beam: int = 0,
-                   adapter: Adapter | None = None) -> FinalPass:
+                   adapter: Adapter | None = None, fusion: bool | None = None) -> FinalPass:
         """:func:`engine.finalpass.choose_final_pass` for this version.
 
         Raises:
@@ -416,7 +416,7 @@ class Recognizer:
         check_weight(customization_weight)
         return choose_final_pass(self.bundle, requested, custom_lm=custom_lm,
                                  customization_weight=customization_weight, max_alternatives=max_alternatives,
-                                 whisper_beam=whisper_beam, adapter=adapter)
+                                 whisper_beam=whisper_beam, adapter=adapter, fusion=fusion)
 
     def whisper_final(self, features: torch.Tensor, log_probs: torch.Tensor, frame_offset: int, *,
                       fallback: list[Word], final_pass: FinalPass | None = None) -> tuple[WhisperFinal, Future | None]:
@@ -538,7 +538,8 @@ class Recognizer:
 
     @torch.inference_mode()
     def transcribe(self, samples: torch.Tensor, *, custom_lm: CustomLM | None = None,
-                   customization_weight: float = 0.3, final_pass: str | None = None) -> Transcription:
+                   customization_weight: float = 0.3, final_pass: str | None = None,
+                   fusion: bool | None = None) -> Transcription:
         """Offline recognition of a whole signal.
 
         The older (convolutional) architecture runs one model step over the whole signal. A
@@ -559,7 +560,8 @@ class Recognizer:
         began = time.perf_counter()
         b = self.bundle
         if not isinstance(b.model, StreamingCTC):
-            chosen = self.final_pass(final_pass, custom_lm=custom_lm, customization_weight=customization_weight)
+            chosen = self.final_pass(final_pass, custom_lm=custom_lm, customization_weight=customization_weight,
+                                     fusion=fusion)
             stream = self.new_stream(chunk_frames=OFFLINE_CHUNK_FRAMES, final_pass=chosen)
             words = [w for r in self.run(stream, samples) for w in r.words]
             return Transcription(words, samples.numel() / b.sample_rate_hz, time.perf_counter() - began)

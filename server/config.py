@@ -24,6 +24,7 @@
     live_whisper_beam = 0         # beam of Whisper's decoder per route (0: the version's own, greedy) ...
     request_whisper_beam = 4      # ... 4 where accuracy matters more than a final's latency ...
     job_whisper_beam = 4          # ... (measured: README, Accuracy and speed)
+    custom_lm_fusion = false      # Whisper pass: fuse a custom LM into the decoder's beam (for scripted audio)
 
     [customization]
     min_acoustic_minutes = 1.0    # the least valid audio a custom acoustic model trains on
@@ -102,6 +103,10 @@ class RecognitionConfig:
             of 4 was better on every set measured (Allison test 6.6 -> 6.3%, HTS slt 17.1 -> 14.8%, flite
             awb 23.2 -> 20.7%) for ~40% more decoding time: the default for sessionless requests and
             jobs, where accuracy matters more than a final's latency; live streams stay greedy.
+        custom_lm_fusion: the ``whisper`` pass fuses a request's custom LM into the decoder's beam search
+            (shallow fusion) instead of rescoring the beam's finished hypotheses. Off by default: it helps
+            where the audio says the corpus's own sentences (scripted prompts) and hurts on sentences the
+            corpus lacks (README "Custom language models").
     """
 
     chunk_ms: int = 160
@@ -112,6 +117,7 @@ class RecognitionConfig:
     live_whisper_beam: int = 0
     request_whisper_beam: int = 4
     job_whisper_beam: int = 4
+    custom_lm_fusion: bool = False
 
     def __post_init__(self) -> None:
         for route in ROUTES:
@@ -213,8 +219,9 @@ def _table(cls: type, values: Any, where: str) -> Any:
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; expected {', '.join(known)}")
     for key, value in values.items():
-        expected = {"int": int, "float": (int, float), "str": str, "str | None": str}.get(str(known[key].type))
-        if expected and (not isinstance(value, expected) or isinstance(value, bool)):
+        expected = {"int": int, "float": (int, float), "str": str, "str | None": str,
+                    "bool": bool}.get(str(known[key].type))
+        if expected and (not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool)):
             raise ConfigError(f"{where}.{key} must be {known[key].type}, got {value!r}")
     try:
         return cls(**values)

@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--custom-lm", help="a trained custom language model folder to recognise with")
     e.add_argument("--customization-weight", type=float, default=0.3,
                    help="its weight in [0, 1] (default 0.3, Watson's)")
+    e.add_argument("--custom-lm-fusion", action="store_true",
+                   help="Whisper-based versions: fuse the custom LM into the decoder's beam search "
+                        "(the server's [recognition] custom_lm_fusion) instead of rescoring its N-best")
 
     s = sub.add_parser("serve", help="start the server")
     s.add_argument("--host", default="127.0.0.1")

@@ -28,9 +28,9 @@ class FileError(Exception):
 
 def recognise_file(models: LocalModels, path: Path, *, name: str | None, version: str | None,
                    content_type: str | None = None, final_pass: str | None = None, custom_lm: CustomLM | None = None,
-                   customization_weight: float = 0.3) -> tuple[Transcription, str]:
+                   customization_weight: float = 0.3, fusion: bool | None = None) -> tuple[Transcription, str]:
     """Decode one file, pick its model, recognise it (``final_pass``: see :mod:`engine.finalpass`;
-    ``custom_lm``: a custom language model built for that version).
+    ``custom_lm``: a custom language model built for that version; ``fusion``: fused into Whisper's beam).
 
     Returns:
         The transcription and the model version used.
@@ -46,7 +46,7 @@ def recognise_file(models: LocalModels, path: Path, *, name: str | None, version
         raise FileError(str(exc)) from exc
     audio = audio_for(bundle, samples, rate)
     return models.recognizer(bundle).transcribe(audio, final_pass=final_pass, custom_lm=custom_lm,
-                                                customization_weight=customization_weight), bundle.version
+                                                customization_weight=customization_weight, fusion=fusion), bundle.version
 
 
 def read_audio(path: Path, content_type: str | None = None):
@@ -135,7 +135,8 @@ def eval_command(args: argparse.Namespace) -> int:
         try:
             result, version = recognise_file(models, audio, name=args.model, version=args.base_model_version,
                                              final_pass=None if args.final_pass == "auto" else args.final_pass,
-                                             custom_lm=custom_lm, customization_weight=args.customization_weight)
+                                             custom_lm=custom_lm, customization_weight=args.customization_weight,
+                                             fusion=args.custom_lm_fusion)
         except FileError as exc:
             _fail(audio, str(exc))
             errors += 1

@@ -90,7 +90,8 @@ class Recognition:
         final_pass = model.recognizer.final_pass(settings.requested_final_pass(route), custom_lm=custom_lm,
                                                  customization_weight=customization_weight,
                                                  max_alternatives=max_alternatives,
-                                                 whisper_beam=settings.whisper_beam(route), adapter=model.adapter)
+                                                 whisper_beam=settings.whisper_beam(route), adapter=model.adapter,
+                                                 fusion=settings.custom_lm_fusion)
         #: for the results' warnings
         self.warnings: tuple[str, ...] = () if not final_pass.ignored_custom_lm else (
             f"The custom language model is not applied to the final results of {model.bundle.version}: its final "

@@ -53,6 +53,13 @@ def test_whisper_applies_a_custom_lm_by_rescoring(monkeypatch) -> None:
     assert (ctc.kind, ctc.custom_lm, ctc.whisper_prompt) == (FinalPassKind.CTC, CUSTOM, ())
 
 
+def test_shallow_fusion_is_asked_for_and_off_by_default() -> None:
+    bundle = _bundle(whisper=True, beam=True, default="whisper")
+    assert not choose_final_pass(bundle, None, custom_lm=CUSTOM).whisper_fusion
+    assert choose_final_pass(bundle, None, custom_lm=CUSTOM, fusion=True).whisper_fusion
+    assert not choose_final_pass(bundle, "ctc", custom_lm=CUSTOM, fusion=True).whisper_fusion
+
+
 def test_weight_zero_drops_the_custom_lm() -> None:
     chosen = choose_final_pass(_bundle(whisper=True, beam=True, default="whisper"), None, custom_lm=CUSTOM,
                                customization_weight=0.0)

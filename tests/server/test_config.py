@@ -11,6 +11,7 @@ def test_defaults_without_a_file() -> None:
     assert config.limits.max_sessions == 256 and config.scheduler.max_batch == 64
     assert config.recognition.chunk_ms == 160 and config.recognition.final_pass == "auto"
     assert [config.recognition.whisper_beam(r) for r in ("live", "request", "job")] == [0, 4, 4]
+    assert config.recognition.custom_lm_fusion is False  # rescoring: fusion hurt on unscripted sentences
     assert config.limits.release_check_s == 30
     assert config.credentials == ()
 
@@ -53,6 +54,7 @@ secret_access_key = "s"
     ({"recognition": {"final_pass": ""}}, "final_pass: final_pass must be one of"),
     ({"recognition": {"job_final_pass": "fast"}}, "job_final_pass: final_pass must be one of"),
     ({"recognition": {"live_whisper_beam": 17}}, "live_whisper_beam must be between 0 and 16"),
+    ({"recognition": {"custom_lm_fusion": "yes"}}, "custom_lm_fusion must be bool"),
     ({"server": {"release_check_s": -1}}, "must be positive"),
     ({"credentials": {"instance": "a"}}, "array of tables"),
     ({"credentials": [{"instance": "a"}]}, "needs api_key or access_key_id"),
