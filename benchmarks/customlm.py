@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import jiwer
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append({"set": name, "model": bundle.version, "files": len(files), "weight": w, "wer": wer[w],
                              "relative_reduction": (base - wer[w]) / base if base else 0.0, "picked": w == best})
             print(name, {w: round(v, 3) for w, v in wer.items()}, flush=True)
-    write_report(args.out, rows, speed, picked, summaries, argv)
+    write_report(args.out, rows, speed, picked, summaries, sys.argv[1:] if argv is None else argv)
 
 
 def write_report(out: Path, rows: list[dict], speed: dict, picked: dict, summaries: dict,
@@ -175,11 +176,14 @@ def write_report(out: Path, rows: list[dict], speed: dict, picked: dict, summari
     command = "python -m benchmarks.customlm" + (" " + " ".join(argv) if argv else " --out benchmarks/reports")
     (out / "customlm.json").write_text(json.dumps({"command": command, "rows": rows, "speed": speed,
                                                    "picked": picked, "custom_lms": summaries}, indent=1) + "\n")
+    how = ("is fused into the Whisper decoder's beam search (shallow fusion, `--fusion`; beam 4; score "
+           "`log P_whisper + w log P_custom`, each word scored as the next one starts)"
+           if argv and "--fusion" in argv else
+           "rescores the Whisper decoder's N-best (beam 4; score `log P_whisper + w log P_custom`, per token)")
     lines = ["# Custom language model lift on IVR audio", "",
              f"Command: `{command}`. Custom LM: 3-gram KN on the train split of the Allison prompt texts "
              "(asterisk-core-sounds-en). Live finals (`Recognizer.transcribe`, as `voxgate eval`): on a "
-             "Whisper-based version the custom LM rescores the Whisper decoder's N-best (beam 4; score "
-             "`log P_whisper + w log P_custom`, per token), on a CTC version it is mixed with the base LM in the "
+             f"Whisper-based version the custom LM {how}, on a CTC version it is mixed with the base LM in the "
              "beam search (`P = (1-w) P_base + w P_custom`). Weight 1e-06 is the rescoring beam with no "
              "LM to speak of: the beam's own share of the lift. WER with jiwer after "
              "`engine.text.normalize_transcript`. The picked weight (*) was chosen on train-split audio only.", "",
