@@ -8,8 +8,8 @@ from one :class:`FinalPass`:
   (:mod:`engine.beam`, :mod:`engine.customlm`); live streams run it along the utterance;
 - ``whisper``: Whisper's decoder over the utterance's full-context encoding
   (:class:`engine.whisper.decode.UtteranceDecoder`), its N-best rescored by the request's custom LM
-  when there is one (or, asked for, the custom LM fused into its beam search); word times come from a CTC forced alignment of its words on the streaming
-  pass's posteriors.
+  when there is one (or, asked for, the custom LM fused into its beam search); word times come
+  from a CTC forced alignment of its words on the streaming pass's posteriors.
 
 :func:`choose_final_pass` resolves a request's wish against what the model version has (older
 versions have no Whisper decoder), in one place.

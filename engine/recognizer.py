@@ -552,6 +552,8 @@ class Recognizer:
             custom_lm: a custom language model mixed into the beam search (when the bundle has one).
             customization_weight: its share in [0, 1] (0: the base search alone).
             final_pass: the final pass by name (None: the version's default).
+            fusion: the ``whisper`` pass fuses the custom LM into its beam search instead of rescoring
+                the beam (None: :data:`engine.finalpass.WHISPER_FUSION`).
 
         Raises:
             ValueError: a weight outside [0, 1] or an unknown final pass.

@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import copy
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Protocol
 from pathlib import Path
+from typing import Protocol
 
 import tokenizers
 import torch
@@ -228,7 +227,7 @@ class UtteranceDecoder:
 
     @torch.inference_mode()
     def decode(self, log_mel: torch.Tensor, previous: tuple[int, ...] = (),
-               rescore: Callable[[str], float] | None = None) -> str:
+               rescore: LMTerm | None = None) -> str:
         """The normalised transcript of one utterance (empty for too little audio); see :meth:`transcribe`."""
         return self.transcribe(log_mel, previous, rescore).text
 
