@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -75,7 +76,8 @@ def main(argv: list[str] | None = None) -> None:
             rows.append({"condition": name, "files": len(files), "system": how, "wer": jiwer.wer(refs, hyps),
                          "seconds": round(time.monotonic() - began, 1)})
             print(json.dumps(rows[-1]), flush=True)
-    command = "python -m benchmarks.customlm_fusion" + (" " + " ".join(argv) if argv else "")
+    given = sys.argv[1:] if argv is None else argv
+    command = "python -m benchmarks.customlm_fusion" + (" " + " ".join(given) if given else "")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "customlm-fusion.json").write_text(json.dumps({"command": command, "version": bundle.version,
                                                                "rows": rows}, indent=1) + "\n")
