@@ -15,7 +15,9 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile
 import websocket
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -120,8 +122,14 @@ def _finals(driver: WebDriver) -> list[str]:
     return [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#transcript .final .words")]
 
 
-def test_live_page_streams_the_microphone_interim_then_final(page_server, browser) -> None:
-    driver = browser(microphone=FIXTURES / "hello.wav")
+def test_live_page_streams_the_microphone_interim_then_final(page_server, browser, tmp_path) -> None:
+    # hello.wav's first word starts at its first sample; a person clicks Start, then speaks: half a
+    # second of silence first, so the test does not hang on when the fake device starts playing
+    # (a capture that started early clipped "read" to "beat" in some full CI runs)
+    samples, rate = soundfile.read(FIXTURES / "hello.wav", dtype="int16")
+    microphone = tmp_path / "hello-after-a-pause.wav"
+    soundfile.write(microphone, np.concatenate([np.zeros(rate // 2, dtype=np.int16), samples]), rate, subtype="PCM_16")
+    driver = browser(microphone=microphone)
     _open(driver, _base(page_server) + "/", KEY)
     assert _text(driver, "key-hint") == "key accepted"
     driver.find_element(By.ID, "start").click()

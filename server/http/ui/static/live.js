@@ -144,10 +144,8 @@ class LiveSession {
   }
 
   async start() {
-    setStatus("asking for the microphone…");
-    this.stream = await navigator.mediaDevices.getUserMedia({
-      audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
-    });
+    // The audio graph is ready before the microphone opens, so that nothing said right after
+    // "Start" is lost while the worklet loads (a capture opened first runs ahead of its consumer).
     try {
       this.context = new AudioContext({ sampleRate: RATE_HZ });
     } catch {
@@ -158,6 +156,10 @@ class LiveSession {
       numberOfOutputs: 0, processorOptions: { targetRate: RATE_HZ, frameSamples: RATE_HZ / 10 },
     });
     this.node.port.onmessage = (event) => this.onAudio(event.data);
+    setStatus("asking for the microphone…");
+    this.stream = await navigator.mediaDevices.getUserMedia({
+      audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
+    });
     this.context.createMediaStreamSource(this.stream).connect(this.node);
     await this.context.resume();
     this.open();
