@@ -28,8 +28,7 @@ def spell_numbers(text: str) -> str:
     Returns:
         The text with every number (ordinals included) spelled out.
     """
-    text = _ORDINAL.sub(lambda m: " " + (_digits(m.group(1)) if len(m.group(1)) > MAX_NUMBER_DIGITS
-                                         else num2words(int(m.group(1)), to="ordinal")) + " ", text)
+    text = _ORDINAL.sub(lambda m: " " + _number(m.group(1), "ordinal") + " ", text)
     return _NUMBER.sub(lambda m: " " + _number(m.group()) + " ", text)
 
 
@@ -40,14 +39,15 @@ _DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "
 
 
 def _digits(digits: str) -> str:
-    return " ".join(_DIGIT_WORDS[int(d)] for d in digits if d.isdigit())
+    return " ".join(_DIGIT_WORDS[int(d)] for d in digits)
 
 
-def _number(number: str) -> str:
+def _number(number: str, to: str = "cardinal") -> str:
+    """A number's words (``to``: num2words' ``cardinal`` or ``ordinal``), digit by digit when too long."""
     whole, _, fraction = number.partition(".")
     if len(whole) > MAX_NUMBER_DIGITS or len(fraction) > MAX_NUMBER_DIGITS:
         return _digits(whole) + (" point " + _digits(fraction) if fraction else "")
-    return num2words(float(number) if fraction else int(number))
+    return num2words(float(number) if fraction else int(number), to=to)
 
 
 def normalize_transcript(text: str) -> str:

@@ -136,7 +136,7 @@ def eval_command(args: argparse.Namespace) -> int:
             result, version = recognise_file(models, audio, name=args.model, version=args.base_model_version,
                                              final_pass=None if args.final_pass == "auto" else args.final_pass,
                                              custom_lm=custom_lm, customization_weight=args.customization_weight,
-                                             fusion=args.custom_lm_fusion)
+                                             fusion=args.custom_lm_fusion or None)
         except FileError as exc:
             _fail(audio, str(exc))
             errors += 1

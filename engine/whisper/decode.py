@@ -167,17 +167,13 @@ class _Fusion:
         complete = raw if raw[-1:].isspace() else " ".join(raw.split()[:-1])
         return self._term(complete, False), self._term(raw, False), self._term(raw, True)
 
-    def held(self, hyps: list[list[int]]) -> torch.Tensor:
-        """``(n,)``: the term each hypothesis holds in its score."""
-        return torch.tensor([self._three(h)[0] for h in hyps])
-
-    def offsets(self, hyps: list[list[int]]) -> torch.Tensor:
-        """``(n, V)``: the term each hypothesis extended by each token holds."""
+    def gains(self, hyps: list[list[int]]) -> torch.Tensor:
+        """``(n, V)``: what each token adds to the term each hypothesis already holds in its score."""
         table = torch.tensor([self._three(h) for h in hyps])  # (n, 3): goes on, new word, end
         starts = self._text.word_starts()
         out = torch.where(starts[None, :], table[:, 1:2], table[:, 0:1])
         out[:, self._text.eot] = table[:, 2]
-        return out
+        return out - table[:, 0:1]
 
 
 def encoder_input(log_mel: torch.Tensor, n_audio_ctx: int, min_pad_s: float) -> torch.Tensor:
@@ -361,7 +357,7 @@ class UtteranceDecoder:
         logits, kv = self._step_logits(torch.tensor([prompt]), cross1, None)
         logp = F.log_softmax(logits, -1)[0]
         if terms is not None:
-            logp = logp + terms.offsets([[]])[0]
+            logp = logp + terms.gains([[]])[0]
         top = logp.topk(beam)
         hyps = [([int(t)], float(s)) for s, t in zip(top.values, top.indices)]
         kv = [(k.expand(beam, -1, -1).contiguous(), v.expand(beam, -1, -1).contiguous()) for k, v in kv]
@@ -378,8 +374,7 @@ class UtteranceDecoder:
             logp = F.log_softmax(logits, -1)
             scores = torch.tensor([s for _, s in live])[:, None] + logp
             if terms is not None:
-                # a hypothesis's score holds its complete words' term already: add the difference
-                scores = scores + terms.offsets([h for h, _ in live]) - terms.held([h for h, _ in live])[:, None]
+                scores = scores + terms.gains([h for h, _ in live])
             flat = scores.flatten().topk(min(beam * 2, scores.numel()))
             new, rows = [], []
             for s, idx in zip(flat.values.tolist(), flat.indices.tolist()):
