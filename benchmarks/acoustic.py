@@ -6,7 +6,7 @@ is trained on the TRAIN split of the Allison prompts (asterisk-core-sounds-en, 8
 speaker; prompts whose name's sha1 hex digest ends in 3-f) with their real transcripts, and
 a custom LM (:func:`engine.customlm.build_custom_lm`) on the TRAIN-split prompt texts only.
 Everything is evaluated on the TEST split (digest ends in 0-2), which is never trained or
-tuned on: WER and CER (jiwer, after :func:`engine.text.normalize_transcript`) of
+tuned on: WER and CER (:mod:`engine.scoring`) of
 
 - the base model, alone and with the custom LM;
 - the custom acoustic model, alone and with the custom LM;
@@ -34,7 +34,6 @@ import sys
 import time
 from pathlib import Path
 
-import jiwer
 import matplotlib
 import torch
 
@@ -50,7 +49,7 @@ from engine.catalog import default_models_dir  # noqa: E402
 from engine.customlm import CustomLM, build_custom_lm  # noqa: E402
 from engine.recipe.allison import SOUNDS, prompts, split_of, write_manifest  # noqa: E402
 from engine.recognizer import Recognizer  # noqa: E402
-from engine.text import normalize_transcript  # noqa: E402
+from engine.scoring import score, wer  # noqa: E402
 
 #: the custom LM's weight per architecture: 0.15 on the Whisper-based versions (picked on TRAIN-split
 #: Allison audio by an earlier benchmarks/customlm, whose tuning LM then held the tuning audio's texts; it
@@ -107,12 +106,12 @@ def wer_of(bundle, audio: list[torch.Tensor], references: list[str], custom: Cus
     began = time.monotonic()
     for samples, reference in zip(audio, references):
         result = recognizer.transcribe(samples, custom_lm=custom, customization_weight=weight if custom else 0.0)
-        refs.append(normalize_transcript(reference))
-        hyps.append(normalize_transcript(result.transcript))
+        refs.append(reference)
+        hyps.append(result.transcript)
     seconds = time.monotonic() - began
     audio_s = sum(a.numel() for a in audio) / bundle.sample_rate_hz
-    return {"wer": round(jiwer.wer(refs, hyps), 4), "cer": round(float(jiwer.cer(refs, hyps)), 4),
-            "files": len(refs), "rtf": round(seconds / audio_s, 4)}
+    scored = score(refs, hyps)
+    return {"wer": round(scored.wer, 4), "cer": round(scored.cer, 4), "files": len(refs), "rtf": round(seconds / audio_s, 4)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -174,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
         labels = [pseudo_label(base, a, custom_lm=custom, customization_weight=weight)
                   for a in train_audio]
         label_seconds = time.monotonic() - began
-        label_wer = jiwer.wer([normalize_transcript(t) for _, _, t in train], [x or "<empty>" for x in labels])
+        label_wer = wer([t for _, _, t in train], labels)
         pseudo_dir = args.cache / f"am-pseudo-{base.version}"
         trainings["pseudo_labels"] = {**adapt_acoustic_model(base, list(zip(train_audio, labels)), pseudo_dir,
                                                              config=config),
@@ -216,7 +215,7 @@ def write_report(out: Path, command: str, version: str, rows: list[dict], traini
              "Custom LM: "
              "`engine.customlm.build_custom_lm` on the TRAIN-split prompt texts only, customization weight "
              f"{weight}. Evaluated on the {n_test} TEST-split prompts (never trained or tuned on). "
-             "WER/CER with jiwer after `engine.text.normalize_transcript`; RTF: seconds of recognition (streaming "
+             "WER/CER counted by `engine.scoring`; RTF: seconds of recognition (streaming "
              "pass and final pass, 2 torch threads) per second of audio.", "",
              "| system | files | WER | CER | RTF |", "|---|---|---|---|---|"]
     for r in rows:

@@ -27,7 +27,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import jiwer
 import torch
 
 from engine.acoustic import AdaptConfig, adapt_acoustic_model
@@ -38,7 +37,7 @@ from engine.catalog import default_models_dir
 from engine.customlm import CustomLM, build_custom_lm
 from engine.recipe.allison import SOUNDS, prompts, split_of
 from engine.recognizer import Recognizer
-from engine.text import normalize_transcript
+from engine.scoring import score as score_texts, scoring_form
 from engine.whisper.adapt import WhisperAdaptConfig
 
 
@@ -66,16 +65,14 @@ def score(bundle, held: list, custom: CustomLM | None, weight: float) -> tuple[f
     recognizer = Recognizer(bundle)
     refs, hyps, per = [], [], []
     for name, samples, text in held:
-        ref = normalize_transcript(text)
-        hyp = normalize_transcript(recognizer.transcribe(samples, custom_lm=custom if weight else None,
-                                                         customization_weight=weight).transcript) or "<empty>"
-        out = jiwer.process_words(ref, hyp)
-        per.append({"name": name, "errors": out.substitutions + out.deletions + out.insertions,
-                    "words": len(ref.split()), "seconds": round(samples.numel() / bundle.sample_rate_hz, 1),
-                    "reference": ref, "hypothesis": hyp})
-        refs.append(ref)
+        hyp = recognizer.transcribe(samples, custom_lm=custom if weight else None, customization_weight=weight).transcript
+        one = score_texts([text], [hyp])
+        per.append({"name": name, "errors": one.substitutions + one.deletions + one.insertions,
+                    "words": one.reference_words, "seconds": round(samples.numel() / bundle.sample_rate_hz, 1),
+                    "reference": scoring_form(text), "hypothesis": scoring_form(hyp)})
+        refs.append(text)
         hyps.append(hyp)
-    return round(jiwer.wer(refs, hyps), 4), per
+    return round(score_texts(refs, hyps).wer, 4), per
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,7 +11,7 @@ newest broadband base model from the TRAIN split of the Allison prompt texts
   (espeak-ng en-us, flite kal; the texts are new to them) -> broadband, to show the lift
   where the acoustic model is on firmer ground.
 
-WER (jiwer, after :func:`engine.text.normalize_transcript`) of the live finals without and
+WER (:mod:`engine.scoring`) of the live finals without and
 with the custom LM at several customization weights (see :func:`evaluate`). The default
 weight is picked on TRAIN-split audio only (the held-out part of the Allison train recordings,
 :func:`benchmarks.acoustic_heldout.held_out`, for narrowband; train-split texts spoken by the
@@ -34,7 +34,6 @@ import json
 import sys
 from pathlib import Path
 
-import jiwer
 import matplotlib
 import soundfile
 import torch
@@ -52,7 +51,7 @@ from engine.recipe.allison import SOUNDS, prompts, split_of  # noqa: E402
 from engine.recipe.voices import HELD_OUT, Voice, synthesize  # noqa: E402
 from benchmarks.acoustic_heldout import held_out  # noqa: E402
 from engine.recognizer import Recognizer  # noqa: E402
-from engine.text import normalize_transcript  # noqa: E402
+from engine.scoring import wer  # noqa: E402
 
 CANDIDATE_WEIGHTS = (0.1, 0.15, 0.2, 0.3, 0.5, 0.8)
 REPORTED_WEIGHTS = (0.3, 0.5, 0.8)
@@ -95,12 +94,12 @@ def evaluate(bundle, custom: CustomLM, files: list[tuple[Path, str]], weights: t
     for wav, text in files:
         samples = load_audio(wav, bundle.sample_rate_hz)
         audio_s += samples.numel() / bundle.sample_rate_hz
-        refs.append(normalize_transcript(text) or "<silence>")
+        refs.append(text)
         for w in hyps:
             out = recognizer.transcribe(samples, custom_lm=custom if w > 0 else None, customization_weight=w)
-            hyps[w].append(normalize_transcript(out.transcript))
+            hyps[w].append(out.transcript)
             seconds[w] += out.processing_seconds
-    return {w: {"wer": jiwer.wer(refs, h), "rtf": seconds[w] / audio_s} for w, h in hyps.items()}
+    return {w: {"wer": wer(refs, h), "rtf": seconds[w] / audio_s} for w, h in hyps.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -196,8 +195,8 @@ def write_report(out: Path, rows: list[dict], speed: dict, picked: dict, summari
              "(asterisk-core-sounds-en). Live finals (`Recognizer.transcribe`, as `voxgate eval`): on a "
              f"Whisper-based version the custom LM {how}, on a CTC version it is mixed with the base LM in the "
              "beam search (`P = (1-w) P_base + w P_custom`). Weight 1e-06 is the rescoring beam with no "
-             "LM to speak of: the beam's own share of the lift. WER with jiwer after "
-             "`engine.text.normalize_transcript`. The picked weight (*) was chosen on train-split audio only.", "",
+             "LM to speak of: the beam's own share of the lift. WER counted by "
+             "`engine.scoring`. The picked weight (*) was chosen on train-split audio only.", "",
              "| set | model | files | customization weight | WER | relative reduction |", "|---|---|---|---|---|---|"]
     for r in rows:
         weight = "base only" if r["weight"] is None else (

@@ -25,7 +25,6 @@ import sys
 import time
 from pathlib import Path
 
-import jiwer
 import torch
 
 from benchmarks.acoustic_heldout import held_out
@@ -35,7 +34,7 @@ from engine.catalog import default_models_dir
 from engine.customlm import CustomLM, build_custom_lm
 from engine.recipe.allison import SOUNDS, prompts, split_of
 from engine.recognizer import Recognizer
-from engine.text import normalize_transcript
+from engine.scoring import wer
 
 
 def conditions(files: int) -> dict[str, tuple[list[tuple[str, str]], list[str]]]:
@@ -64,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         build_custom_lm(bundle, ["\n".join(corpus)], [], lm_dir)
         custom = CustomLM.load(lm_dir)
         audio = [load_audio(SOUNDS / f"{n}.wav", bundle.sample_rate_hz) for n, _ in files]
-        refs = [normalize_transcript(t) or "<silence>" for _, t in files]
+        refs = [t for _, t in files]
         for how, fusion in (("base", None), *((f"{m} {w:g}", (m == "fusion", w))
                                                for m in ("rescoring", "fusion") for w in weights)):
             began, hyps = time.monotonic(), []
@@ -72,8 +71,8 @@ def main(argv: list[str] | None = None) -> None:
                 out = recognizer.transcribe(samples, custom_lm=custom if fusion else None,
                                             customization_weight=fusion[1] if fusion else 0.0,
                                             fusion=fusion[0] if fusion else None)
-                hyps.append(normalize_transcript(out.transcript) or "<empty>")
-            rows.append({"condition": name, "files": len(files), "system": how, "wer": jiwer.wer(refs, hyps),
+                hyps.append(out.transcript)
+            rows.append({"condition": name, "files": len(files), "system": how, "wer": wer(refs, hyps),
                          "seconds": round(time.monotonic() - began, 1)})
             print(json.dumps(rows[-1]), flush=True)
     given = sys.argv[1:] if argv is None else argv
@@ -85,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
              f"Command: `{command}`. {bundle.version}, live finals (int8, beam 4 with a custom LM). "
              "scripted: the callers say the corpus's sentences (last TRAIN-split recordings, custom LM of all "
              "TRAIN-split texts); unscripted: held-out TRAIN-split recordings, custom LM of the other TRAIN-split "
-             "texts. WER after `engine.text.normalize_transcript`.", "",
+             "texts. WER counted by `engine.scoring`.", "",
              "| condition | files | system | WER | seconds |", "|---|---|---|---|---|"]
     lines += [f"| {r['condition']} | {r['files']} | {r['system']} | {100 * r['wer']:.2f}% | {r['seconds']} |"
               for r in rows]

@@ -1,7 +1,7 @@
 """Word error rate of pocketsphinx 5 (its shipped en-US model) on a voxgate manifest.
 
 The baseline of the foundation issue: the same audio, the same text
-normalisation (:func:`engine.text.normalize_transcript`) and jiwer's WER.
+scoring (:mod:`engine.scoring`).
 pocketsphinx's en-US model is a 16 kHz model, so 8 kHz audio is upsampled.
 
 Usage: ``python -m benchmarks.pocketsphinx_baseline --manifest FILE.tsv [--json]``
@@ -15,14 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-import jiwer
 import numpy as np
 from pocketsphinx import Decoder
 from tqdm import tqdm
 
 from engine.audio import load_audio
 from engine.manifest import read_manifest
-from engine.text import normalize_transcript
+from engine.scoring import score
 
 
 def evaluate(manifest: Path) -> dict:
@@ -40,10 +39,10 @@ def evaluate(manifest: Path) -> dict:
         proc_s += time.perf_counter() - began
         audio_s += samples.size / 16000
         hyp = decoder.hyp()
-        refs.append(normalize_transcript(reference) or "<silence>")
-        hyps.append(normalize_transcript(hyp.hypstr if hyp else ""))
+        refs.append(reference)
+        hyps.append(hyp.hypstr if hyp else "")
     return {"manifest": str(manifest), "system": "pocketsphinx 5 en-us", "files": len(refs),
-            "wer": round(jiwer.wer(refs, hyps), 4), "cer": round(float(jiwer.cer(refs, hyps)), 4),
+            "wer": round(score(refs, hyps).wer, 4), "cer": round(score(refs, hyps).cer, 4),
             "rtf": round(proc_s / audio_s, 4) if audio_s else None}
 
 

@@ -29,7 +29,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import jiwer
 import torch
 
 from benchmarks.base_models import subset, voxgate_eval, wer_bar_plot
@@ -39,16 +38,15 @@ from engine.catalog import default_models_dir
 from engine.features import log_mel
 from engine.manifest import read_manifest
 from engine.recipe.allison import write_manifest
-from engine.text import normalize_transcript
+from engine.scoring import score
 
 SETS = ("festival-hts-slt", "espeak-scotland", "flite-awb", "seen-voice-en-us")
 PASSES = ("whisper", "ctc", "greedy")
 
 
 def _score(refs: list[str], hyps: list[str], audio_s: float, proc_s: float) -> dict:
-    refs = [normalize_transcript(r) or "<silence>" for r in refs]
-    hyps = [normalize_transcript(h) for h in hyps]
-    return {"files": len(refs), "wer": round(jiwer.wer(refs, hyps), 4), "cer": round(float(jiwer.cer(refs, hyps)), 4),
+    scored = score(refs, hyps)
+    return {"files": len(refs), "wer": round(scored.wer, 4), "cer": round(scored.cer, 4),
             "rtf": round(proc_s / audio_s, 4) if audio_s else None}
 
 
@@ -144,7 +142,7 @@ def write_report(rows: list[dict], args: argparse.Namespace) -> None:
     """Markdown table plus a grouped bar plot of WER."""
     lines = ["# The Whisper-based release by final pass", "",
              f"Command: `python -m benchmarks.whisper_release --eval-dir {args.eval_dir} --files {args.files}`. "
-             "WER/CER after `engine.text.normalize_transcript`; RTF on one torch thread. "
+             "WER/CER counted by `engine.scoring`; RTF on one torch thread. "
              "allison-test: all 103 prompts of the reserved test split (real speech, 8 kHz).",
              "", "| band | set | system | files | WER | CER | RTF |", "|---|---|---|---|---|---|---|"]
     for r in rows:

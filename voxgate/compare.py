@@ -16,7 +16,6 @@ import json
 import sys
 from pathlib import Path
 
-import jiwer
 import torch
 from tqdm import tqdm
 
@@ -24,7 +23,7 @@ from engine.bundle import BundleError, find_models, load_bundle
 from engine.customlm import CustomLM
 from engine.manifest import ManifestError, read_manifest
 from engine.recognizer import Recognizer
-from engine.text import normalize_transcript
+from engine.scoring import wer
 from server.catalog import Catalog, Database, DataDir
 from voxgate.lifecycle import _database_url, _dirs
 from voxgate.offline import FileError, audio_for, read_audio
@@ -53,9 +52,9 @@ def _wer(recognizer: Recognizer, rows: list[tuple[Path, str]], label: str, **opt
         except FileError as exc:
             raise ValueError(f"{audio}: {exc}") from exc
         out = recognizer.transcribe(samples, **options)
-        refs.append(normalize_transcript(reference) or "<silence>")
-        hyps.append(normalize_transcript(out.transcript))
-    return jiwer.wer(refs, hyps)
+        refs.append(reference)
+        hyps.append(out.transcript)
+    return wer(refs, hyps)
 
 
 def compare_command(args: argparse.Namespace) -> int:

@@ -7,7 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-import jiwer
 import torch
 from tqdm import tqdm
 
@@ -17,7 +16,7 @@ from engine.catalog import LocalModels
 from engine.customlm import CustomLM
 from engine.manifest import ManifestError, read_manifest
 from engine.recognizer import Transcription
-from engine.text import normalize_transcript
+from engine.scoring import score
 from protocol.audio import content_type_for_suffix, parse_content_type
 from protocol.errors import VoxgateError
 
@@ -141,21 +140,18 @@ def eval_command(args: argparse.Namespace) -> int:
             _fail(audio, str(exc))
             errors += 1
             continue
-        refs.append(normalize_transcript(reference))
-        hyps.append(normalize_transcript(result.transcript))
+        refs.append(reference)
+        hyps.append(result.transcript)
         versions.add(version)
         audio_s += result.audio_seconds
         proc_s += result.processing_seconds
     if not refs:
         _fail(manifest, "no file could be recognised")
         return 1
-    # jiwer refuses empty references; an empty one counts its hypothesis' words as insertions.
-    pairs = [(r or "<silence>", h or "") for r, h in zip(refs, hyps)]
-    out = jiwer.process_words([r for r, _ in pairs], [h for _, h in pairs])
-    cer = jiwer.cer([r for r, _ in pairs], [h for _, h in pairs])
-    report = {"manifest": str(manifest), "files": len(refs), "errors": errors, "wer": round(out.wer, 4),
-              "cer": round(float(cer), 4), "substitutions": out.substitutions, "deletions": out.deletions,
-              "insertions": out.insertions, "reference_words": sum(len(r.split()) for r, _ in pairs),
+    scored = score(refs, hyps)
+    report = {"manifest": str(manifest), "files": len(refs), "errors": errors, "wer": round(scored.wer, 4),
+              "cer": round(scored.cer, 4), "substitutions": scored.substitutions, "deletions": scored.deletions,
+              "insertions": scored.insertions, "reference_words": scored.reference_words,
               "audio_seconds": round(audio_s, 2), "processing_seconds": round(proc_s, 3),
               "rtf": round(proc_s / audio_s, 4) if audio_s else None, "torch_threads": torch.get_num_threads(),
               "model_versions": sorted(versions), "final_pass": args.final_pass,

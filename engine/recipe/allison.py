@@ -4,6 +4,12 @@ The split is by prompt name (as written in ``core-sounds-en.txt``, e.g.
 ``digits/1``): a prompt whose name's sha1 hex digest ends in 0, 1 or 2 is in
 the test split, reserved for evaluation; the rest (3-f) is the train split,
 usable for customisation but never for base-model training.
+
+The transcripts carry transcribers' notes in parentheses — ``(10 seconds of silence)``,
+``... pound key. (simple tone sound plays)``, ``IAX (note: does not say "2")`` — which nobody says:
+they are removed from the references (a prompt of silence keeps an empty reference, scored by
+:mod:`engine.scoring` as a file where every hypothesised word is an insertion). Prompts whose
+transcript is only a ``[sound description]`` are left out, as before.
 """
 
 from __future__ import annotations
@@ -11,12 +17,15 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import re
 from pathlib import Path
 
+from engine.scoring import strip_annotations
 from engine.text import normalize_transcript
 
 TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
 SOUNDS = Path("/usr/share/asterisk/sounds/en")
+_BRACKETED = re.compile(r"\[[^\]]*\]")
 
 
 def split_of(name: str) -> str:
@@ -25,14 +34,14 @@ def split_of(name: str) -> str:
 
 
 def prompts(transcripts: Path = TRANSCRIPTS) -> dict[str, str]:
-    """Prompt name -> raw transcript, for prompts with speakable text."""
+    """Prompt name -> what is said (the transcript without its notes), for prompts with speakable text."""
     out: dict[str, str] = {}
     for line in gzip.decompress(transcripts.read_bytes()).decode("utf-8", errors="replace").splitlines():
         if not line.strip() or line.startswith(";") or ":" not in line:
             continue
         name, text = line.split(":", 1)
-        if normalize_transcript(text):
-            out[name.strip()] = text.strip()
+        if normalize_transcript(_BRACKETED.sub(" ", text)):
+            out[name.strip()] = " ".join(strip_annotations(text).split())
     return out
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from engine.recipe import augment
-from engine.recipe.allison import split_of
+from engine.recipe.allison import prompts, split_of
 from engine.recipe.export import training_summary
 from engine.recipe.sentences import clean_sentence, harvest, is_held_out
 from engine.recipe import train
@@ -130,3 +130,17 @@ def test_training_runs_resumes_and_keeps_the_last_epochs_plain(tmp_path, monkeyp
     resumed = torch.load(tmp_path / "run" / "ckpt-last.pt", weights_only=False)
     assert resumed["epoch"] == 3 and [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
     assert all(math.isfinite(h["loss"]) and h["loss"] > 0 for h in resumed["history"])
+
+
+def test_allison_references_leave_out_the_transcribers_notes(tmp_path) -> None:
+    """``(10 seconds of silence)`` and ``(simple tone sound plays)`` are notes, not speech: a silence prompt
+    keeps an empty reference, a prompt that is only a [sound description] is left out."""
+    import gzip
+
+    transcripts = tmp_path / "core-sounds-en.txt.gz"
+    transcripts.write_bytes(gzip.compress(
+        b"; comment\nsilence/7: (7 seconds of silence)\n"
+        b"vm-intro: Please leave your message after the tone.  (simple tone sound plays)\n"
+        b"beep: [this is a simple beep tone]\nspy-iax2: IAX (note: does not say \"2\")\n"))
+    assert prompts(transcripts) == {"silence/7": "", "vm-intro": "Please leave your message after the tone.",
+                                    "spy-iax2": "IAX"}
