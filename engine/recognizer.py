@@ -539,7 +539,7 @@ class Recognizer:
     @torch.inference_mode()
     def transcribe(self, samples: torch.Tensor, *, custom_lm: CustomLM | None = None,
                    customization_weight: float = 0.3, final_pass: str | None = None,
-                   fusion: bool | None = None) -> Transcription:
+                   fusion: bool | None = None, whisper_beam: int = 0) -> Transcription:
         """Offline recognition of a whole signal.
 
         The older (convolutional) architecture runs one model step over the whole signal. A
@@ -554,6 +554,7 @@ class Recognizer:
             final_pass: the final pass by name (None: the version's default).
             fusion: the ``whisper`` pass fuses the custom LM into its beam search instead of rescoring
                 the beam (None: :data:`engine.finalpass.WHISPER_FUSION`).
+            whisper_beam: the ``whisper`` pass's beam (0: the version's own decode).
 
         Raises:
             ValueError: a weight outside [0, 1] or an unknown final pass.
@@ -563,7 +564,7 @@ class Recognizer:
         b = self.bundle
         if not isinstance(b.model, StreamingCTC):
             chosen = self.final_pass(final_pass, custom_lm=custom_lm, customization_weight=customization_weight,
-                                     fusion=fusion)
+                                     fusion=fusion, whisper_beam=whisper_beam)
             stream = self.new_stream(chunk_frames=OFFLINE_CHUNK_FRAMES, final_pass=chosen)
             words = [w for r in self.run(stream, samples) for w in r.words]
             return Transcription(words, samples.numel() / b.sample_rate_hz, time.perf_counter() - began)

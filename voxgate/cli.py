@@ -40,9 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
     e.add_argument("--final-pass", choices=("auto", "whisper", "ctc", "greedy"), default="auto",
                    help="what makes each final (default: the version's own; see README)")
+    e.add_argument("--whisper-beam", type=int, default=0,
+                   help="Whisper-based versions: the beam of Whisper's decoder for the finals, 1-16 (default 0: the "
+                        "version's own greedy decode, as on live streams; the server's sessionless requests use 4)")
     e.add_argument("--custom-lm", help="a trained custom language model folder to recognise with")
     e.add_argument("--customization-weight", type=float, default=0.3,
                    help="its weight in [0, 1] (default 0.3, Watson's)")
+    e.add_argument("--details", help="also write one JSON line per file to this path: audio, reference and "
+                                     "hypothesis as scored, and that file's errors")
     e.add_argument("--custom-lm-fusion", action="store_true",
                    help="Whisper-based versions: fuse the custom LM into the decoder's beam search "
                         "(the server's [recognition] custom_lm_fusion) instead of rescoring its N-best")

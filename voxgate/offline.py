@@ -16,7 +16,7 @@ from engine.catalog import LocalModels
 from engine.customlm import CustomLM
 from engine.manifest import ManifestError, read_manifest
 from engine.recognizer import Transcription
-from engine.scoring import score
+from engine.scoring import score, scoring_form
 from protocol.audio import content_type_for_suffix, parse_content_type
 from protocol.errors import VoxgateError
 
@@ -27,9 +27,11 @@ class FileError(Exception):
 
 def recognise_file(models: LocalModels, path: Path, *, name: str | None, version: str | None,
                    content_type: str | None = None, final_pass: str | None = None, custom_lm: CustomLM | None = None,
-                   customization_weight: float = 0.3, fusion: bool | None = None) -> tuple[Transcription, str]:
+                   customization_weight: float = 0.3, fusion: bool | None = None,
+                   whisper_beam: int = 0) -> tuple[Transcription, str]:
     """Decode one file, pick its model, recognise it (``final_pass``: see :mod:`engine.finalpass`;
-    ``custom_lm``: a custom language model built for that version; ``fusion``: fused into Whisper's beam).
+    ``custom_lm``: a custom language model built for that version; ``fusion``: fused into Whisper's beam;
+    ``whisper_beam``: the beam of Whisper's decoder, 0 for the version's own).
 
     Returns:
         The transcription and the model version used.
@@ -45,7 +47,8 @@ def recognise_file(models: LocalModels, path: Path, *, name: str | None, version
         raise FileError(str(exc)) from exc
     audio = audio_for(bundle, samples, rate)
     return models.recognizer(bundle).transcribe(audio, final_pass=final_pass, custom_lm=custom_lm,
-                                                customization_weight=customization_weight, fusion=fusion), bundle.version
+                                                customization_weight=customization_weight, fusion=fusion,
+                                                whisper_beam=whisper_beam), bundle.version
 
 
 def read_audio(path: Path, content_type: str | None = None):
@@ -106,6 +109,16 @@ def transcribe_command(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _write_details(path: Path, audio: list[Path], refs: list[str], hyps: list[str]) -> None:
+    """One JSON line per file: what was compared (:func:`engine.scoring.scoring_form`) and its error counts."""
+    with path.open("w", encoding="utf-8") as out:
+        for a, r, h in zip(audio, refs, hyps):
+            one = score([r], [h])
+            out.write(json.dumps({"audio": str(a), "reference": scoring_form(r), "hypothesis": scoring_form(h),
+                                  "errors": one.substitutions + one.deletions + one.insertions,
+                                  "reference_words": one.reference_words}) + "\n")
+
+
 def eval_command(args: argparse.Namespace) -> int:
     """Print WER, CER and real-time factor over a manifest."""
     if args.threads:
@@ -123,11 +136,14 @@ def eval_command(args: argparse.Namespace) -> int:
         except ValueError as exc:
             _fail(args.custom_lm, str(exc))
             return 1
+    if not 0 <= args.whisper_beam <= 16:
+        _fail(manifest, f"--whisper-beam must be between 0 and 16, got {args.whisper_beam}")
+        return 1
     if not 0.0 <= args.customization_weight <= 1.0:
         _fail(manifest, f"--customization-weight must be in [0, 1], got {args.customization_weight}")
         return 1
     models = LocalModels()
-    refs, hyps, versions = [], [], set()
+    refs, hyps, scored_audio, versions = [], [], [], set()
     audio_s = proc_s = 0.0
     errors = 0
     for audio, reference in tqdm(rows, desc="eval", unit="file", file=sys.stderr, disable=None):
@@ -135,13 +151,14 @@ def eval_command(args: argparse.Namespace) -> int:
             result, version = recognise_file(models, audio, name=args.model, version=args.base_model_version,
                                              final_pass=None if args.final_pass == "auto" else args.final_pass,
                                              custom_lm=custom_lm, customization_weight=args.customization_weight,
-                                             fusion=args.custom_lm_fusion or None)
+                                             fusion=args.custom_lm_fusion or None, whisper_beam=args.whisper_beam)
         except FileError as exc:
             _fail(audio, str(exc))
             errors += 1
             continue
         refs.append(reference)
         hyps.append(result.transcript)
+        scored_audio.append(audio)
         versions.add(version)
         audio_s += result.audio_seconds
         proc_s += result.processing_seconds
@@ -149,12 +166,15 @@ def eval_command(args: argparse.Namespace) -> int:
         _fail(manifest, "no file could be recognised")
         return 1
     scored = score(refs, hyps)
+    if args.details:
+        _write_details(Path(args.details), scored_audio, refs, hyps)
     report = {"manifest": str(manifest), "files": len(refs), "errors": errors, "wer": round(scored.wer, 4),
               "cer": round(scored.cer, 4), "substitutions": scored.substitutions, "deletions": scored.deletions,
               "insertions": scored.insertions, "reference_words": scored.reference_words,
               "audio_seconds": round(audio_s, 2), "processing_seconds": round(proc_s, 3),
               "rtf": round(proc_s / audio_s, 4) if audio_s else None, "torch_threads": torch.get_num_threads(),
               "model_versions": sorted(versions), "final_pass": args.final_pass,
+              "whisper_beam": args.whisper_beam,
               "custom_lm": args.custom_lm, "customization_weight": args.customization_weight if custom_lm else None}
     if args.json:
         print(json.dumps(report))

@@ -104,9 +104,14 @@ def test_eval_on_a_tiny_manifest(models, tmp_path, capsys) -> None:
     assert 0 <= report["wer"] and report["rtf"] > 0
     assert report["model_versions"] == ["en-US_BroadbandModel.v2026-11-01", "en-US_NarrowbandModel.v2026-11-01"]
     assert report["final_pass"] == "auto"
-    code, out, err = run(capsys, "eval", "--manifest", str(tmp_path / "m.tsv"), "--json", "--final-pass", "greedy")
+    code, out, err = run(capsys, "eval", "--manifest", str(tmp_path / "m.tsv"), "--json", "--final-pass", "greedy",
+                         "--details", str(tmp_path / "details.jsonl"))
     assert code == 0, err
     assert json.loads(out)["final_pass"] == "greedy"
+    details = [json.loads(line) for line in (tmp_path / "details.jsonl").read_text().splitlines()]
+    assert [d["reference"] for d in details] == ["press one", "hello there"]
+    assert [Path(d["audio"]).name for d in details] == ["a.wav", "b.wav"]
+    assert sum(d["errors"] for d in details) == round(json.loads(out)["wer"] * 4)
 
 
 def test_eval_with_a_custom_lm_and_its_refusals(models, tmp_path, capsys) -> None:
