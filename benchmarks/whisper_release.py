@@ -113,11 +113,12 @@ def main(argv: list[str] | None = None) -> None:
         sets[("narrowband", "allison-test")] = allison
         for band in ("wideband", "narrowband"):
             for name in SETS:
-                sets[(band, name)] = subset(args.eval_dir / band / name / "manifest.tsv", args.files,
-                                            Path(tmp) / band / name)
+                sets[(band, name)] = None  # subset written when the set is run (its eval dir may be absent)
         for (band, name), manifest in sets.items():
             if args.sets and name not in args.sets or any((r["band"], r["set"]) == (band, name) for r in rows):
                 continue
+            if manifest is None:
+                manifest = subset(args.eval_dir / band / name / "manifest.tsv", args.files, Path(tmp) / band / name)
             model = "en-US_BroadbandModel" if band == "wideband" else "en-US_NarrowbandModel"
             versions = [m for m in installed if m.name == model]
             newest, older = versions[-1], versions[-2]
@@ -141,7 +142,8 @@ def main(argv: list[str] | None = None) -> None:
 def write_report(rows: list[dict], args: argparse.Namespace) -> None:
     """Markdown table plus a grouped bar plot of WER."""
     lines = ["# The Whisper-based release by final pass", "",
-             f"Command: `python -m benchmarks.whisper_release --eval-dir {args.eval_dir} --files {args.files}`. "
+             f"Command: `python -m benchmarks.whisper_release --eval-dir {args.eval_dir} --files {args.files}"
+             f"{' --sets ' + ' '.join(args.sets) if args.sets else ''} --out {args.out}`. "
              "WER/CER counted by `engine.scoring`; RTF on one torch thread. "
              "allison-test: all 103 prompts of the reserved test split (real speech, 8 kHz).",
              "", "| band | set | system | files | WER | CER | RTF |", "|---|---|---|---|---|---|---|"]
