@@ -61,27 +61,24 @@ CTC_CUSTOMIZATION_WEIGHT = 0.9
 #: issue 12's target for custom AM + custom LM on the test split, and for the training time
 TARGET_WER = 0.015
 TARGET_TRAIN_MINUTES = 10.0
-#: the report's reading of a Whisper-based version's numbers (written from the run of revision
-#: 6523247+, README "Custom acoustic models")
+#: the report's reading of a Whisper-based version's numbers (the run's own figures are filled in)
 WHISPER_NOTES = """\
 Reading the numbers, and what would close the rest:
 
 - The adapter (LoRA factors on Whisper's decoder and top 2 encoder blocks, 52 layers, 0.9 MB)
-  takes the base's errors down by about a quarter on its own, and the custom LM adds less on top
-  of it than on the base: both learn the same prompts' wording, and the adapted decoder already
-  writes it.
-- The adapter memorises its 17 minutes of one voice within a few epochs (training loss 0.49 to
-  0.10); on the held-out part of the TRAIN split (prompts up to 25 s, no silence prompts) the best
-  of seven configurations was 3.7% against
-  the base's 8.4% (engine/acoustic.py has the table). More of the user's audio is the first lever;
-  regularising the adapter (dropout on the factors, fewer targets) the second.
+  alone takes the base from {base:.1%} to {am:.1%}; the custom LM alone to {lm:.1%}, and with the
+  adapter to {both:.1%}: both learn the same prompts' wording, and the adapted decoder already writes it.
+- The adapter memorises its {minutes:.0f} minutes of one voice within a few epochs (training loss
+  {first_loss:.2f} to {last_loss:.2f}). More of the user's audio is the first lever; regularising the adapter
+  (dropout on the factors, fewer targets) the second (engine/acoustic.py has the configurations tried
+  on the held-out part of the TRAIN split).
 - Without a custom LM the finals are the live route's int8 greedy decode; with one, a beam of 4
-  rescored at weight 0.15, a weight picked for the base's decoder: one picked for the adapted
+  rescored at weight {weight:g}, a weight picked for the base's decoder: one picked for the adapted
   decoder, and a beam without a custom LM, are untried.
-- Pseudo-labels come from the base's own final pass with the custom LM (label WER in the training
-  table): an adapter trained on them learns the base's own mistakes back and gains nothing over
-  the base. Transcripts are what a custom acoustic model of this base needs; labels from a
-  stronger offline pass (beam, larger model) would be the way to use untranscribed audio.
+- Pseudo-labels (when run) come from the base's own final pass with the custom LM (label WER in the
+  training table): an adapter trained on them learnt the base's own mistakes back and gained nothing
+  over the base in the runs so far. Transcripts are what a custom acoustic model of this base needs;
+  labels from a stronger offline pass (beam, larger model) would be the way to use untranscribed audio.
 """
 
 
@@ -237,7 +234,11 @@ def write_report(out: Path, command: str, version: str, rows: list[dict], traini
               f"{TARGET_TRAIN_MINUTES:g} min)", "",
               f"{100 * best['wer']:.1f}% WER: target {verdict}. Training {minutes:.1f} min: {time_verdict}.", ""]
     if t["method"] == "whisper-lora":
-        lines += [line for line in WHISPER_NOTES.splitlines()]
+        wer = {r["system"]: r["wer"] for r in rows}
+        losses = t.get("epoch_losses") or [t["final_loss"]]
+        lines += WHISPER_NOTES.format(base=wer["base"], am=wer["custom AM"], lm=wer["base + custom LM"],
+                                      both=best["wer"], minutes=t["audio_minutes"], first_loss=losses[0],
+                                      last_loss=losses[-1], weight=weight).splitlines()
     else:
         lines += ["Where the errors come from, and what would help, in the order we expect it to matter:", "",
                   "- The base model is trained on synthetic voices only and hears this real voice at "
