@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
-import re
 from pathlib import Path
 
 from engine.scoring import strip_annotations
@@ -25,7 +24,6 @@ from engine.text import normalize_transcript
 
 TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
 SOUNDS = Path("/usr/share/asterisk/sounds/en")
-_BRACKETED = re.compile(r"\[[^\]]*\]")
 
 
 def split_of(name: str) -> str:
@@ -40,7 +38,7 @@ def prompts(transcripts: Path = TRANSCRIPTS) -> dict[str, str]:
         if not line.strip() or line.startswith(";") or ":" not in line:
             continue
         name, text = line.split(":", 1)
-        if normalize_transcript(_BRACKETED.sub(" ", text)):
+        if normalize_transcript(text):  # a [sound description] alone has no words
             out[name.strip()] = " ".join(strip_annotations(text).split())
     return out
 
