@@ -108,7 +108,8 @@ def wer_of(bundle, audio: list[torch.Tensor], references: list[str], custom: Cus
     seconds = time.monotonic() - began
     audio_s = sum(a.numel() for a in audio) / bundle.sample_rate_hz
     scored = score(refs, hyps)
-    return {"wer": round(scored.wer, 4), "cer": round(scored.cer, 4), "files": len(refs), "rtf": round(seconds / audio_s, 4)}
+    return {"wer": round(scored.wer, 4), "cer": round(scored.cer, 4), "files": len(refs),
+            "rtf": round(seconds / audio_s, 4)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -234,9 +235,10 @@ def write_report(out: Path, command: str, version: str, rows: list[dict], traini
               f"{TARGET_TRAIN_MINUTES:g} min)", "",
               f"{100 * best['wer']:.1f}% WER: target {verdict}. Training {minutes:.1f} min: {time_verdict}.", ""]
     if t["method"] == "whisper-lora":
-        wer = {r["system"]: r["wer"] for r in rows}
+        by_system = {r["system"]: r["wer"] for r in rows}
         losses = t.get("epoch_losses") or [t["final_loss"]]
-        lines += WHISPER_NOTES.format(base=wer["base"], am=wer["custom AM"], lm=wer["base + custom LM"],
+        lines += WHISPER_NOTES.format(base=by_system["base"], am=by_system["custom AM"],
+                                      lm=by_system["base + custom LM"],
                                       both=best["wer"], minutes=t["audio_minutes"], first_loss=losses[0],
                                       last_loss=losses[-1], weight=weight).splitlines()
     else:

@@ -37,7 +37,7 @@ from engine.catalog import default_models_dir
 from engine.customlm import CustomLM, build_custom_lm
 from engine.recipe.allison import SOUNDS, prompts, split_of
 from engine.recognizer import Recognizer
-from engine.scoring import score as score_texts, scoring_form
+from engine.scoring import per_file, score as score_texts
 from engine.whisper.adapt import WhisperAdaptConfig
 
 
@@ -65,11 +65,12 @@ def score(bundle, held: list, custom: CustomLM | None, weight: float) -> tuple[f
     recognizer = Recognizer(bundle)
     refs, hyps, per = [], [], []
     for name, samples, text in held:
-        hyp = recognizer.transcribe(samples, custom_lm=custom if weight else None, customization_weight=weight).transcript
-        one = score_texts([text], [hyp])
-        per.append({"name": name, "errors": one.substitutions + one.deletions + one.insertions,
-                    "words": one.reference_words, "seconds": round(samples.numel() / bundle.sample_rate_hz, 1),
-                    "reference": scoring_form(text), "hypothesis": scoring_form(hyp)})
+        hyp = recognizer.transcribe(samples, custom_lm=custom if weight else None,
+                                    customization_weight=weight).transcript
+        (one,) = per_file([text], [hyp])
+        per.append({"name": name, "errors": one["errors"], "words": one["reference_words"],
+                    "seconds": round(samples.numel() / bundle.sample_rate_hz, 1),
+                    "reference": one["reference"], "hypothesis": one["hypothesis"]})
         refs.append(text)
         hyps.append(hyp)
     return round(score_texts(refs, hyps).wer, 4), per

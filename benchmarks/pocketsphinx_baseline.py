@@ -41,8 +41,9 @@ def evaluate(manifest: Path) -> dict:
         hyp = decoder.hyp()
         refs.append(reference)
         hyps.append(hyp.hypstr if hyp else "")
+    scored = score(refs, hyps)
     return {"manifest": str(manifest), "system": "pocketsphinx 5 en-us", "files": len(refs),
-            "wer": round(score(refs, hyps).wer, 4), "cer": round(score(refs, hyps).cer, 4),
+            "wer": round(scored.wer, 4), "cer": round(scored.cer, 4),
             "rtf": round(proc_s / audio_s, 4) if audio_s else None}
 
 

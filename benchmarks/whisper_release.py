@@ -107,17 +107,15 @@ def main(argv: list[str] | None = None) -> None:
             per_set.setdefault((r["band"], r["set"]), []).append(r)
         rows = [r for group in per_set.values() if len(group) >= 5 for r in group]  # finished sets only
     with tempfile.TemporaryDirectory() as tmp:
-        sets = {}
-        allison = Path(tmp) / "allison-test.tsv"
-        write_manifest("test", allison)
-        sets[("narrowband", "allison-test")] = allison
-        for band in ("wideband", "narrowband"):
-            for name in SETS:
-                sets[(band, name)] = None  # subset written when the set is run (its eval dir may be absent)
-        for (band, name), manifest in sets.items():
+        sets = [("narrowband", "allison-test"), *((band, name) for band in ("wideband", "narrowband") for name in SETS)]
+        for band, name in sets:
             if args.sets and name not in args.sets or any((r["band"], r["set"]) == (band, name) for r in rows):
                 continue
-            if manifest is None:
+            # a set's manifest is written only when it runs: the synthetic eval dir may be absent
+            if name == "allison-test":
+                manifest = Path(tmp) / "allison-test.tsv"
+                write_manifest("test", manifest)
+            else:
                 manifest = subset(args.eval_dir / band / name / "manifest.tsv", args.files, Path(tmp) / band / name)
             model = "en-US_BroadbandModel" if band == "wideband" else "en-US_NarrowbandModel"
             versions = [m for m in installed if m.name == model]

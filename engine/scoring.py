@@ -64,11 +64,15 @@ class Score:
     cer: float
 
     @property
+    def errors(self) -> int:
+        """Substitutions + deletions + insertions."""
+        return self.substitutions + self.deletions + self.insertions
+
+    @property
     def wer(self) -> float:
-        """(substitutions + deletions + insertions) / reference words; insertions alone over no words count
-        as that many errors per word (1.0 each), so a set of only silence still scores its insertions."""
-        errors = self.substitutions + self.deletions + self.insertions
-        return errors / self.reference_words if self.reference_words else float(errors)
+        """:attr:`errors` / reference words; insertions alone over no words count as that many errors per
+        word (1.0 each), so a set of only silence still scores its insertions."""
+        return self.errors / self.reference_words if self.reference_words else float(self.errors)
 
     def to_dict(self) -> dict:
         """The counts and rates as JSON-ready numbers (rates to 4 decimals)."""
@@ -101,6 +105,19 @@ def score(references: Sequence[str], hypotheses: Sequence[str]) -> Score:
     cer = char_errors / ref_chars if ref_chars else float(char_errors)
     return Score(files=len(refs), reference_words=sum(len(r.split()) for r in refs), substitutions=subs,
                  deletions=dels, insertions=ins + silent_words, cer=cer)
+
+
+def per_file(references: Sequence[str], hypotheses: Sequence[str]) -> list[dict]:
+    """Each pair as compared: ``reference`` and ``hypothesis`` in :func:`scoring_form`, its ``errors`` and
+    ``reference_words``."""
+    if len(references) != len(hypotheses):
+        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
+    out = []
+    for r, h in zip(references, hypotheses):
+        one = score([r], [h])
+        out.append({"reference": scoring_form(r), "hypothesis": scoring_form(h), "errors": one.errors,
+                    "reference_words": one.reference_words})
+    return out
 
 
 def wer(references: Sequence[str], hypotheses: Sequence[str]) -> float:

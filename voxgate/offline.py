@@ -16,7 +16,7 @@ from engine.catalog import LocalModels
 from engine.customlm import CustomLM
 from engine.manifest import ManifestError, read_manifest
 from engine.recognizer import Transcription
-from engine.scoring import score, scoring_form
+from engine.scoring import per_file, score
 from protocol.audio import content_type_for_suffix, parse_content_type
 from protocol.errors import VoxgateError
 
@@ -110,13 +110,10 @@ def transcribe_command(args: argparse.Namespace) -> int:
 
 
 def _write_details(path: Path, audio: list[Path], refs: list[str], hyps: list[str]) -> None:
-    """One JSON line per file: what was compared (:func:`engine.scoring.scoring_form`) and its error counts."""
+    """One JSON line per file: what was compared (:func:`engine.scoring.per_file`) and its error counts."""
     with path.open("w", encoding="utf-8") as out:
-        for a, r, h in zip(audio, refs, hyps):
-            one = score([r], [h])
-            out.write(json.dumps({"audio": str(a), "reference": scoring_form(r), "hypothesis": scoring_form(h),
-                                  "errors": one.substitutions + one.deletions + one.insertions,
-                                  "reference_words": one.reference_words}) + "\n")
+        for a, row in zip(audio, per_file(refs, hyps)):
+            out.write(json.dumps({"audio": str(a), **row}) + "\n")
 
 
 def eval_command(args: argparse.Namespace) -> int:
@@ -168,9 +165,7 @@ def eval_command(args: argparse.Namespace) -> int:
     scored = score(refs, hyps)
     if args.details:
         _write_details(Path(args.details), scored_audio, refs, hyps)
-    report = {"manifest": str(manifest), "files": len(refs), "errors": errors, "wer": round(scored.wer, 4),
-              "cer": round(scored.cer, 4), "substitutions": scored.substitutions, "deletions": scored.deletions,
-              "insertions": scored.insertions, "reference_words": scored.reference_words,
+    report = {"manifest": str(manifest), **scored.to_dict(), "errors": errors,
               "audio_seconds": round(audio_s, 2), "processing_seconds": round(proc_s, 3),
               "rtf": round(proc_s / audio_s, 4) if audio_s else None, "torch_threads": torch.get_num_threads(),
               "model_versions": sorted(versions), "final_pass": args.final_pass,

@@ -1,6 +1,6 @@
 import pytest
 
-from engine.scoring import score, scoring_form, strip_annotations, wer
+from engine.scoring import per_file, score, scoring_form, strip_annotations, wer
 
 
 @pytest.mark.parametrize(
@@ -46,3 +46,10 @@ def test_errors_are_counted_as_jiwer_aligns_them() -> None:
 def test_lengths_must_match() -> None:
     with pytest.raises(ValueError, match="2 references but 1 hypotheses"):
         score(["a", "b"], ["a"])
+
+
+def test_per_file_gives_each_pair_as_compared() -> None:
+    rows = per_file(["You're in.", "(silence)"], ["you are out", "hi"])
+    assert rows == [{"reference": "you are in", "hypothesis": "you are out", "errors": 1, "reference_words": 3},
+                    {"reference": "", "hypothesis": "hi", "errors": 1, "reference_words": 0}]
+    assert sum(r["errors"] for r in rows) == score(["You're in.", "(silence)"], ["you are out", "hi"]).errors
