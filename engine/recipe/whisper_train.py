@@ -1,7 +1,14 @@
 """Fine-tune the streaming Whisper encoder with a CTC head: resumable, with a progress bar, fixed seeds.
 
-What trains: the top ``--trained-blocks`` encoder blocks, ``ln_post`` and a linear CTC head over
-a sentencepiece vocabulary, all under the block-causal mask of the streaming encoder. The blocks
+What trains (``--method``), all under the block-causal mask of the streaming encoder:
+
+- ``top``: the top ``--trained-blocks`` encoder blocks whole (``--trained-blocks 4``: every
+  transformer block of tiny.en, the full fine-tune; the convolutional front end stays pretrained);
+- ``lora``: low-rank factors (``--lora-rank``, ``--lora-alpha``) on the linear layers of the top
+  ``--trained-blocks`` blocks (:mod:`engine.whisper.lora`), the pretrained weights frozen; the
+  checkpoint's ``model`` holds them merged into the weights, so an artifact is the same either way;
+
+plus, in both, ``ln_post`` and a linear CTC head over a sentencepiece vocabulary. The blocks
 below stay pretrained; their (causal) outputs are computed once per utterance and cached.
 
 Loss, per batch: CTC on the labelled (synthetic) utterances, plus ``--distill`` times the cosine
@@ -33,6 +40,7 @@ from tqdm import tqdm
 from engine.recipe.checkpoint import atomic_save
 from engine.tokenizer import Tokenizer, train_tokenizer
 from engine.whisper.features import normalise_streaming, normalise_utterance
+from engine.whisper.lora import ENCODER_TARGETS, merged_state_dict, new_factors, wrap, wrapped_layers
 from engine.whisper.model import StreamingWhisperCTC, WhisperCTCConfig, build_streaming, load_pretrained
 from engine.whisper.network import block_mask
 
@@ -147,6 +155,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pretrained", default="whisper-tiny.en")
     p.add_argument("--vocab-size", type=int, default=256)
     p.add_argument("--trained-blocks", type=int, default=2)
+    p.add_argument("--method", choices=("top", "lora"), default="top",
+                   help="top: the trained blocks train whole; lora: low-rank factors on their linear layers")
+    p.add_argument("--lora-rank", type=int, default=16)
+    p.add_argument("--lora-alpha", type=float, default=32.0)
     p.add_argument("--minutes", type=float, default=60.0, help="training time of this run")
     p.add_argument("--max-frames", type=int, default=6000, help="padded encoder frames per batch")
     p.add_argument("--lr", type=float, default=1e-4)
@@ -174,9 +186,21 @@ def main(argv: list[str] | None = None) -> None:
     dev_ids = set(labelled[::HELD_OUT_EVERY])
     train_rows = [r for i, r in enumerate(rows) if i not in dev_ids]
     dev_rows = [rows[i] for i in sorted(dev_ids)]
-    trained = [p for n, p in model.named_parameters() if n in model.trained_state_dict()]
+    keep = set(model.trained_state_dict())  # the names an artifact has (before any wrapping)
     for prm in model.parameters():
         prm.requires_grad_(False)
+    factors: dict = {}
+    if args.method == "lora":
+        names = [f"encoder.blocks.{i}.{t}" for i in range(bottom, config.dims.n_audio_layer) for t in ENCODER_TARGETS]
+        wrap(model, names)
+        factors = new_factors(model, names, args.lora_rank, torch.Generator().manual_seed(args.seed))
+        layers = wrapped_layers(model)
+        for name, (a, b) in factors.items():
+            layers[name].delta = (a, b, args.lora_alpha / args.lora_rank)
+        trained = [*model.encoder.ln_post.parameters(), *model.head.parameters(),
+                   *(prm for pair in factors.values() for prm in pair)]
+    else:
+        trained = [p for n, p in model.named_parameters() if n in model.trained_state_dict()]
     for prm in trained:
         prm.requires_grad_(True)
     head = list(model.head.parameters())
@@ -187,64 +211,77 @@ def main(argv: list[str] | None = None) -> None:
     ckpt = args.out / "ckpt-last.pt"
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
-        model.load_state_dict(state["model"], strict=False)
+        if state.get("method", "top") != args.method:
+            raise SystemExit(f"{ckpt} was trained with --method {state.get('method', 'top')}, not {args.method}")
+        if factors:  # the blocks' weights in "model" are merged: take the factors and the rest
+            model.load_state_dict({k: v for k, v in state["model"].items() if not k.startswith("encoder.blocks.")},
+                                  strict=False)
+            with torch.no_grad():
+                for name, (a, b) in factors.items():
+                    a.copy_(state["lora"][name]["a"])
+                    b.copy_(state["lora"][name]["b"])
+        else:
+            model.load_state_dict(state["model"], strict=False)
         optimiser.load_state_dict(state["optimiser"])
         step, epoch, position = state["step"], state["epoch"], state["position"]
         print(f"resumed at epoch {epoch}, batch {position}, step {step}")
-    log = (args.out / "log.jsonl").open("a")
+    with (args.out / "log.jsonl").open("a") as log:
+        def save() -> None:
+            weights = merged_state_dict(model) if factors else model.state_dict()
+            atomic_save({"model": {k: v for k, v in weights.items() if k in keep}, "optimiser": optimiser.state_dict(),
+                         "step": step, "epoch": epoch, "position": position, "config": config.to_dict(),
+                         "method": args.method,
+                         "lora": {n: {"a": a.detach().clone(), "b": b.detach().clone()} for n, (a, b) in factors.items()}},
+                        ckpt)
 
-    def save() -> None:
-        atomic_save({"model": model.trained_state_dict(), "optimiser": optimiser.state_dict(), "step": step,
-                     "epoch": epoch, "position": position, "config": config.to_dict()}, ckpt)
-
-    began = last_save = time.monotonic()
-    deadline = began + args.minutes * 60
-    done = False
-    while not done:
-        batches = _batches([r["low"].shape[0] for r in train_rows], args.max_frames, random.Random(args.seed + epoch))
-        model.train()
-        bar = tqdm(total=len(batches), initial=position, desc=f"epoch {epoch}", unit="batch")
-        running = None
-        while position < len(batches):
-            batch = [train_rows[i] for i in batches[position]]
-            warm = min(1.0, (step + 1) / 100)
-            for group, base in zip(optimiser.param_groups, (args.lr, args.head_lr)):
-                group["lr"] = base * warm
-            loss, ctc, distill = _losses(model, batch, tokenizer, bottom, args.distill)
-            optimiser.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trained, 5.0)
-            optimiser.step()
-            step += 1
-            position += 1
-            values = (loss.item(), ctc.item(), distill.item())
-            running = values if running is None else tuple(0.98 * a + 0.02 * b for a, b in zip(running, values))
-            bar.set_postfix(loss=f"{running[0]:.3f}", ctc=f"{running[1]:.3f}", distill=f"{running[2]:.3f}")
-            bar.update()
-            if step % 50 == 0:
-                log.write(json.dumps({"step": step, "epoch": epoch, "loss": running[0], "ctc": running[1],
-                                      "distill": running[2], "minutes": (time.monotonic() - began) / 60}) + "\n")
+        began = last_save = time.monotonic()
+        deadline = began + args.minutes * 60
+        done = False
+        while not done:
+            batches = _batches([r["low"].shape[0] for r in train_rows], args.max_frames, random.Random(args.seed + epoch))
+            model.train()
+            bar = tqdm(total=len(batches), initial=position, desc=f"epoch {epoch}", unit="batch")
+            running = None
+            while position < len(batches):
+                batch = [train_rows[i] for i in batches[position]]
+                warm = min(1.0, (step + 1) / 100)
+                for group, base in zip(optimiser.param_groups, (args.lr, args.head_lr)):
+                    group["lr"] = base * warm
+                loss, ctc, distill = _losses(model, batch, tokenizer, bottom, args.distill)
+                optimiser.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(trained, 5.0)
+                optimiser.step()
+                step += 1
+                position += 1
+                values = (loss.item(), ctc.item(), distill.item())
+                running = values if running is None else tuple(0.98 * a + 0.02 * b for a, b in zip(running, values))
+                bar.set_postfix(loss=f"{running[0]:.3f}", ctc=f"{running[1]:.3f}", distill=f"{running[2]:.3f}")
+                bar.update()
+                if step % 50 == 0:
+                    log.write(json.dumps({"step": step, "epoch": epoch, "loss": running[0], "ctc": running[1],
+                                          "distill": running[2], "minutes": (time.monotonic() - began) / 60}) + "\n")
+                    log.flush()
+                now = time.monotonic()
+                if now - last_save > args.checkpoint_minutes * 60:
+                    save()
+                    last_save = now
+                if now > deadline:
+                    done = True
+                    break
+            bar.close()
+            if not done:
+                epoch, position = epoch + 1, 0
+                model.eval()
+                metrics = evaluate(model, dev_rows, tokenizer, bottom)
+                log.write(json.dumps({"step": step, "epoch": epoch, "dev": metrics}) + "\n")
                 log.flush()
-            now = time.monotonic()
-            if now - last_save > args.checkpoint_minutes * 60:
-                save()
-                last_save = now
-            if now > deadline:
-                done = True
-                break
-        bar.close()
-        if not done:
-            epoch, position = epoch + 1, 0
-            model.eval()
-            metrics = evaluate(model, dev_rows, tokenizer, bottom)
-            log.write(json.dumps({"step": step, "epoch": epoch, "dev": metrics}) + "\n")
-            log.flush()
-            print(f"epoch {epoch}: dev {metrics}")
-        save()
-    model.eval()
-    metrics = evaluate(model, dev_rows, tokenizer, bottom)
-    print(json.dumps({"step": step, "epoch": epoch, "position": position, "dev": metrics}))
-    log.write(json.dumps({"step": step, "epoch": epoch, "final_dev": metrics}) + "\n")
+                print(f"epoch {epoch}: dev {metrics}")
+            save()
+        model.eval()
+        metrics = evaluate(model, dev_rows, tokenizer, bottom)
+        print(json.dumps({"step": step, "epoch": epoch, "position": position, "dev": metrics}))
+        log.write(json.dumps({"step": step, "epoch": epoch, "final_dev": metrics}) + "\n")
 
 
 if __name__ == "__main__":

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from engine.whisper.decode import WhisperText, encoder_input
-from engine.whisper.lora import Adapter, target_names, weight_shape, wrap, wrapped_layers
+from engine.whisper.lora import Adapter, new_factors, target_names, wrap, wrapped_layers
 from engine.whisper.network import Whisper
 
 
@@ -72,18 +71,6 @@ class _Example:
     tokens: list[int]  # prompt + transcript + end of text
 
 
-def _factors(model: nn.Module, names: list[str], rank: int, gen: torch.Generator) -> dict[str, tuple[nn.Parameter, nn.Parameter]]:
-    layers = wrapped_layers(model)
-    out = {}
-    for name in names:
-        out_features, in_features = weight_shape(layers[name])
-        # LoRA's initialisation: a random, b zero, so training starts from the base network
-        a = nn.Parameter(torch.randn(rank, in_features, generator=gen) / math.sqrt(in_features))
-        b = nn.Parameter(torch.zeros(out_features, rank))
-        out[name] = (a, b)
-    return out
-
-
 def train_adapter(whisper: Whisper, text: WhisperText, examples: list[tuple[torch.Tensor, str]],
                   config: WhisperAdaptConfig = WhisperAdaptConfig(),
                   progress: Callable[[float], None] | None = None) -> tuple[Adapter, list[float]]:
@@ -103,7 +90,7 @@ def train_adapter(whisper: Whisper, text: WhisperText, examples: list[tuple[torc
         p.requires_grad_(False)
     names = target_names(model, config.encoder_blocks, config.decoder)
     wrap(model, names)
-    factors = _factors(model, names, config.rank, gen)
+    factors = new_factors(model, names, config.rank, gen)
     scale = config.alpha / config.rank
     layers = wrapped_layers(model)
     for name, (a, b) in factors.items():

@@ -16,6 +16,7 @@ the rank are recorded with the factors; :mod:`engine.whisper.adapt` trains them.
 
 from __future__ import annotations
 
+import math
 import threading
 import weakref
 from collections.abc import Iterator
@@ -104,6 +105,39 @@ def wrap(model: nn.Module, names: list[str] | None = None) -> nn.Module:
 def wrapped_layers(model: nn.Module) -> dict[str, LoRALinear]:
     """Name -> wrapped layer."""
     return {name: m for name, m in model.named_modules() if isinstance(m, LoRALinear)}
+
+
+def new_factors(model: nn.Module, names: list[str], rank: int, gen: torch.Generator
+                ) -> dict[str, tuple[nn.Parameter, nn.Parameter]]:
+    """Trainable factors ``(a, b)`` for the wrapped layers ``names`` of ``model``, initialised as LoRA
+    does: ``a`` random, ``b`` zero, so training starts from the base network."""
+    layers = wrapped_layers(model)
+    out = {}
+    for name in names:
+        out_features, in_features = weight_shape(layers[name])
+        a = nn.Parameter(torch.randn(rank, in_features, generator=gen) / math.sqrt(in_features))
+        b = nn.Parameter(torch.zeros(out_features, rank))
+        out[name] = (a, b)
+    return out
+
+
+def merged_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``model``'s state dict as it would be without the wrappers: each float wrapped layer's weight with
+    its applied low-rank term merged in (``w + scale * b a``), under the layer's own name."""
+    layers = wrapped_layers(model)
+    state = {}
+    for key, value in model.state_dict().items():
+        owner, _, _ = key.rpartition(".base.")
+        if owner in layers:
+            plain = key.replace(".base.", ".", 1)
+            delta = layers[owner].delta
+            if key.endswith(".base.weight") and delta is not None:
+                a, b, scale = delta
+                value = value + scale * (b.detach() @ a.detach())
+            state[plain] = value.detach().clone()
+        else:
+            state[key] = value
+    return state
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from engine.whisper.adapt import WhisperAdaptConfig, train_adapter
-from engine.whisper.lora import Adapter, AdapterError, LoRALinear, adapted, target_names, weight_shape, wrap, wrapped_layers
+from engine.whisper.lora import (Adapter, AdapterError, LoRALinear, adapted, merged_state_dict, target_names, weight_shape,
+                                 wrap, wrapped_layers)
 from engine.whisper.network import Whisper, WhisperDims, quantized
 
 TINY = WhisperDims(n_mels=80, n_audio_ctx=64, n_audio_state=32, n_audio_head=2, n_audio_layer=3, n_vocab=40,
@@ -68,6 +69,22 @@ def test_an_applied_adapter_equals_its_factors_merged_into_the_weights() -> None
         for name, (a, b) in adapter.factors.items():
             merged.get_submodule(name).weight += adapter.scale * b @ a
     assert torch.allclose(got, _logits(merged, MEL, TOKENS), atol=1e-4)
+
+
+def test_merged_state_dict_is_the_adapted_network_without_its_wrappers() -> None:
+    """What the base-model recipe's LoRA fine-tune writes: plain layer names, factors folded into the weights."""
+    model = wrap(_model())
+    adapter = _adapter(model)
+    with adapted(model, adapter):
+        got = _logits(model, MEL, TOKENS)
+        state = merged_state_dict(model)
+    plain = _model(seed=5)
+    assert set(state) == set(plain.state_dict())
+    plain.load_state_dict(state)
+    assert torch.allclose(got, _logits(plain, MEL, TOKENS), atol=1e-4)
+    # with no adapter applied, the merge is the base network's own weights
+    base = _model().state_dict()
+    assert all(torch.equal(v, base[k]) for k, v in merged_state_dict(model).items())
 
 
 def test_adapters_apply_to_an_int8_network_too() -> None:
