@@ -6,8 +6,8 @@ models) as subprocesses, uploads text to S3 and creates two CLMs on ``NarrowBand
 tuning text as well (the weight it picks, :mod:`server.runtime.transcribe_tuning`) — polls
 ``describe_language_model`` to ``COMPLETED``, then streams every Allison TEST-split prompt (real
 speech, 8 kHz; never trained or tuned on) over presigned WebSockets (:mod:`clients.transcribe`)
-without and with each CLM, and reports the WER of the finals (jiwer, after
-:func:`engine.text.normalize_transcript`).
+without and with each CLM, and reports the WER of the finals (:mod:`engine.scoring`, the rule of
+every evaluation here).
 
 Data rules (README): training and tuning text are the TRAIN split of the Allison prompt texts
 (``asterisk-core-sounds-en``; :func:`engine.recipe.allison.split_of`), tuning every fifth
@@ -35,13 +35,12 @@ from pathlib import Path
 
 import aiohttp
 import boto3
-import jiwer
 from yarl import URL
 
 from benchmarks.capacity import REPO, ServerProcess, free_port
 from clients.transcribe import Credentials, TranscribeConnection, presigned_url
 from engine.recipe.allison import SOUNDS, prompts, split_of
-from engine.text import normalize_transcript
+from engine.scoring import score
 
 KEY_ID, SECRET, API_KEY = "AKIDBENCH", "bench/secret", "bench-key"
 ROLE = "arn:aws:iam::123456789012:role/voxgate-benchmark"
@@ -111,15 +110,13 @@ async def transcribe_file(http: aiohttp.ClientSession, url: URL, path: Path, clm
 async def evaluate(port: int, files: list[tuple[Path, str]], clms: dict[str, str | None]) -> dict[str, dict]:
     """WER of each configuration (label → CLM name or None) over ``files``."""
     url = URL(f"ws://127.0.0.1:{port}/stream-transcription-websocket")
-    refs = [normalize_transcript(t) or "<silence>" for _p, t in files]
+    refs = [t for _p, t in files]
     out = {}
     async with aiohttp.ClientSession() as http:
         for label, clm in clms.items():
-            hyps = [normalize_transcript(await transcribe_file(http, url, p, clm)) for p, _t in files]
-            measures = jiwer.process_words(refs, hyps)
-            out[label] = {"wer": measures.wer, "substitutions": measures.substitutions,
-                          "deletions": measures.deletions, "insertions": measures.insertions}
-            print(label, f"WER {100 * measures.wer:.1f}%", flush=True)
+            hyps = [await transcribe_file(http, url, p, clm) for p, _t in files]
+            out[label] = score(refs, hyps).to_dict()
+            print(label, f"WER {100 * out[label]['wer']:.1f}%", flush=True)
     return out
 
 
@@ -182,8 +179,8 @@ def write_report(out: Path, rows: dict, *, files: int, training: int, tuning: in
              "finals; a CLM rescores the decoder's N-best). CLMs created with boto3 `create_language_model` "
              f"(`NarrowBand`) from {training} train-split prompt texts in S3; the tuned one also had {tuning} other "
              f"train-split texts as `TuningDataS3Uri`, which chose customization weight {tuned_weight}. Both CLMs "
-             f"were built (text read from S3, analysed, tuned, trained) in {build_s:.0f} s. WER with jiwer after "
-             "`engine.text.normalize_transcript`.", "",
+             f"were built (text read from S3, analysed, tuned, trained) in {build_s:.0f} s. WER by `engine/scoring.py` "
+             "(README, Accuracy and speed).", "",
              "| configuration | WER | S / D / I | relative to base |", "|---|---|---|---|"]
     for label, r in rows.items():
         rel = (base - r["wer"]) / base if base else 0.0
