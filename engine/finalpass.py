@@ -56,9 +56,9 @@ WHISPER_RESCORE = True
 #: Shallow fusion: the custom LM also steers the decoder's beam search (each word scored as the next
 #: one starts), not only the reranking of its finished hypotheses. Off by default, by measurement
 #: (README "Custom language models"): it helps where the audio says the corpus's own sentences
-#: (Allison TRAIN-split recordings, custom LM of their texts: 6.0% rescored, 4.6% fused at 0.5), and
+#: (Allison TRAIN-split recordings, custom LM of their texts: 5.3% rescored, 3.8% fused at 0.5), and
 #: hurts on sentences the corpus lacks (127 held-out TRAIN-split recordings, custom LM of the other
-#: train texts: base 9.0%, rescored 7.7%, fused 9.3% at 0.15): the LM prunes the right words away
+#: train texts: base 7.4%, rescored 6.2%, fused 7.8% at 0.15): the LM prunes the right words away
 #: before the acoustics can save them. ``[recognition] custom_lm_fusion`` turns it on.
 WHISPER_FUSION = False
 
