@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # LoRA vs top blocks vs full fine-tune of the streaming Whisper encoder, at equal training time (issue 11, item 5).
 # Usage: bash scripts/compare-finetune-methods.sh [WORKDIR] [MINUTES]   (default: data/whisper, 15 minutes each)
-# Trains each variant with engine.recipe.whisper_train on the release corpus (built as train-whisper-release.sh
-# builds it), exports each as a narrowband version into its own models folder, and runs the streaming CTC alone
-# (greedy: the interim results' path) over the 127 held-out Allison TRAIN-split prompts (real speech; the Allison
+# Trains each variant with engine.recipe.whisper_train on the release corpus (scripts/whisper-corpus.sh, the one
+# train-whisper-release.sh uses), exports each as a narrowband version into its own models folder, and runs the
+# streaming CTC alone (greedy: the interim results' path) over the 127 held-out Allison TRAIN-split prompts (real speech; the Allison
 # prompts never train a base model, and their test split is not used here). Results: WORKDIR/methods/*.json;
 # the reading is in benchmarks/reports/finetune-methods.md. Re-running resumes each run (each trains MINUTES more).
 set -euo pipefail
@@ -11,10 +11,8 @@ cd "$(dirname "$0")/.."
 work=${1:-data/whisper}
 minutes=${2:-15}
 py=.venv/bin/python
-bash scripts/setup-training.sh
+bash scripts/whisper-corpus.sh "$work"
 mkdir -p "$work/methods"
-[ -s "$work/text/train.txt" ] || $py -m engine.recipe.sentences --out "$work/text"
-$py -m engine.recipe.whisper_corpus --text "$work/text" --out "$work/corpus" --utterances 3000
 $py -m engine.recipe.allison --split train --out "$work/methods/allison-train.tsv"
 $py -c "
 from benchmarks.acoustic_heldout import held_out

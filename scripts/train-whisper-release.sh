@@ -8,11 +8,7 @@ cd "$(dirname "$0")/.."
 work=${1:-data/whisper}
 minutes=${2:-35}
 py=.venv/bin/python
-bash scripts/setup-training.sh
-mkdir -p "$work"
-
-[ -s "$work/text/train.txt" ] || $py -m engine.recipe.sentences --out "$work/text"
-$py -m engine.recipe.whisper_corpus --text "$work/text" --out "$work/corpus" --utterances 3000  # keeps existing shards
+bash scripts/whisper-corpus.sh "$work"
 # One fine-tune serves both bands: 40% of its labelled audio went through the telephone channel (8 kHz, mu-law),
 # and all the label-free real speech is 8 kHz.
 $py -m engine.recipe.whisper_train --corpus "$work/corpus" --text "$work/text" --out "$work/run" --minutes "$minutes" \

@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
         trained = [*model.encoder.ln_post.parameters(), *model.head.parameters(),
                    *(prm for pair in factors.values() for prm in pair)]
     else:
-        trained = [p for n, p in model.named_parameters() if n in model.trained_state_dict()]
+        trained = [p for n, p in model.named_parameters() if n in keep]
     for prm in trained:
         prm.requires_grad_(True)
     head = list(model.head.parameters())
