@@ -101,6 +101,8 @@ class FinalPass:
             (a Whisper adapter acts on the ``whisper`` pass only).
         whisper_fusion: ``whisper``: the custom LM steers the decoder's beam search (shallow fusion)
             instead of only rescoring its finished hypotheses.
+        word_alternatives: ``whisper``: each final also carries its word slots' competing words, read off
+            the beam's N-best (:mod:`engine.confusion`; Watson's ``word_alternatives_threshold``).
     """
 
     kind: FinalPassKind
@@ -113,6 +115,7 @@ class FinalPass:
     adapter: Adapter | None = None
     ignored_adapter: bool = False
     whisper_fusion: bool = False
+    word_alternatives: bool = False
 
     def rescorer(self) -> Callable[[str], float] | None:
         """``whisper``: the score its custom LM adds to each finished hypothesis of the decoder's beam
@@ -140,17 +143,19 @@ class FinalPass:
 def choose_final_pass(bundle, requested: str | FinalPassKind | None = None, *, custom_lm: CustomLM | None = None,
                       customization_weight: float = 0.3, max_alternatives: int = 1,
                       whisper_beam: int = 0, adapter: Adapter | None = None,
-                      fusion: bool | None = None) -> FinalPass:
+                      fusion: bool | None = None, word_alternatives: bool = False) -> FinalPass:
     """The final pass a request gets on ``bundle`` (see :func:`_choose`); with ``max_alternatives`` above 1
     a ``whisper`` pass also returns that many transcripts in all, from its beam; ``whisper_beam`` (0: the
     version's own) is its decoder's beam; ``adapter`` (else the bundle's own, a custom acoustic model
     loaded with :func:`engine.adapted.load_adapted_bundle`) adapts the ``whisper`` pass; ``fusion`` (None:
-    :data:`WHISPER_FUSION`) fuses its custom LM into the decoder's beam search."""
+    :data:`WHISPER_FUSION`) fuses its custom LM into the decoder's beam search; ``word_alternatives`` asks a
+    ``whisper`` pass for the competing words of every word slot (other passes give none)."""
     chosen = _choose(bundle, requested, custom_lm=custom_lm, customization_weight=customization_weight,
                      fusion=WHISPER_FUSION if fusion is None else fusion)
     adapter = adapter if adapter is not None else getattr(bundle, "adapter", None)
     if chosen.kind is FinalPassKind.WHISPER:
-        return replace(chosen, alternatives=max(0, max_alternatives - 1), whisper_beam=whisper_beam, adapter=adapter)
+        return replace(chosen, alternatives=max(0, max_alternatives - 1), whisper_beam=whisper_beam, adapter=adapter,
+                       word_alternatives=word_alternatives)
     return replace(chosen, ignored_adapter=adapter is not None)
 
 

@@ -24,6 +24,7 @@ import torch
 
 from engine.beam import OnlineSearch
 from engine.bundle import ModelBundle
+from engine.confusion import WordAlternatives, word_alternatives
 from engine.customlm import CustomLM, CustomSearch, apply_custom_words, custom_decoder
 from engine.finalpass import FinalPass, FinalPassKind, align_words, choose_final_pass, parse_kind
 from engine.decoding import Token, Word, greedy_batch, last_ids, tokens_to_words
@@ -60,10 +61,12 @@ def pad_to_output_frames(features: torch.Tensor, k: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class WhisperFinal:
-    """What the ``whisper`` final pass makes of an utterance: its words, and next-best transcripts."""
+    """What the ``whisper`` final pass makes of an utterance: its words, next-best transcripts, and the
+    competing words of each word slot (when the final pass asks for them)."""
 
     words: list[Word]
     alternatives: tuple[str, ...] = ()
+    word_alternatives: tuple[WordAlternatives, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ class Result:
         rescore: on a final whose beam search runs in a :class:`~engine.searchpool.SearchPool`, the
             future of its tokens; its words are greedy until :meth:`Recognizer.rescored` replaces them.
         alternatives: on a final, the next-best transcripts when the request asked for them (``whisper``).
+        word_alternatives: on a final, each word slot's competing words when the request asked for them
+            (``whisper``; :mod:`engine.confusion`).
     """
 
     words: tuple[Word, ...]
@@ -84,6 +89,7 @@ class Result:
     end_of_utterance: str | None = None
     rescore: Future | None = field(default=None, compare=False, repr=False)
     alternatives: tuple[str, ...] = ()
+    word_alternatives: tuple[WordAlternatives, ...] = ()
 
     @property
     def transcript(self) -> str:
@@ -337,6 +343,7 @@ class Stream:
         kind = self.final_pass.kind
         rescore = None
         alternatives: tuple[str, ...] = ()
+        slots: tuple[WordAlternatives, ...] = ()
         log_probs = torch.cat(self._utterance_log_probs) if self._utterance_log_probs else \
             torch.zeros(0, b.model.config.vocab_size)
         if kind is FinalPassKind.WHISPER:
@@ -344,7 +351,7 @@ class Stream:
                 torch.zeros(0, b.features.n_mels)
             final, rescore = self.recognizer.whisper_final(features, log_probs, self._utterance_start,
                                                            fallback=self._words(), final_pass=self.final_pass)
-            words, alternatives = final.words, final.alternatives
+            words, alternatives, slots = final.words, final.alternatives, final.word_alternatives
         elif self._search is not None:
             tokens = self._search.end(log_probs, frame_offset=self._utterance_start)
             if isinstance(tokens, Future):
@@ -371,7 +378,8 @@ class Stream:
         self._utterance_start = self.frames_done
         if self._restarts:
             self._restart_state()
-        return Result(tuple(words), final=True, end_of_utterance=reason, rescore=rescore, alternatives=alternatives)
+        return Result(tuple(words), final=True, end_of_utterance=reason, rescore=rescore, alternatives=alternatives,
+                      word_alternatives=slots)
 
 
 class Recognizer:
@@ -407,7 +415,8 @@ class Recognizer:
 
     def final_pass(self, requested: str | None = None, *, custom_lm: CustomLM | None = None,
                    customization_weight: float = 0.3, max_alternatives: int = 1, whisper_beam: int = 0,
-                   adapter: Adapter | None = None, fusion: bool | None = None) -> FinalPass:
+                   adapter: Adapter | None = None, fusion: bool | None = None,
+                   word_alternatives: bool = False) -> FinalPass:
         """:func:`engine.finalpass.choose_final_pass` for this version.
 
         Raises:
@@ -416,7 +425,8 @@ class Recognizer:
         check_weight(customization_weight)
         return choose_final_pass(self.bundle, requested, custom_lm=custom_lm,
                                  customization_weight=customization_weight, max_alternatives=max_alternatives,
-                                 whisper_beam=whisper_beam, adapter=adapter, fusion=fusion)
+                                 whisper_beam=whisper_beam, adapter=adapter, fusion=fusion,
+                                 word_alternatives=word_alternatives)
 
     def whisper_final(self, features: torch.Tensor, log_probs: torch.Tensor, frame_offset: int, *,
                       fallback: list[Word], final_pass: FinalPass | None = None) -> tuple[WhisperFinal, Future | None]:
@@ -438,15 +448,18 @@ class Recognizer:
         fp = final_pass or FinalPass(FinalPassKind.WHISPER)
         # the custom LM is read here, off the event loop, on its first use
         decoded = b.whisper.transcribe(features, fp.whisper_prompt, fp.rescorer(), fp.alternatives,
-                                       beam_size=fp.whisper_beam, adapter=fp.adapter, fuse=fp.whisper_fusion)
+                                       beam_size=fp.whisper_beam, adapter=fp.adapter, fuse=fp.whisper_fusion,
+                                       nbest=fp.word_alternatives)
         words = align_words(decoded.text, log_probs, b.tokenizer, frame_seconds=b.frame_seconds,
                             frame_offset=frame_offset)
         if len(decoded.confidences) == len(words):
             # the decoder's own certainty is a far better confidence than the streaming CTC's posteriors
             words = [replace(w, confidence=c) for w, c in zip(words, decoded.confidences)]
+        # the slots are the decoder's own words (before custom words are put in, which may merge a run)
+        slots = word_alternatives(words, decoded.text, decoded.nbest) if fp.word_alternatives else ()
         if fp.custom_lm is not None:
             words = apply_custom_words(words, fp.custom_lm)
-        return WhisperFinal(words, decoded.alternatives)
+        return WhisperFinal(words, decoded.alternatives, slots)
 
     def online_search(self, *, custom_lm: CustomLM | None = None,
                       customization_weight: float = 0.3) -> OnlineSearch | CustomSearch | RemoteSearch:
@@ -476,7 +489,7 @@ class Recognizer:
         """A final whose search (or Whisper pass) ran elsewhere, with the words of its result."""
         if isinstance(tokens, WhisperFinal):
             return Result(tuple(tokens.words), final=True, end_of_utterance=result.end_of_utterance,
-                          alternatives=tokens.alternatives)
+                          alternatives=tokens.alternatives, word_alternatives=tokens.word_alternatives)
         return Result(tuple(self.words_of(tokens)), final=True, end_of_utterance=result.end_of_utterance)
 
     def step(self, streams: list[Stream]) -> list[list[Result]]:

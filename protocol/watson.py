@@ -26,7 +26,7 @@ from protocol.errors import InvalidParameter, MalformedMessage
 
 #: Options voxgate accepts and ignores (each yields a warning naming it): features it does not implement.
 IGNORED_OPTIONS = frozenset({
-    "word_alternatives_threshold", "profanity_filter", "smart_formatting",
+    "profanity_filter", "smart_formatting",
     "speaker_labels", "grammar_name", "redaction", "processing_metrics", "processing_metrics_interval",
     "audio_metrics", "split_transcript_at_phrase_end", "speech_detector_sensitivity",
     "background_audio_suppression", "character_insertion_bias", "smart_formatting_version",
@@ -49,6 +49,8 @@ class Options:
         customization_weight: weight of the custom language model, 0-1 (None = the model's own).
         keywords: phrases to spot in the finals (Watson: spotted only with ``keywords_threshold`` too).
         keywords_threshold: the least confidence of a spotted keyword, 0-1 (None: no spotting).
+        word_alternatives_threshold: the least confidence of a word alternative, 0-1 (None: finals carry no
+            ``word_alternatives``).
         low_latency: accepted for compatibility (voxgate is always low latency).
         warnings: what the client should be told about its options.
     """
@@ -63,6 +65,7 @@ class Options:
     customization_weight: float | None = None
     keywords: tuple[str, ...] = ()
     keywords_threshold: float | None = None
+    word_alternatives_threshold: float | None = None
     low_latency: bool = False
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
@@ -112,7 +115,7 @@ def _option(name: str, value: Any) -> tuple[str, Any]:
         return _WIRE_NAMES[name], _number(name, value, integer=False, low=0.0, high=120.0)
     if name == "customization_weight":
         return name, _number(name, value, integer=False, low=0.0, high=1.0)
-    if name == "keywords_threshold":
+    if name in ("keywords_threshold", "word_alternatives_threshold"):
         return name, _number(name, value, integer=False, low=0.0, high=1.0)
     if name == "keywords":
         return name, _keywords(value)
@@ -249,18 +252,30 @@ class WordHypothesis:
 
 
 @dataclass(frozen=True)
+class WordSlot:
+    """The competing words of one word of a final: its span in seconds and ``(word, confidence)`` pairs,
+    most likely first."""
+
+    start_s: float
+    end_s: float
+    alternatives: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
 class Hypothesis:
     """One result: the words of an utterance, final or interim.
 
     Attributes:
         end_of_utterance: on finals, why the utterance ended (``end_of_data``, ``silence``, ``full_stop``, ``reset``).
         alternatives: on finals, next-best transcripts (``max_alternatives``), best first.
+        word_slots: on finals, every word's competing words (``word_alternatives_threshold``), in order.
     """
 
     words: tuple[WordHypothesis, ...]
     final: bool
     end_of_utterance: str | None = None
     alternatives: tuple[str, ...] = ()
+    word_slots: tuple[WordSlot, ...] = ()
 
     @property
     def confidence(self) -> float:
@@ -282,9 +297,23 @@ def result_json(hypothesis: Hypothesis, options: Options) -> dict[str, Any]:
     result: dict[str, Any] = {"final": hypothesis.final, "alternatives": [alternative, *extra]}
     if hypothesis.final and options.spots_keywords:
         result["keywords_result"] = spot_keywords(words, options.keywords, options.keywords_threshold or 0.0)
+    if hypothesis.final and options.word_alternatives_threshold is not None:
+        result["word_alternatives"] = word_alternatives_json(hypothesis.word_slots, options.word_alternatives_threshold)
     if hypothesis.final and hypothesis.end_of_utterance:
         result["end_of_utterance"] = hypothesis.end_of_utterance
     return result
+
+
+def word_alternatives_json(slots: tuple[WordSlot, ...], threshold: float) -> list[dict[str, Any]]:
+    """Watson's ``word_alternatives`` of one final: for each word slot with a word at or above
+    ``threshold``, its ``start_time``, ``end_time`` and ``alternatives`` (``confidence``, ``word``),
+    most likely first. Slots whose every word is below the threshold are left out."""
+    out = []
+    for slot in slots:
+        kept = [{"confidence": round(c, 4), "word": w} for w, c in slot.alternatives if c >= threshold]
+        if kept:
+            out.append({"start_time": round(slot.start_s, 2), "end_time": round(slot.end_s, 2), "alternatives": kept})
+    return out
 
 
 def _key(text: str) -> str:

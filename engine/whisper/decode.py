@@ -30,6 +30,7 @@ import tokenizers
 import torch
 import torch.nn.functional as F
 
+from engine.confusion import nbest_posteriors
 from engine.text import normalize_transcript
 from engine.whisper.features import normalise_utterance
 from engine.whisper.lora import Adapter, adapted, wrap
@@ -200,6 +201,7 @@ class Decoded:
     text: str
     confidences: tuple[float, ...]
     alternatives: tuple[str, ...] = ()
+    nbest: tuple[tuple[str, float], ...] = ()
 
 
 class UtteranceDecoder:
@@ -231,7 +233,8 @@ class UtteranceDecoder:
     @torch.inference_mode()
     def transcribe(self, log_mel: torch.Tensor, previous: tuple[int, ...] = (),
                    rescore: LMTerm | None = None, alternatives: int = 0, *,
-                   beam_size: int = 0, adapter: Adapter | None = None, fuse: bool = False) -> Decoded:
+                   beam_size: int = 0, adapter: Adapter | None = None, fuse: bool = False,
+                   nbest: bool = False) -> Decoded:
         """The normalised transcript of one utterance, with the decoder's confidence in each word.
 
         Args:
@@ -247,21 +250,26 @@ class UtteranceDecoder:
             fuse: with ``rescore``, shallow fusion: the language-model term also steers the beam search
                 itself (each word is scored as soon as the next one starts), instead of only
                 reranking what the decoder alone kept in its beam.
+            nbest: also return every distinct transcript of the beam (of at least :data:`RESCORE_BEAM`)
+                with its posterior over that pool (:func:`engine.confusion.nbest_posteriors`; Watson's
+                ``word_alternatives`` are read off it).
         """
         with adapted(self.whisper, adapter):
-            return self._transcribe(log_mel, previous, rescore, alternatives, beam_size, fuse)
+            return self._transcribe(log_mel, previous, rescore, alternatives, beam_size, fuse, nbest)
 
     def _transcribe(self, log_mel: torch.Tensor, previous: tuple[int, ...], rescore: LMTerm | None,
-                    alternatives: int, beam_size: int, fuse: bool = False) -> Decoded:
+                    alternatives: int, beam_size: int, fuse: bool = False, nbest: bool = False) -> Decoded:
         if log_mel.shape[0] < 10:
             return Decoded("", ())
         # the decoder's cross-attention keys and values, computed once for every pass over this utterance
         cross = self.whisper.decoder.cross_kv(self.encode(log_mel))
         prompt = [*previous, *self.text.prompt]
         beam = beam_size or self.options.beam_size
-        if rescore is not None or alternatives > 0:
+        if rescore is not None or alternatives > 0 or nbest:
             # hypotheses that differ in punctuation or digits normalise alike: twice the beam for alternatives
-            width = max(beam, RESCORE_BEAM, 2 * (alternatives + 1) if alternatives else 0)
+            # (and for the N-best's posteriors: a beam of 4 often holds one transcript in four spellings)
+            width = max(beam, RESCORE_BEAM, 2 * (alternatives + 1) if alternatives else 0,
+                        2 * RESCORE_BEAM if nbest else 0)
             fusion = rescore if fuse else None
             pool = self._beam_pool(cross, width, prompt, fusion)
             # a language model can favour a repeated phrase (its n-grams score well): loops are dropped,
@@ -278,7 +286,9 @@ class UtteranceDecoder:
             ranked = sorted(range(len(pool)), key=lambda i: -(pool[i][1] + lm(texts[i])) / max(1, len(pool[i][0])))
             decoded = self._with_confidence(cross, prompt, pool[ranked[0]][0])
             others = tuple(dict.fromkeys(texts[i] for i in ranked[1:] if texts[i] != decoded.text))[:alternatives]
-            return replace(decoded, alternatives=others)
+            pool_posteriors = nbest_posteriors(texts, [pool[i][1] + lm(texts[i]) for i in range(len(pool))]) \
+                if nbest else ()
+            return replace(decoded, alternatives=others, nbest=pool_posteriors)
         ids = self._greedy(cross, prompt) if beam <= 1 else self._beam(cross, beam, prompt)
         if looping(ids, self.text.decode(ids)):
             # Whisper's failure mode on odd audio (robotic voices, hallucinated speech): a phrase

@@ -23,7 +23,7 @@ from engine.endpoint import EndpointConfig
 from engine.recognizer import Result
 from protocol.audio import parse_content_type
 from protocol.errors import InvalidParameter, UnsupportedMedia
-from protocol.watson import Hypothesis, Options, WordHypothesis
+from protocol.watson import Hypothesis, Options, WordHypothesis, WordSlot
 from protocol.wav import parse_wav_header
 from server.config import RecognitionConfig
 from server.runtime.metrics import Metrics
@@ -41,7 +41,8 @@ def _audio_error(exc: AudioError) -> InvalidParameter | UnsupportedMedia:
 def hypothesis(result: Result) -> Hypothesis:
     """The wire form of an engine result."""
     words = tuple(WordHypothesis(w.word, w.start, w.end, w.confidence) for w in result.words)
-    return Hypothesis(words, result.final, result.end_of_utterance, result.alternatives)
+    slots = tuple(WordSlot(s.start, s.end, s.alternatives) for s in result.word_alternatives)
+    return Hypothesis(words, result.final, result.end_of_utterance, result.alternatives, slots)
 
 
 ResultsHandler = Callable[[list[Result]], Awaitable[None]]
@@ -68,6 +69,7 @@ class Recognition:
         custom_lm: a trained custom language model for the finals' beam search, or None.
         customization_weight: its weight against the base LM (0-1).
         max_alternatives: transcripts per final, the best and its next-best (``whisper`` finals only).
+        word_alternatives: finals carry each word's competing words (``whisper`` finals only).
 
     Raises:
         UnsupportedMedia, InvalidParameter: an audio type or rate the model cannot take.
@@ -79,7 +81,7 @@ class Recognition:
     def __init__(self, model: LoadedModel, content_type: str | None, *, endpoint: EndpointConfig,
                  metrics: Metrics, on_results: ResultsHandler, settings: RecognitionConfig, route: str,
                  custom_lm: CustomLM | None = None, customization_weight: float = 0.3,
-                 max_alternatives: int = 1) -> None:
+                 max_alternatives: int = 1, word_alternatives: bool = False) -> None:
         self.model = model
         try:
             self.decoder = StreamDecoder(parse_content_type(content_type), target_rate_hz=model.bundle.sample_rate_hz,
@@ -91,7 +93,7 @@ class Recognition:
                                                  customization_weight=customization_weight,
                                                  max_alternatives=max_alternatives,
                                                  whisper_beam=settings.whisper_beam(route), adapter=model.adapter,
-                                                 fusion=settings.custom_lm_fusion)
+                                                 fusion=settings.custom_lm_fusion, word_alternatives=word_alternatives)
         #: for the results' warnings
         self.warnings: tuple[str, ...] = () if not final_pass.ignored_custom_lm else (
             f"The custom language model is not applied to the final results of {model.bundle.version}: its final "
@@ -100,6 +102,10 @@ class Recognition:
         if final_pass.ignored_adapter:
             self.warnings += (f"The custom acoustic model adapts the \"whisper\" final pass of {model.bundle.version}; "
                               f"this request's final pass is \"{final_pass.kind.value}\", which it does not change.",)
+        if word_alternatives and not final_pass.word_alternatives:
+            self.warnings += (f"word_alternatives_threshold: word alternatives come from the \"whisper\" final pass's "
+                              f"beam; this request's final pass on {model.bundle.version} is "
+                              f"\"{final_pass.kind.value}\", so its finals carry none.",)
         try:
             self.stream = model.recognizer.new_stream(endpoint=endpoint, chunk_frames=chunk_frames,
                                                       max_chunks=MAX_CHUNKS_PER_STEP, final_pass=final_pass,
@@ -211,7 +217,7 @@ class Recognitions:
 
     def open(self, resolved: Resolved, content_type: str | None, *, on_results: ResultsHandler, route: str,
              endpoint: EndpointConfig | None = None, customization_weight: float | None = None,
-             max_alternatives: int = 1) -> Recognition:
+             max_alternatives: int = 1, word_alternatives: bool = False) -> Recognition:
         """A recognition with the resolved models and ``route``'s final pass (see :class:`Recognition`).
 
         Raises:
@@ -220,7 +226,7 @@ class Recognitions:
         return Recognition(resolved.model, content_type, endpoint=endpoint or EndpointConfig(), metrics=self.metrics,
                            on_results=on_results, settings=self.settings, route=route, custom_lm=resolved.custom_lm,
                            customization_weight=resolved.weight(customization_weight),
-                           max_alternatives=max_alternatives)
+                           max_alternatives=max_alternatives, word_alternatives=word_alternatives)
 
     def for_watson(self, resolved: Resolved, options: Options, on_results: ResultsHandler, *,
                    route: str) -> Recognition:
@@ -229,4 +235,5 @@ class Recognitions:
         endpoint = EndpointConfig(silence_seconds=max(options.end_of_phrase_silence_time_s, 0.04))
         return self.open(resolved, options.content_type, on_results=on_results, route=route, endpoint=endpoint,
                          customization_weight=options.customization_weight,
-                         max_alternatives=options.max_alternatives)
+                         max_alternatives=options.max_alternatives,
+                         word_alternatives=options.word_alternatives_threshold is not None)

@@ -93,7 +93,7 @@ def test_watson_sdk_alternatives_and_keywords(real_server) -> None:
     with open(FIXTURES / "allison" / "vm-reenterpassword.wav", "rb") as audio:
         result = stt.recognize(audio=audio, content_type="audio/wav", model="en-US_NarrowbandModel",
                                max_alternatives=3, keywords=["password", "pound key", "extension"],
-                               keywords_threshold=0.5).get_result()
+                               keywords_threshold=0.5, word_alternatives_threshold=0.01).get_result()
     [final] = result["results"]
     best, *others = final["alternatives"]
     assert best["transcript"].strip() == "please re enter your password followed by the pound key"
@@ -103,6 +103,18 @@ def test_watson_sdk_alternatives_and_keywords(real_server) -> None:
     assert set(spotted) == {"password", "pound key"}
     [password] = spotted["password"]
     assert 0 < password["start_time"] < password["end_time"] and password["confidence"] >= 0.5
+    # word_alternatives: each slot's words at or above the threshold, most likely first; the best
+    # transcript's words are the top of their slots (clear speech), in time order
+    slots = final["word_alternatives"]
+    words = best["transcript"].split()
+    assert 0 < len(slots) <= len(words)
+    assert [s["alternatives"][0]["word"] for s in slots] == [w for w in words if w in
+                                                             {a["word"] for s in slots for a in s["alternatives"]}][:len(slots)]
+    for slot in slots:
+        confidences = [a["confidence"] for a in slot["alternatives"]]
+        assert confidences == sorted(confidences, reverse=True) and min(confidences) >= 0.01 and sum(confidences) <= 1.0001
+        assert 0 <= slot["start_time"] < slot["end_time"]
+    assert [s["start_time"] for s in slots] == sorted(s["start_time"] for s in slots)
     assert "warnings" not in result
 
 

@@ -154,6 +154,13 @@ def test_max_alternatives_asks_the_whisper_pass_for_its_next_best() -> None:
     assert choose_final_pass(bundle, "ctc", max_alternatives=3).alternatives == 0  # the CTC search gives one
 
 
+def test_word_alternatives_are_asked_of_the_whisper_pass_only() -> None:
+    bundle = _bundle(whisper=True, beam=True, default="whisper")
+    assert choose_final_pass(bundle, None, word_alternatives=True).word_alternatives
+    assert not choose_final_pass(bundle, None).word_alternatives
+    assert not choose_final_pass(bundle, "ctc", word_alternatives=True).word_alternatives
+
+
 def test_the_whisper_beam_is_chosen_per_request() -> None:
     bundle = _bundle(whisper=True, beam=True, default="whisper")
     assert choose_final_pass(bundle, None, whisper_beam=4).whisper_beam == 4

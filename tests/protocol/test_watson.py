@@ -1,6 +1,7 @@
 """Watson start/stop parsing and results serialisation."""
 
 import json
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -8,7 +9,7 @@ from hypothesis import strategies as st
 
 from protocol.errors import InvalidParameter, MalformedMessage, ProtocolError
 from protocol.watson import (STOP_MESSAGE, ErrorReply, Hypothesis, Listening, Options, Results, ResultSummary, Start,
-                             Stop, Warnings, WordHypothesis, error_message, listening_message, parse_control,
+                             Stop, Warnings, WordHypothesis, WordSlot, error_message, listening_message, parse_control,
                              parse_query_options, parse_server_message, results_message, start_message)
 
 
@@ -68,7 +69,8 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
                            max_leaves=10)
 option_keys = st.sampled_from(["action", "content-type", "content_type", "interim_results", "inactivity_timeout",
                                "max_alternatives", "word_confidence", "timestamps", "end_of_phrase_silence_time",
-                               "customization_weight", "low_latency", "keywords", "other"])
+                               "customization_weight", "low_latency", "keywords", "word_alternatives_threshold",
+                               "other"])
 
 
 @given(st.dictionaries(option_keys, json_values, max_size=8))
@@ -148,6 +150,30 @@ def test_max_alternatives_adds_the_next_best_transcripts_to_finals() -> None:
     assert "confidence" in result["alternatives"][0] and "confidence" not in result["alternatives"][1]
     [one] = json.loads(results_message(0, [final], Options()))["results"]
     assert len(one["alternatives"]) == 1
+
+
+def test_word_alternatives_threshold_adds_each_words_competitors_to_finals() -> None:
+    words = (WordHypothesis("press", 0.1, 0.4, 0.9), WordHypothesis("one", 0.4, 0.7, 0.8))
+    slots = (WordSlot(0.1, 0.4, (("press", 0.95), ("dress", 0.05))), WordSlot(0.4, 0.7, (("one", 0.6), ("won", 0.4))))
+    options = parse_control(json.dumps({"action": "start", "word_alternatives_threshold": 0.3})).options
+    assert options.word_alternatives_threshold == 0.3 and not options.warnings
+    final = Hypothesis(words, True, word_slots=slots)
+    [result] = json.loads(results_message(0, [final], options))["results"]
+    assert result["word_alternatives"] == [
+        {"start_time": 0.1, "end_time": 0.4, "alternatives": [{"confidence": 0.95, "word": "press"}]},
+        {"start_time": 0.4, "end_time": 0.7, "alternatives": [{"confidence": 0.6, "word": "one"},
+                                                               {"confidence": 0.4, "word": "won"}]}]
+    # a slot whose every word is under the threshold is left out; interims and requests without it carry none
+    high = replace(options, word_alternatives_threshold=0.9)
+    assert [s["start_time"] for s in json.loads(results_message(0, [final], high))["results"][0]["word_alternatives"]] \
+        == [0.1]
+    [interim] = json.loads(results_message(0, [Hypothesis(words, False, word_slots=slots)], options))["results"]
+    assert "word_alternatives" not in interim
+    assert "word_alternatives" not in json.loads(results_message(0, [final], Options()))["results"][0]
+    assert parse_query_options({"word_alternatives_threshold": "0.25"}, None).word_alternatives_threshold == 0.25
+    for bad in (1.5, -0.1, "x", True):
+        with pytest.raises(InvalidParameter, match="word_alternatives_threshold"):
+            parse_control(json.dumps({"action": "start", "word_alternatives_threshold": bad}))
 
 
 # Client side: what a client sends parses on the server, what the server sends parses on the client.

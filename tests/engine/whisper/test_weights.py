@@ -219,6 +219,28 @@ def test_alternatives_are_the_beams_next_best_distinct_transcripts() -> None:
 
 
 @pytest.mark.timeout(120)
+def test_the_nbest_carries_posteriors_over_the_beam() -> None:
+    from engine.audio import load_audio
+    from engine.features import log_mel
+    from engine.whisper.decode import RESCORE_BEAM, UtteranceDecoder, WhisperText
+    from engine.whisper.features import WhisperFeatureConfig
+    from tests.conftest import FIXTURES
+
+    model = shared_pretrained("whisper-tiny.en")
+    text = WhisperText(source_folder(SOURCES["whisper-tiny.en"]) / "tokenizer.json", model.dims.n_vocab)
+    feats = log_mel(load_audio(FIXTURES / "allison" / "vm-reenterpassword.wav", 8000), WhisperFeatureConfig(8000))
+    decoder = UtteranceDecoder(model, text)
+    decoded = decoder.transcribe(feats, nbest=True)
+    assert decoded.text == "please re enter your password followed by the pound key"
+    texts = [t for t, _ in decoded.nbest]
+    assert 1 < len(texts) <= 2 * RESCORE_BEAM and len(set(texts)) == len(texts)
+    assert sum(p for _, p in decoded.nbest) == pytest.approx(1.0)
+    assert [p for _, p in decoded.nbest] == sorted((p for _, p in decoded.nbest), reverse=True)
+    assert texts[0] == decoded.text  # clear speech: the chosen transcript is also the likeliest
+    assert decoder.transcribe(feats).nbest == ()
+
+
+@pytest.mark.timeout(120)
 def test_a_request_may_ask_for_a_beam() -> None:
     from engine.audio import load_audio
     from engine.features import log_mel

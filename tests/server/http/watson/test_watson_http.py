@@ -76,3 +76,12 @@ def test_version_is_the_older_name_of_base_model_version(server) -> None:
     status, body = asyncio.run(_post(url, b"\0" * 1000, L16, version=version,
                                      base_model_version="en-US_BroadbandModel.v1999-01-01"))
     assert status == 400 and "disagree" in body["error"]
+
+
+def test_word_alternatives_on_a_ctc_final_pass_are_none_and_say_so(server) -> None:
+    # the tiny model has no Whisper decoder: its finals come from the CTC search, which has no N-best here
+    status, body = asyncio.run(_post(f"{server.http}/v1/recognize", l16(2.0, 3), L16,
+                                     word_alternatives_threshold="0.2"))
+    assert status == 200
+    assert any("word_alternatives_threshold" in w and "carry none" in w for w in body["warnings"])
+    assert all(r["word_alternatives"] == [] for r in body["results"] if r["final"])
