@@ -38,7 +38,7 @@ from engine.beam import BeamConfig, BeamDecoder
 from engine.features import FeatureConfig
 from engine.model import ModelConfig, StreamingCTC
 from engine.tokenizer import Tokenizer
-from engine.whisper.lora import Adapter
+from engine.whisper.lora import Adapter, AdapterError
 from engine.whisper.decode import DecodeOptions, UtteranceDecoder, WhisperText
 from engine.whisper.features import WhisperFeatureConfig
 from engine.whisper.model import StreamingWhisperCTC, WhisperCTCConfig, build_streaming, shared_pretrained
@@ -164,6 +164,12 @@ def _load_network(path: Path, manifest: dict, *, search_only: bool):
         raise BundleError(f"{path}: {exc}") from exc
     text = WhisperText(tokenizer_file(source), pretrained.dims.n_vocab)
     options = DecodeOptions(**manifest.get("whisper_decoding", {}))
+    if "whisper_fast" in manifest:  # the decoder's adapter for the whisper-fast final pass
+        try:
+            unpadded = Adapter.load(path / manifest["whisper_fast"]["adapter"])
+            return model, features, UtteranceDecoder(pretrained, text, options, unpadded)
+        except (OSError, AdapterError, KeyError) as exc:
+            raise BundleError(f"{path}: the whisper-fast adapter cannot be used: {exc}") from exc
     return model, features, UtteranceDecoder(pretrained, text, options)
 
 

@@ -9,7 +9,12 @@ from one :class:`FinalPass`:
 - ``whisper``: Whisper's decoder over the utterance's full-context encoding
   (:class:`engine.whisper.decode.UtteranceDecoder`), its N-best rescored by the request's custom LM
   when there is one (or, asked for, the custom LM fused into its beam search); word times come
-  from a CTC forced alignment of its words on the streaming pass's posteriors.
+  from a CTC forced alignment of its words on the streaming pass's posteriors;
+- ``whisper-fast``: the same, but the utterance is encoded alone, without the 15 s of padding the
+  pretrained decoder needs, and the decoder reads it through the version's low-rank adapter trained
+  for that (:mod:`engine.recipe.whisper_u2`): a fraction of the encoder's cost per final. A version
+  without the adapter serves ``whisper``; a custom acoustic model (an adapter of the padded pass)
+  does not apply to it.
 
 :func:`choose_final_pass` resolves a request's wish against what the model version has (older
 versions have no Whisper decoder), in one place.
@@ -42,6 +47,7 @@ class FinalPassKind(StrEnum):
     GREEDY = "greedy"
     CTC = "ctc"
     WHISPER = "whisper"
+    WHISPER_FAST = "whisper-fast"
 
 
 #: How the ``whisper`` pass applies a custom LM, chosen by measurement (custom LM from the Allison
@@ -137,7 +143,12 @@ class FinalPass:
     @property
     def uses_whisper(self) -> bool:
         """True when the finals need the utterance's features for Whisper's decoder."""
-        return self.kind is FinalPassKind.WHISPER
+        return self.kind in (FinalPassKind.WHISPER, FinalPassKind.WHISPER_FAST)
+
+    @property
+    def padded(self) -> bool:
+        """``whisper``: the utterance is encoded with Whisper's padding (not ``whisper-fast``)."""
+        return self.kind is not FinalPassKind.WHISPER_FAST
 
 
 def choose_final_pass(bundle, requested: str | FinalPassKind | None = None, *, custom_lm: CustomLM | None = None,
@@ -156,6 +167,9 @@ def choose_final_pass(bundle, requested: str | FinalPassKind | None = None, *, c
     if chosen.kind is FinalPassKind.WHISPER:
         return replace(chosen, alternatives=max(0, max_alternatives - 1), whisper_beam=whisper_beam, adapter=adapter,
                        word_alternatives=word_alternatives)
+    if chosen.kind is FinalPassKind.WHISPER_FAST:
+        return replace(chosen, alternatives=max(0, max_alternatives - 1), whisper_beam=whisper_beam,
+                       word_alternatives=word_alternatives, ignored_adapter=adapter is not None)
     return replace(chosen, ignored_adapter=adapter is not None)
 
 
@@ -170,7 +184,8 @@ def _choose(bundle, requested: str | FinalPassKind | None = None, *, custom_lm: 
         customization_weight: its weight (0: not used).
         fusion: ``whisper``: shallow fusion of the custom LM (:data:`WHISPER_FUSION`).
 
-    Rules: a version without Whisper's decoder serves ``whisper`` with its CTC search; a version
+    Rules: a version without Whisper's decoder serves ``whisper`` and ``whisper-fast`` with its CTC search, a
+    version without the ``whisper-fast`` adapter serves it as ``whisper``; a version
     without a beam search serves ``ctc`` greedily. A custom LM (weight above 0) is mixed into the
     CTC search (``ctc``), or rescores the Whisper decoder's N-best (``whisper``; see
     :data:`WHISPER_RESCORE`).
@@ -182,9 +197,12 @@ def _choose(bundle, requested: str | FinalPassKind | None = None, *, custom_lm: 
     if kind is None:
         kind = parse_kind(bundle.default_final_pass)
     custom = custom_lm if customization_weight > 0 and bundle.beam is not None else None
-    if kind is FinalPassKind.WHISPER and bundle.whisper is None:
+    if kind is FinalPassKind.WHISPER_FAST and bundle.whisper is not None and bundle.whisper.unpadded is None:
+        kind = FinalPassKind.WHISPER
+    if kind in (FinalPassKind.WHISPER, FinalPassKind.WHISPER_FAST) and bundle.whisper is None:
         kind = FinalPassKind.CTC
-    if kind is FinalPassKind.WHISPER and custom_lm is not None and customization_weight > 0:
+    if kind in (FinalPassKind.WHISPER, FinalPassKind.WHISPER_FAST) and custom_lm is not None \
+            and customization_weight > 0:
         prompt = bundle.whisper.text.previous_text(custom_lm.prompt) if WHISPER_PROMPT else ()
         return FinalPass(kind, custom_lm if WHISPER_RESCORE else None, customization_weight,
                          ignored_custom_lm=not (prompt or WHISPER_RESCORE), whisper_prompt=prompt,

@@ -340,13 +340,12 @@ class Stream:
     def _close(self, reason: str) -> Result:
         """Finalise the open utterance through the stream's final pass."""
         b = self.recognizer.bundle
-        kind = self.final_pass.kind
         rescore = None
         alternatives: tuple[str, ...] = ()
         slots: tuple[WordAlternatives, ...] = ()
         log_probs = torch.cat(self._utterance_log_probs) if self._utterance_log_probs else \
             torch.zeros(0, b.model.config.vocab_size)
-        if kind is FinalPassKind.WHISPER:
+        if self.final_pass.uses_whisper:
             features = torch.cat(self._utterance_features) if self._utterance_features else \
                 torch.zeros(0, b.features.n_mels)
             final, rescore = self.recognizer.whisper_final(features, log_probs, self._utterance_start,
@@ -448,8 +447,8 @@ class Recognizer:
         fp = final_pass or FinalPass(FinalPassKind.WHISPER)
         # the custom LM is read here, off the event loop, on its first use
         decoded = b.whisper.transcribe(features, fp.whisper_prompt, fp.rescorer(), fp.alternatives,
-                                       beam_size=fp.whisper_beam, adapter=fp.adapter, fuse=fp.whisper_fusion,
-                                       nbest=fp.word_alternatives)
+                                       beam_size=fp.whisper_beam, adapter=fp.adapter if fp.padded else None,
+                                       fuse=fp.whisper_fusion, nbest=fp.word_alternatives, padded=fp.padded)
         words = align_words(decoded.text, log_probs, b.tokenizer, frame_seconds=b.frame_seconds,
                             frame_offset=frame_offset)
         if len(decoded.confidences) == len(words):

@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--base-model-version", help="version id")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
-    e.add_argument("--final-pass", choices=("auto", "whisper", "ctc", "greedy"), default="auto",
+    e.add_argument("--final-pass", choices=("auto", "whisper", "whisper-fast", "ctc", "greedy"), default="auto",
                    help="what makes each final (default: the version's own; see README)")
     e.add_argument("--whisper-beam", type=int, default=0,
                    help="Whisper-based versions: the beam of Whisper's decoder for the finals, 1-16 (default 0: the "

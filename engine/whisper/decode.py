@@ -178,14 +178,14 @@ class _Fusion:
         return out - table[:, 0:1]
 
 
-def encoder_input(log_mel: torch.Tensor, n_audio_ctx: int, min_pad_s: float) -> torch.Tensor:
+def encoder_input(log_mel: torch.Tensor, n_audio_ctx: int, min_pad_s: float, *, padded: bool = True) -> torch.Tensor:
     """``(T, D)`` raw log10 mel to the ``(T', D)`` normalised, padded input of the full-context encoder:
     Whisper's normalisation over the utterance, silence to twice its length and at least ``min_pad_s``
-    (see the module docstring), at most ``2 * n_audio_ctx`` frames, an even count."""
+    (see the module docstring; none unless ``padded``), at most ``2 * n_audio_ctx`` frames, an even count."""
     mel = normalise_utterance(log_mel.float())
     limit = 2 * n_audio_ctx
     mel = mel[:limit]
-    target = min(limit, max(int(min_pad_s * 100), 2 * mel.shape[0]))
+    target = min(limit, max(int(min_pad_s * 100), 2 * mel.shape[0])) if padded else mel.shape[0]
     if mel.shape[0] < target:
         # Whisper pads the audio with zeros: their log-mel is the floor, 8 below the maximum.
         mel = F.pad(mel, (0, 0, 0, target - mel.shape[0]), value=float(mel.min()))
@@ -211,18 +211,28 @@ class UtteranceDecoder:
         whisper: the pretrained model (eval mode).
         text: its tokenizer.
         options: decoding options.
+        unpadded: the version's adapter of the decoder for encodings of the utterance alone, without
+            the padding (``whisper-fast`` final pass, :mod:`engine.recipe.whisper_u2`), or None.
+
+    Raises:
+        AdapterError: an ``unpadded`` adapter that does not fit the network.
     """
 
-    def __init__(self, whisper: Whisper, text: WhisperText, options: DecodeOptions | None = None) -> None:
+    def __init__(self, whisper: Whisper, text: WhisperText, options: DecodeOptions | None = None,
+                 unpadded: Adapter | None = None) -> None:
         self.options = options or DecodeOptions()
         # a private copy (int8 or not) with its layers open to custom acoustic models' adapters
         self.whisper = wrap(quantized(whisper) if self.options.int8 else copy.deepcopy(whisper))
         self.text = text
+        if unpadded is not None:
+            unpadded.check(self.whisper)
+        self.unpadded = unpadded
 
     @torch.inference_mode()
-    def encode(self, log_mel: torch.Tensor) -> torch.Tensor:
-        """``(T, D)`` raw log10 mel to ``(1, N, C)`` encoder frames (full context)."""
-        return self.whisper.encoder(encoder_input(log_mel, self.whisper.dims.n_audio_ctx, self.options.min_pad_s)[None])
+    def encode(self, log_mel: torch.Tensor, *, padded: bool = True) -> torch.Tensor:
+        """``(T, D)`` raw log10 mel to ``(1, N, C)`` encoder frames (full context; padded or not)."""
+        return self.whisper.encoder(encoder_input(log_mel, self.whisper.dims.n_audio_ctx, self.options.min_pad_s,
+                                                  padded=padded)[None])
 
     @torch.inference_mode()
     def decode(self, log_mel: torch.Tensor, previous: tuple[int, ...] = (),
@@ -234,7 +244,7 @@ class UtteranceDecoder:
     def transcribe(self, log_mel: torch.Tensor, previous: tuple[int, ...] = (),
                    rescore: LMTerm | None = None, alternatives: int = 0, *,
                    beam_size: int = 0, adapter: Adapter | None = None, fuse: bool = False,
-                   nbest: bool = False) -> Decoded:
+                   nbest: bool = False, padded: bool = True) -> Decoded:
         """The normalised transcript of one utterance, with the decoder's confidence in each word.
 
         Args:
@@ -253,16 +263,29 @@ class UtteranceDecoder:
             nbest: also return every distinct transcript of the beam (of at least :data:`RESCORE_BEAM`)
                 with its posterior over that pool (:func:`engine.confusion.nbest_posteriors`; Watson's
                 ``word_alternatives`` are read off it).
+            padded: False: the ``whisper-fast`` pass, the utterance encoded alone (no padding: a fraction of
+                the encoder's cost) and read by the decoder under the version's ``unpadded`` adapter.
+
+        Raises:
+            ValueError: ``padded`` False on a version without the adapter, or with a custom acoustic model's
+                ``adapter`` (that adapts the padded pass; one adapter applies at a time).
         """
+        if not padded:
+            if self.unpadded is None:
+                raise ValueError("this version has no decoder adapter for unpadded encodings (whisper-fast)")
+            if adapter is not None:
+                raise ValueError("a custom acoustic model adapts the padded whisper pass, not whisper-fast")
+            adapter = self.unpadded
         with adapted(self.whisper, adapter):
-            return self._transcribe(log_mel, previous, rescore, alternatives, beam_size, fuse, nbest)
+            return self._transcribe(log_mel, previous, rescore, alternatives, beam_size, fuse, nbest, padded)
 
     def _transcribe(self, log_mel: torch.Tensor, previous: tuple[int, ...], rescore: LMTerm | None,
-                    alternatives: int, beam_size: int, fuse: bool = False, nbest: bool = False) -> Decoded:
+                    alternatives: int, beam_size: int, fuse: bool = False, nbest: bool = False,
+                    padded: bool = True) -> Decoded:
         if log_mel.shape[0] < 10:
             return Decoded("", ())
         # the decoder's cross-attention keys and values, computed once for every pass over this utterance
-        cross = self.whisper.decoder.cross_kv(self.encode(log_mel))
+        cross = self.whisper.decoder.cross_kv(self.encode(log_mel, padded=padded))
         prompt = [*previous, *self.text.prompt]
         beam = beam_size or self.options.beam_size
         if rescore is not None or alternatives > 0 or nbest:

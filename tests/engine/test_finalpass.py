@@ -16,10 +16,10 @@ CUSTOM = SimpleNamespace(prompt="Press one for sales.")
 PROMPT = (50361, 8437, 530)
 
 
-def _bundle(*, whisper: bool, beam: bool, default: str = "ctc"):
+def _bundle(*, whisper: bool, beam: bool, default: str = "ctc", fast: bool = False):
     text = SimpleNamespace(previous_text=lambda t: PROMPT if t else ())
-    return SimpleNamespace(whisper=SimpleNamespace(text=text) if whisper else None, beam=object() if beam else None,
-                           default_final_pass=default)
+    decoder = SimpleNamespace(text=text, unpadded=object() if fast else None) if whisper else None
+    return SimpleNamespace(whisper=decoder, beam=object() if beam else None, default_final_pass=default)
 
 
 @pytest.mark.parametrize(("whisper", "beam", "requested", "custom", "expected"), [
@@ -38,6 +38,24 @@ def _bundle(*, whisper: bool, beam: bool, default: str = "ctc"):
 def test_choice_rules(whisper, beam, requested, custom, expected) -> None:
     bundle = _bundle(whisper=whisper, beam=beam, default="whisper")
     assert choose_final_pass(bundle, requested, custom_lm=custom).kind is FinalPassKind(expected)
+
+
+@pytest.mark.parametrize(("whisper", "fast", "expected"), [
+    (True, True, "whisper-fast"),
+    (True, False, "whisper"),  # a version without the adapter: the padded pass
+    (False, False, "ctc"),     # an older version
+])
+def test_whisper_fast_needs_the_versions_adapter(whisper, fast, expected) -> None:
+    bundle = _bundle(whisper=whisper, beam=True, default="whisper", fast=fast)
+    chosen = choose_final_pass(bundle, "whisper-fast", custom_lm=CUSTOM, max_alternatives=2, word_alternatives=True)
+    assert chosen.kind is FinalPassKind(expected)
+    if expected == "whisper-fast":
+        # the custom LM prompts and rescores it as it does the padded pass; a custom AM does not apply
+        assert chosen.uses_whisper and not chosen.padded
+        assert (chosen.whisper_prompt, chosen.custom_lm, chosen.alternatives, chosen.word_alternatives) == \
+            (PROMPT, CUSTOM, 1, True)
+        with_am = choose_final_pass(bundle, "whisper-fast", adapter=object())
+        assert with_am.adapter is None and with_am.ignored_adapter
 
 
 def test_whisper_applies_a_custom_lm_by_rescoring(monkeypatch) -> None:
@@ -67,7 +85,7 @@ def test_weight_zero_drops_the_custom_lm() -> None:
 
 
 def test_unknown_kind_is_refused() -> None:
-    with pytest.raises(ValueError, match="final_pass must be one of greedy, ctc, whisper, got 'fast'"):
+    with pytest.raises(ValueError, match="final_pass must be one of greedy, ctc, whisper, whisper-fast, got 'fast'"):
         parse_kind("fast")
 
 

@@ -1,0 +1,412 @@
+"""Fine-tune Whisper's decoder to read the *streaming* encoder's outputs (U2's second pass): resumable.
+
+The ``whisper`` final pass runs Whisper's full-context encoder over every utterance, padded to at
+least 15 s, before its decoder: about 57% of a final's CPU time (int8, one thread: 0.128 s of
+0.226 s per utterance on Allison TRAIN-split prompts). U2's trick is a decoder that cross-attends
+to the streaming encoder's own outputs, which the streaming pass has already computed, so a final
+costs only the decoder. Whisper's pretrained decoder cannot read them as they are (454% WER,
+repetition loops: ``benchmarks/reports/second-pass.md``); this recipe trains low-rank factors
+(:mod:`engine.whisper.lora`, rank ``--rank``) on every linear layer of the decoder, the rest frozen,
+with the decoder's teacher-forced cross-entropy on the recipe corpus's labelled (synthetic)
+utterances, over the shipped version's streaming encoder outputs of each utterance, unpadded.
+
+Inputs come from :mod:`engine.recipe.whisper_train`'s cache (``cache.pt``: the frozen bottom
+blocks' causal outputs per utterance); the version's trained top blocks run over them once.
+
+Usage::
+
+    python -m engine.recipe.whisper_u2 --cache RUN/cache.pt --model models/.../VERSION --out DIR \
+        [--minutes 30] [--eval-manifest HELD-OUT.tsv]
+
+Re-running with the same ``--out`` resumes from ``ckpt-last.pt``; ``log.jsonl`` holds the loss and,
+after every epoch, the greedy WER of the adapted decoder over the streaming outputs of
+``--eval-manifest`` (real speech that is not reserved: the held-out Allison TRAIN-split prompts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from engine.recipe.checkpoint import atomic_save
+from engine.whisper.decode import WhisperText
+from engine.whisper.features import normalise_streaming, normalise_utterance
+from engine.whisper.lora import new_factors, target_names, wrap, wrapped_layers
+from engine.whisper.network import block_mask
+
+MAX_TOKENS = 120
+#: the adapter's file in a version's folder
+ADAPTER_FILE = "whisper-fast.pt"
+
+
+def _pad(seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = torch.tensor([s.shape[0] for s in seqs])
+    out = torch.zeros(len(seqs), int(lengths.max()), *seqs[0].shape[1:], dtype=seqs[0].dtype)
+    for i, s in enumerate(seqs):
+        out[i, : s.shape[0]] = s
+    return out, lengths
+
+
+def _top(encoder, low: torch.Tensor, lengths: torch.Tensor, bottom: int, config, full_context: bool) -> torch.Tensor:
+    """``encoder``'s blocks from ``bottom`` and ``ln_post`` over bottom-block outputs ``(B, N, C)``: under
+    the streaming mask, or (``full_context``) attending to the whole utterance."""
+    B, N, _ = low.shape
+    pos = torch.arange(N).expand(B, N)
+    valid = pos < lengths[:, None]
+    mask = valid[:, None, None, :] if full_context else \
+        block_mask(pos, pos, valid, chunk_frames=config.chunk_frames, left_chunks=config.left_chunks)
+    return encoder.ln_post(encoder.run_blocks(low, mask, start=bottom))
+
+
+@torch.no_grad()
+def decoder_inputs(encoder, lows: list[torch.Tensor], bottom: int, config, full_context: bool) -> list[torch.Tensor]:
+    """What the decoder reads for every utterance's bottom-block outputs (see :func:`_top`), float16."""
+    out: list[torch.Tensor] = []
+    order = sorted(range(len(lows)), key=lambda i: lows[i].shape[0])
+    result: dict[int, torch.Tensor] = {}
+    for i in tqdm(range(0, len(order), 16), desc="decoder inputs", unit="batch"):
+        group = order[i: i + 16]
+        low, lengths = _pad([lows[j].float() for j in group])
+        x = _top(encoder, low, lengths, bottom, config, full_context)
+        for row, j in enumerate(group):
+            result[j] = x[row, : int(lengths[row])].half()
+    out = [result[j] for j in range(len(lows))]
+    return out
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(model_dir: str, bottom: int) -> None:
+    from engine.bundle import load_bundle
+    torch.set_num_threads(1)
+    _WORKER["bundle"] = load_bundle(Path(model_dir))
+    _WORKER["bottom"] = bottom
+
+
+@torch.no_grad()
+def _prepare(item: dict) -> dict | None:
+    """One corpus item: its streaming bottom-block outputs and the full-context teacher's transcript (the
+    version's ``whisper`` final pass over it, normalised), with the label when it has one."""
+    from engine.text import normalize_transcript
+    from engine.whisper.decode import looping
+    bundle, bottom = _WORKER["bundle"], _WORKER["bottom"]
+    mel = torch.from_numpy(item["mel"]).float()
+    mel = mel[: mel.shape[0] // 2 * 2]
+    c = bundle.model.config
+    low = bundle.model.encoder(normalise_streaming(mel[None], c.ceiling), torch.tensor([mel.shape[0]]), causal=True,
+                               chunk_frames=c.chunk_frames, left_chunks=c.left_chunks, layers=bottom)[0]
+    decoded = bundle.whisper.transcribe(mel)
+    text = bundle.whisper.text
+    ids = text.encode(decoded.text) if decoded.text else []
+    if looping(ids, decoded.text):
+        return None
+    return {"low": low.half(), "mel": mel.half(), "teacher": normalize_transcript(decoded.text), "label": item["text"],
+            "source": item["source"]}
+
+
+def prepare(corpus: Path, model_dir: Path, out: Path, *, bottom: int, per_kind: int, workers: int, seed: int) -> Path:
+    """``inputs.pt``: up to ``per_kind`` labelled and ``per_kind`` unlabelled corpus utterances (seeded
+    sample), each through :func:`_prepare` in ``workers`` processes; kept if it exists."""
+    import multiprocessing as mp
+    path = out / "inputs.pt"
+    if path.exists():
+        return path
+    items = []
+    for shard in sorted(corpus.glob("*.pt")):
+        items += [it for it in torch.load(shard, weights_only=False) if 20 <= it["mel"].shape[0] <= 2800]
+    rng = random.Random(seed)
+    labelled = [it for it in items if it["text"]]
+    unlabelled = [it for it in items if not it["text"]]
+    chosen = rng.sample(labelled, min(per_kind, len(labelled))) + rng.sample(unlabelled, min(per_kind, len(unlabelled)))
+    with mp.get_context("spawn").Pool(workers, _init_worker, (str(model_dir), bottom)) as pool:
+        rows = [r for r in tqdm(pool.imap(_prepare, chosen, chunksize=4), total=len(chosen), desc="teacher",
+                                unit="utt") if r is not None]
+    atomic_save(rows, path)
+    return path
+
+
+@torch.no_grad()
+def full_context_inputs(encoder, mels: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The pretrained encoder over each whole utterance, unpadded (Whisper's normalisation over it), float16."""
+    order = sorted(range(len(mels)), key=lambda i: mels[i].shape[0])
+    result: dict[int, torch.Tensor] = {}
+    for i in tqdm(range(0, len(order), 16), desc="full-context inputs", unit="batch"):
+        group = order[i: i + 16]
+        x, lengths = _pad([normalise_utterance(mels[j].float()) for j in group])
+        out = encoder(x, lengths)
+        for row, j in enumerate(group):
+            result[j] = out[row, : int(lengths[row]) // 2].half()
+    return [result[j] for j in range(len(mels))]
+
+
+@torch.no_grad()
+def encode_file(bundle, encoder, path: Path, bottom: int, full_context: bool, top: str = "version") -> torch.Tensor:
+    """``(N, C)`` decoder input of an audio file: the streaming bottom blocks, then :func:`_top` (or, with
+    ``top == "full"``, ``encoder`` over the whole utterance)."""
+    from engine.audio import load_audio
+    from engine.features import FeatureStream
+    samples = load_audio(path, bundle.sample_rate_hz)
+    feats = FeatureStream(bundle.features).accept(samples)
+    feats = feats[: feats.shape[0] // 2 * 2]
+    if top == "full":
+        return full_context_inputs(encoder, [feats])[0].float()
+    c = bundle.model.config
+    lengths = torch.tensor([feats.shape[0]])
+    low = bundle.model.encoder(normalise_streaming(feats[None], c.ceiling), lengths, causal=True,
+                               chunk_frames=c.chunk_frames, left_chunks=c.left_chunks, layers=bottom)
+    return _top(encoder, low, torch.tensor([low.shape[1]]), bottom, c, full_context)[0]
+
+
+@torch.no_grad()
+def greedy(decoder, text: WhisperText, audio: torch.Tensor) -> list[int]:
+    """Greedy decode over encoder frames ``(N, C)``."""
+    cross = decoder.cross_kv(audio[None])
+    tokens, kv, out = torch.tensor([text.prompt]), None, []
+    for _ in range(MAX_TOKENS):
+        logits, kv = decoder(tokens, cross, kv)
+        logits = logits[0, -1].float()
+        logits[text.first_special + 1:] = -float("inf")
+        nxt = int(logits.argmax())
+        if nxt == text.eot:
+            break
+        out.append(nxt)
+        tokens = torch.tensor([[nxt]])
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: see the module docstring."""
+    from engine.bundle import load_bundle
+    from engine.scoring import score
+    from engine.text import normalize_transcript
+    from engine.whisper.model import load_pretrained
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--corpus", type=Path, required=True, help="engine.recipe.whisper_corpus's output folder")
+    ap.add_argument("--per-kind", type=int, default=1500, help="labelled and unlabelled utterances, each")
+    ap.add_argument("--targets", choices=("teacher", "labels"), default="teacher",
+                    help="what the decoder learns to write: the full-context teacher's transcript (every utterance), "
+                         "or the corpus's labels (labelled utterances only)")
+    ap.add_argument("--model", type=Path, required=True, help="a Whisper-based version's folder")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--minutes", type=float, default=30.0)
+    ap.add_argument("--rank", type=int, default=16)
+    ap.add_argument("--alpha", type=float, default=32.0)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--batch-frames", type=int, default=4000, help="padded encoder frames per batch")
+    ap.add_argument("--eval-manifest", type=Path)
+    ap.add_argument("--eval-files", type=int, default=40)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--top", choices=("version", "pretrained", "full"), default="version",
+                    help="what the decoder reads: the version's streaming top blocks (CTC-tuned), the pretrained top "
+                         "blocks over the streaming bottom blocks' outputs, or the whole pretrained encoder over the "
+                         "utterance (full context, unpadded)")
+    ap.add_argument("--export", type=Path, help="after training, put the adapter into this version folder")
+    ap.add_argument("--full-context", action="store_true",
+                    help="the top blocks attend to the whole utterance (at the final) instead of the streaming mask")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    bundle = load_bundle(args.model)
+    manifest = json.loads((args.model / "manifest.json").read_text())
+    arch = manifest["architecture"]
+    bottom = arch["dims"]["n_audio_layer"] - arch["trained_blocks"]
+    text = bundle.whisper.text
+    whisper = load_pretrained(arch["pretrained"]).float().eval()
+    top = bundle.model.encoder if args.top == "version" else whisper.encoder
+    rows = torch.load(prepare(args.corpus, args.model, args.out, bottom=bottom, per_kind=args.per_kind,
+                              workers=args.threads, seed=args.seed), weights_only=False)
+    rows = [r for r in rows if (r["teacher"] if args.targets == "teacher" else r["label"])]
+    if args.top == "full":
+        audio = full_context_inputs(whisper.encoder, [r["mel"] for r in rows])
+    else:
+        audio = decoder_inputs(top, [r["low"] for r in rows], bottom, bundle.model.config, args.full_context)
+    data = [{"audio": a, "tokens": [*text.prompt,
+                                    *text.encode(r["teacher"] if args.targets == "teacher" else r["label"]), text.eot]}
+            for a, r in zip(audio, rows)]
+    dev = data[::40]
+    train = [d for i, d in enumerate(data) if i % 40]
+
+    for p in whisper.parameters():
+        p.requires_grad_(False)
+    decoder = whisper.decoder
+    names = target_names(whisper, 0, True)
+    wrap(whisper, names)
+    factors = new_factors(whisper, names, args.rank, torch.Generator().manual_seed(args.seed))
+    scale = args.alpha / args.rank
+    layers = wrapped_layers(whisper)
+    for name, (a, b) in factors.items():
+        layers[name].delta = (a, b, scale)
+    params = [p for pair in factors.values() for p in pair]
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
+    state = {"step": 0, "epoch": 0, "position": 0, "order": None, "seconds": 0.0}
+    ckpt = args.out / "ckpt-last.pt"
+    variant = {"top": args.top, "full_context": args.full_context, "targets": args.targets, "rank": args.rank,
+               "alpha": args.alpha}
+    if ckpt.exists():
+        saved = torch.load(ckpt, weights_only=False)
+        if saved.get("variant", variant) != variant:
+            raise SystemExit(f"{ckpt} is a run of {saved['variant']}, not {variant}: use another --out")
+        with torch.no_grad():
+            for name, (a, b) in factors.items():
+                a.copy_(saved["factors"][name]["a"])
+                b.copy_(saved["factors"][name]["b"])
+        opt.load_state_dict(saved["optimizer"])
+        state = saved["state"]
+
+    eval_items = []
+    if args.eval_manifest:
+        for line in args.eval_manifest.read_text().splitlines()[: args.eval_files]:
+            path, ref = line.split("\t")
+            try:
+                eval_items.append((encode_file(bundle, top, Path(path), bottom, args.full_context, args.top), ref))
+            except ValueError:  # longer than Whisper's 30 s of positions: a live stream cuts it
+                continue
+
+    def evaluate() -> dict:
+        refs, hyps = [], []
+        for audio, ref in eval_items:
+            refs.append(ref)
+            hyps.append(normalize_transcript(text.decode(greedy(decoder, text, audio.float()))))
+        s = score(refs, hyps)
+        with torch.no_grad():
+            dev_loss = sum(float(_loss(decoder, text, [d])) for d in dev[:60]) / max(1, len(dev[:60]))
+        return {"real_wer": round(s.wer, 4) if refs else None, "dev_loss": round(dev_loss, 4),
+                "example": hyps[0] if hyps else ""}
+
+    log = open(args.out / "log.jsonl", "a")
+    try:
+        start = time.time()
+        budget = args.minutes * 60
+        rng = random.Random(args.seed + state["epoch"])
+        if state["order"] is None:
+            state["order"] = _batches(train, args.batch_frames, rng)
+        if state["step"] == 0 and eval_items:
+            log.write(json.dumps({"step": 0, **evaluate()}) + "\n")
+            log.flush()
+
+        def save() -> None:
+            atomic_save({"factors": {n: {"a": a.detach().clone(), "b": b.detach().clone()} for n, (a, b) in factors.items()},
+                         "scale": scale, "rank": args.rank, "optimizer": opt.state_dict(), "state": state,
+                         "variant": variant, "data": {"utterances": len(train), "per_kind": args.per_kind}}, ckpt)
+
+        last_save = time.time()
+        bar = tqdm(total=len(state["order"]), initial=state["position"], desc=f"epoch {state['epoch'] + 1}", unit="batch")
+        running = None
+        while time.time() - start < budget:
+            if state["position"] >= len(state["order"]):
+                bar.close()
+                state["epoch"] += 1
+                state["position"] = 0
+                state["order"] = _batches(train, args.batch_frames, random.Random(args.seed + state["epoch"]))
+                record = {"step": state["step"], "epoch": state["epoch"], **(evaluate() if eval_items else {})}
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                save()
+                if record.get("real_wer") is not None and record["real_wer"] < state.get("best_wer", float("inf")):
+                    # the epoch to export: the best greedy WER on the (not reserved) real speech of --eval-manifest
+                    state["best_wer"] = record["real_wer"]
+                    shutil.copyfile(ckpt, args.out / "ckpt-best.pt")
+                bar = tqdm(total=len(state["order"]), desc=f"epoch {state['epoch'] + 1}", unit="batch")
+                continue
+            batch = [train[i] for i in state["order"][state["position"]]]
+            loss = _loss(decoder, text, batch)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            state["step"] += 1
+            state["position"] += 1
+            value = float(loss.detach())
+            running = value if running is None else 0.95 * running + 0.05 * value
+            bar.update(1)
+            bar.set_postfix(loss=f"{running:.3f}")
+            if state["step"] % 50 == 0:
+                log.write(json.dumps({"step": state["step"], "loss": round(running, 4)}) + "\n")
+                log.flush()
+            if time.time() - last_save > 300:
+                save()
+                last_save = time.time()
+        bar.close()
+        state["seconds"] += time.time() - start
+        save()
+        if eval_items:
+            log.write(json.dumps({"step": state["step"], "end_of_run": True, **evaluate()}) + "\n")
+    finally:
+        log.close()
+    if args.export is not None:
+        best = args.out / "ckpt-best.pt"
+        export(best if best.exists() else ckpt, args.export)
+
+
+def export(ckpt: Path, version_dir: Path) -> Path:
+    """Put a run's adapter into a version's folder as its ``whisper-fast`` pass (``whisper-fast.pt``, float16
+    factors, and the manifest's ``whisper_fast`` entry).
+
+    Raises:
+        SystemExit: a run of another variant than ``--top full`` (the one the engine serves).
+    """
+    from engine.bundle import MANIFEST
+    from engine.whisper.lora import Adapter
+    saved = torch.load(ckpt, weights_only=False)
+    if saved["variant"]["top"] != "full":
+        raise SystemExit(f"{ckpt}: only a --top full run is served (whisper-fast encodes the utterance alone)")
+    adapter = Adapter({n: (f["a"].half(), f["b"].half()) for n, f in saved["factors"].items()}, saved["scale"],
+                      saved["rank"], 0)
+    target = version_dir / ADAPTER_FILE
+    atomic_save(adapter.to_dict(), target)
+    manifest_path = version_dir / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    manifest["whisper_fast"] = {
+        "adapter": ADAPTER_FILE, "recipe": "engine.recipe.whisper_u2", "variant": saved["variant"],
+        "steps": saved["state"]["step"], "epochs": saved["state"]["epoch"], "data": saved.get("data", {}),
+        "training_seconds": round(saved["state"]["seconds"]),
+        "targets": "the version's own whisper final pass (int8, greedy, padded) over each utterance: "
+                   "sequence-level distillation, label-free"}
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return target
+
+
+def _batches(items: list[dict], max_frames: int, rng: random.Random) -> list[list[int]]:
+    order = sorted(range(len(items)), key=lambda i: items[i]["audio"].shape[0] + rng.random())
+    batches, current, longest = [], [], 0
+    for i in order:
+        n = items[i]["audio"].shape[0]
+        if current and max(longest, n) * (len(current) + 1) > max_frames:
+            batches.append(current)
+            current, longest = [], 0
+        current.append(i)
+        longest = max(longest, n)
+    if current:
+        batches.append(current)
+    rng.shuffle(batches)
+    return batches
+
+
+def _loss(decoder, text: WhisperText, batch: list[dict]) -> torch.Tensor:
+    audio, lengths = _pad([b["audio"].float() for b in batch])
+    mask = (torch.arange(audio.shape[1])[None, :] < lengths[:, None])[:, None, None, :]
+    width = max(len(b["tokens"]) for b in batch)
+    tokens = torch.tensor([b["tokens"] + [text.eot] * (width - len(b["tokens"])) for b in batch])
+    targets = tokens[:, 1:].clone()
+    for row, b in enumerate(batch):
+        targets[row, len(b["tokens"]) - 1:] = -100
+    targets[:, : len(text.prompt) - 1] = -100
+    logits, _ = decoder(tokens[:, :-1], decoder.cross_kv(audio), audio_mask=mask)
+    return F.cross_entropy(logits.float().transpose(1, 2), targets, ignore_index=-100)
+
+
+if __name__ == "__main__":
+    main()

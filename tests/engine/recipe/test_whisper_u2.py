@@ -1,0 +1,68 @@
+"""The whisper-fast recipe (engine.recipe.whisper_u2): teacher transcripts, a resumable run of the decoder's
+adapter, refusal of another variant, and the export that a version then serves as its whisper-fast pass."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from engine.audio import load_audio
+from engine.bundle import load_bundle
+from engine.finalpass import FinalPassKind, choose_final_pass
+from engine.recipe import whisper_u2
+from tests.conftest import FIXTURES
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Three labelled utterances of real speech's features and two unlabelled ones of noise."""
+    from engine.features import log_mel
+    from engine.whisper.features import WhisperFeatureConfig
+    root = tmp_path_factory.mktemp("u2corpus")
+    items = []
+    for i, name in enumerate(("vm-reenterpassword", "vm-advopts", "conf-muted")):
+        mel = log_mel(load_audio(FIXTURES / "allison" / f"{name}.wav", 16000), WhisperFeatureConfig(16000))
+        items.append({"index": i, "text": name.replace("-", " "), "band": "wide", "source": "test", "mel": mel.numpy()})
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        items.append({"index": 3 + i, "text": "", "band": "wide", "source": f"noise{i}",
+                      "mel": rng.uniform(-1.5, -1.0, size=(80, 80)).astype(np.float32)})
+    torch.save(items, root / "labelled-000.pt")
+    return root
+
+
+@pytest.mark.timeout(600)
+def test_a_run_trains_resumes_and_exports_the_whisper_fast_adapter(corpus, whisper_bundle, tmp_path) -> None:
+    out = tmp_path / "run"
+    args = ["--corpus", str(corpus), "--model", str(whisper_bundle.path), "--out", str(out), "--per-kind", "3",
+            "--top", "full", "--minutes", "0.001", "--threads", "1", "--batch-frames", "400"]
+    whisper_u2.main(args)
+    rows = torch.load(out / "inputs.pt", weights_only=False)
+    # every kept utterance has the teacher's transcript (the padded whisper pass) and its features
+    assert rows and all({"low", "mel", "teacher", "label"} <= set(r) for r in rows)
+    assert any(r["teacher"] for r in rows if r["label"])
+    first = torch.load(out / "ckpt-last.pt", weights_only=False)
+    assert first["state"]["step"] >= 1 and first["variant"]["top"] == "full"
+    factors = first["factors"]
+    assert any(bool(f["b"].abs().sum() > 0) for f in factors.values())  # trained away from the base network
+    version = tmp_path / "version"
+    shutil.copytree(whisper_bundle.path, version)
+    whisper_u2.main([*args, "--export", str(version)])
+    assert torch.load(out / "ckpt-last.pt", weights_only=False)["state"]["step"] > first["state"]["step"]
+    bundle = load_bundle(version)
+    assert bundle.manifest["whisper_fast"]["adapter"] == whisper_u2.ADAPTER_FILE
+    assert bundle.whisper.unpadded is not None
+    assert choose_final_pass(bundle, "whisper-fast").kind is FinalPassKind.WHISPER_FAST
+    feats = torch.from_numpy(torch.load(corpus / "labelled-000.pt", weights_only=False)[0]["mel"])
+    assert isinstance(bundle.whisper.transcribe(feats, padded=False).text, str)
+    with pytest.raises(SystemExit, match="not"):
+        whisper_u2.main(["pretrained" if a == "full" else a for a in args])
+
+
+def test_a_version_without_the_adapter_refuses_the_unpadded_decode(whisper_bundle) -> None:
+    feats = torch.zeros(100, 80) - 1.0
+    with pytest.raises(ValueError, match="no decoder adapter"):
+        whisper_bundle.whisper.transcribe(feats, padded=False)
