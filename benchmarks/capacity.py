@@ -62,10 +62,12 @@ def rate_model(rate_hz: int) -> str:
     return "en-US_NarrowbandModel" if rate_hz < 16000 else "en-US_BroadbandModel"
 #: Server settings per configuration: batched steps (the default) and one stream per model step,
 #: with each final pass (``whisper``: Whisper's decoder over each utterance, the Whisper-based
-#: versions' own; ``ctc``: the word-LM beam search; ``greedy``: the interim hypothesis).
+#: versions' own; ``whisper-fast``: the same without the padding, through the version's adapter; ``ctc``: the word-LM beam search; ``greedy``: the interim hypothesis).
 CONFIGS = {
     "batched-whisper": {"scheduler": {"max_batch": 64, "max_wait_ms": 10}, "recognition": {"final_pass": "whisper"}},
     "unbatched-whisper": {"scheduler": {"max_batch": 1, "max_wait_ms": 10}, "recognition": {"final_pass": "whisper"}},
+    "batched-whisper-fast": {"scheduler": {"max_batch": 64, "max_wait_ms": 10},
+                             "recognition": {"final_pass": "whisper-fast"}},
     "batched-ctc": {"scheduler": {"max_batch": 64, "max_wait_ms": 10}, "recognition": {"final_pass": "ctc"}},
     "batched-greedy": {"scheduler": {"max_batch": 64, "max_wait_ms": 10}, "recognition": {"final_pass": "greedy"}},
     "unbatched-greedy": {"scheduler": {"max_batch": 1, "max_wait_ms": 10}, "recognition": {"final_pass": "greedy"}},

@@ -17,7 +17,7 @@
 
     [recognition]
     chunk_ms = 160                # audio per model step and stream (multiple of 40)
-    final_pass = "auto"           # "auto": the version's own; "whisper", "ctc" (word-LM beam search), "greedy"
+    final_pass = "auto"           # "auto": the version's own; "whisper", "whisper-fast", "ctc" (word-LM beam search), "greedy"
     live_final_pass = ""          # per route, "" = final_pass: live streams (Watson WebSocket, both Transcribe streams) ...
     request_final_pass = ""       # ... sessionless POST /v1/recognize ...
     job_final_pass = ""           # ... and asynchronous jobs (/v1/recognitions)
@@ -92,7 +92,8 @@ class RecognitionConfig:
             per second of audio and delay interim results by as much.
         final_pass: what makes each final (:mod:`engine.finalpass`): ``auto`` (the model
             version's own: ``whisper`` for the Whisper-based versions, ``ctc`` for the older ones),
-            ``whisper`` (Whisper's decoder over the utterance), ``ctc`` (beam search with the
+            ``whisper`` (Whisper's decoder over the utterance), ``whisper-fast`` (the same over the
+            utterance encoded without Whisper's padding, through the version's adapter), ``ctc`` (beam search with the
             model's word LM; ``beam`` is accepted as its older name) or ``greedy`` (the interim
             hypothesis becomes the final: cheapest, least accurate). A version that lacks the
             asked pass uses the next best it has.

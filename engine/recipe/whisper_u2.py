@@ -1,26 +1,31 @@
-"""Fine-tune Whisper's decoder to read the *streaming* encoder's outputs (U2's second pass): resumable.
+"""The ``whisper-fast`` final pass's adapter: Whisper's decoder taught to read unpadded encodings. Resumable.
 
-The ``whisper`` final pass runs Whisper's full-context encoder over every utterance, padded to at
-least 15 s, before its decoder: about 57% of a final's CPU time (int8, one thread: 0.128 s of
-0.226 s per utterance on Allison TRAIN-split prompts). U2's trick is a decoder that cross-attends
-to the streaming encoder's own outputs, which the streaming pass has already computed, so a final
-costs only the decoder. Whisper's pretrained decoder cannot read them as they are (454% WER,
-repetition loops: ``benchmarks/reports/second-pass.md``); this recipe trains low-rank factors
-(:mod:`engine.whisper.lora`, rank ``--rank``) on every linear layer of the decoder, the rest frozen,
-with the decoder's teacher-forced cross-entropy on the recipe corpus's labelled (synthetic)
-utterances, over the shipped version's streaming encoder outputs of each utterance, unpadded.
+The ``whisper`` final pass runs Whisper's full-context encoder over every utterance padded to at
+least 15 s: the pretrained decoder needs the padding (without it, it loops: 1,749% WER) and the
+padded encoder is most of a final's CPU time. This recipe trains low-rank factors
+(:mod:`engine.whisper.lora`, rank ``--rank``) on every linear layer of the decoder, everything else
+frozen, so that it reads an encoding of the utterance alone. The targets are the teacher's: the
+version's own ``whisper`` pass (int8, greedy, padded) over each utterance of the recipe corpus,
+labelled or not (sequence-level distillation, so the real label-free speech of the corpus counts as
+much as the synthetic), normalised; the loss is the decoder's teacher-forced cross-entropy.
 
-Inputs come from :mod:`engine.recipe.whisper_train`'s cache (``cache.pt``: the frozen bottom
-blocks' causal outputs per utterance); the version's trained top blocks run over them once.
+What the decoder reads (``--top``), all measured (``benchmarks/reports/whisper-fast.md``):
+
+- ``full``: the pretrained encoder over the whole utterance, unpadded (what the engine serves);
+- ``pretrained``: the pretrained top blocks over the streaming bottom blocks' outputs (U2's reuse of
+  the streaming pass; ``--full-context`` lets them attend to the whole utterance);
+- ``version``: the version's own streaming (CTC-tuned) encoder outputs, U2's second pass proper.
 
 Usage::
 
-    python -m engine.recipe.whisper_u2 --cache RUN/cache.pt --model models/.../VERSION --out DIR \
-        [--minutes 30] [--eval-manifest HELD-OUT.tsv]
+    python -m engine.recipe.whisper_u2 --corpus DIR --model models/.../VERSION --out DIR --top full \
+        [--minutes 7] [--eval-manifest HELD-OUT.tsv] [--export VERSION_DIR]
 
-Re-running with the same ``--out`` resumes from ``ckpt-last.pt``; ``log.jsonl`` holds the loss and,
-after every epoch, the greedy WER of the adapted decoder over the streaming outputs of
-``--eval-manifest`` (real speech that is not reserved: the held-out Allison TRAIN-split prompts).
+The first run samples ``--per-kind`` labelled and unlabelled corpus utterances and writes their
+teacher transcripts and features to ``inputs.pt`` (in ``--threads`` processes); re-running with the
+same ``--out`` resumes from ``ckpt-last.pt``. ``log.jsonl`` holds the loss and, after every epoch,
+the greedy WER over ``--eval-manifest`` (real speech that is not reserved: held-out Allison
+TRAIN-split prompts); the best epoch is ``ckpt-best.pt``, which ``--export`` puts into a version.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from engine.recipe.checkpoint import atomic_save
-from engine.whisper.decode import WhisperText
+from engine.whisper.decode import WhisperText, collapse_repeats, looping
 from engine.whisper.features import normalise_streaming, normalise_utterance
 from engine.whisper.lora import new_factors, target_names, wrap, wrapped_layers
 from engine.whisper.network import block_mask
@@ -97,7 +102,6 @@ def _prepare(item: dict) -> dict | None:
     """One corpus item: its streaming bottom-block outputs and the full-context teacher's transcript (the
     version's ``whisper`` final pass over it, normalised), with the label when it has one."""
     from engine.text import normalize_transcript
-    from engine.whisper.decode import looping
     bundle, bottom = _WORKER["bundle"], _WORKER["bottom"]
     mel = torch.from_numpy(item["mel"]).float()
     mel = mel[: mel.shape[0] // 2 * 2]
@@ -279,7 +283,10 @@ def main(argv: list[str] | None = None) -> None:
         refs, hyps = [], []
         for audio, ref in eval_items:
             refs.append(ref)
-            hyps.append(normalize_transcript(text.decode(greedy(decoder, text, audio.float()))))
+            ids = greedy(decoder, text, audio.float())
+            if looping(ids, text.decode(ids)):  # as the final pass's last resort does: one copy of the loop
+                ids = collapse_repeats(ids)
+            hyps.append(normalize_transcript(text.decode(ids)))
         s = score(refs, hyps)
         with torch.no_grad():
             dev_loss = sum(float(_loss(decoder, text, [d])) for d in dev[:60]) / max(1, len(dev[:60]))

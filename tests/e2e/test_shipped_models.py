@@ -140,3 +140,17 @@ def test_a_custom_word_the_decoder_never_writes_is_recognised_with_a_custom_lm(t
     assert "VORLAXA" not in recognizer.transcribe(samples).transcript
     custom = recognizer.transcribe(samples, custom_lm=CustomLM.load(tmp_path / "clm"), customization_weight=0.3)
     assert custom.transcript == "please call VORLAXA support today"
+
+
+def test_the_newest_versions_whisper_fast_pass_hears_real_speech() -> None:
+    """The shipped whisper-fast adapter (both v2026-12-01 versions) on the committed Allison prompts."""
+    root = default_models_dir()
+    for name in ("en-US_NarrowbandModel", "en-US_BroadbandModel"):
+        bundle = load_bundle(resolve_model(root, name).path)
+        assert bundle.whisper.unpadded is not None, name
+        assert bundle.manifest["whisper_fast"]["adapter"] == "whisper-fast.pt"
+    recognizer = Recognizer(load_bundle(resolve_model(root, "en-US_NarrowbandModel").path))
+    # the unpadded pass writes compounds its own way ("reenter"); these two it writes as the fixtures do
+    for file in ("vm-advopts.wav", "feature-not-avail-line.wav"):
+        got = recognizer.transcribe(load_audio(ALLISON / file, 8000), final_pass="whisper-fast").transcript
+        assert got == ALLISON_EXPECTED[file], file
