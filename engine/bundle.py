@@ -24,6 +24,7 @@ Loading reads local files only; nothing is ever downloaded.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import re
@@ -166,7 +167,11 @@ def _load_network(path: Path, manifest: dict, *, search_only: bool):
     options = DecodeOptions(**manifest.get("whisper_decoding", {}))
     if "whisper_fast" in manifest:  # the decoder's adapter for the whisper-fast final pass
         try:
-            unpadded = Adapter.load(path / manifest["whisper_fast"]["adapter"])
+            adapter_file = path / manifest["whisper_fast"]["adapter"]
+            pinned = manifest["whisper_fast"].get("sha256")
+            if pinned is not None and hashlib.sha256(adapter_file.read_bytes()).hexdigest() != pinned:
+                raise BundleError(f"{adapter_file} does not have the sha256 its manifest records ({pinned})")
+            unpadded = Adapter.load(adapter_file)
             return model, features, UtteranceDecoder(pretrained, text, options, unpadded)
         except (OSError, AdapterError, KeyError) as exc:
             raise BundleError(f"{path}: the whisper-fast adapter cannot be used: {exc}") from exc

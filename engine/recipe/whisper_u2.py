@@ -31,6 +31,7 @@ TRAIN-split prompts); the best epoch is ``ckpt-best.pt``, which ``--export`` put
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import shutil
@@ -377,7 +378,8 @@ def export(ckpt: Path, version_dir: Path) -> Path:
     manifest_path = version_dir / MANIFEST
     manifest = json.loads(manifest_path.read_text())
     manifest["whisper_fast"] = {
-        "adapter": ADAPTER_FILE, "recipe": "engine.recipe.whisper_u2", "variant": saved["variant"],
+        "adapter": ADAPTER_FILE, "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
+        "recipe": "engine.recipe.whisper_u2", "variant": saved["variant"],
         "steps": saved["state"]["step"], "epochs": saved["state"]["epoch"], "data": saved.get("data", {}),
         "training_seconds": round(saved["state"]["seconds"]),
         "targets": "the version's own whisper final pass (int8, greedy, padded) over each utterance: "

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from engine.audio import load_audio
-from engine.bundle import load_bundle
+from engine.bundle import BundleError, load_bundle
 from engine.finalpass import FinalPassKind, choose_final_pass
 from engine.recipe import whisper_u2
 from tests.conftest import FIXTURES
@@ -58,6 +58,12 @@ def test_a_run_trains_resumes_and_exports_the_whisper_fast_adapter(corpus, whisp
     assert choose_final_pass(bundle, "whisper-fast").kind is FinalPassKind.WHISPER_FAST
     feats = torch.from_numpy(torch.load(corpus / "labelled-000.pt", weights_only=False)[0]["mel"])
     assert isinstance(bundle.whisper.transcribe(feats, padded=False).text, str)
+    # the manifest records the adapter's sha256: a changed file is refused at load
+    adapter_file = version / whisper_u2.ADAPTER_FILE
+    data = adapter_file.read_bytes()
+    adapter_file.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    with pytest.raises(BundleError, match="sha256"):
+        load_bundle(version)
     with pytest.raises(SystemExit, match="not"):
         whisper_u2.main(["pretrained" if a == "full" else a for a in args])
 
