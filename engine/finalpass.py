@@ -50,6 +50,9 @@ class FinalPassKind(StrEnum):
     WHISPER_FAST = "whisper-fast"
 
 
+#: The kinds whose finals come from Whisper's decoder over the utterance's features.
+WHISPER_KINDS = frozenset({FinalPassKind.WHISPER, FinalPassKind.WHISPER_FAST})
+
 #: How the ``whisper`` pass applies a custom LM, chosen by measurement (custom LM from the Allison
 #: train-split texts, benchmarks/customlm.py): its N-best (beam 4) is rescored with the custom n-gram
 #: LM at the request's customization_weight — Allison test split 6.3% (beam
@@ -143,7 +146,7 @@ class FinalPass:
     @property
     def uses_whisper(self) -> bool:
         """True when the finals need the utterance's features for Whisper's decoder."""
-        return self.kind in (FinalPassKind.WHISPER, FinalPassKind.WHISPER_FAST)
+        return self.kind in WHISPER_KINDS
 
     @property
     def padded(self) -> bool:
@@ -199,9 +202,9 @@ def _choose(bundle, requested: str | FinalPassKind | None = None, *, custom_lm: 
     custom = custom_lm if customization_weight > 0 and bundle.beam is not None else None
     if kind is FinalPassKind.WHISPER_FAST and bundle.whisper is not None and bundle.whisper.unpadded is None:
         kind = FinalPassKind.WHISPER
-    if kind in (FinalPassKind.WHISPER, FinalPassKind.WHISPER_FAST) and bundle.whisper is None:
+    if kind in WHISPER_KINDS and bundle.whisper is None:
         kind = FinalPassKind.CTC
-    if kind in (FinalPassKind.WHISPER, FinalPassKind.WHISPER_FAST) and custom_lm is not None \
+    if kind in WHISPER_KINDS and custom_lm is not None \
             and customization_weight > 0:
         prompt = bundle.whisper.text.previous_text(custom_lm.prompt) if WHISPER_PROMPT else ()
         return FinalPass(kind, custom_lm if WHISPER_RESCORE else None, customization_weight,

@@ -115,7 +115,7 @@ def _prepare(item: dict) -> dict | None:
     if looping(ids, decoded.text):
         return None
     return {"low": low.half(), "mel": mel.half(), "teacher": normalize_transcript(decoded.text), "label": item["text"],
-            "source": item["source"]}
+            "source": item["source"], "band": item.get("band", "")}
 
 
 def prepare(corpus: Path, model_dir: Path, out: Path, *, bottom: int, per_kind: int, workers: int, seed: int) -> Path:
@@ -137,6 +137,35 @@ def prepare(corpus: Path, model_dir: Path, out: Path, *, bottom: int, per_kind: 
                                 unit="utt") if r is not None]
     atomic_save(rows, path)
     return path
+
+
+def joined(rows: list[dict], share: float, rng: random.Random, *, max_frames: int = 2800) -> list[dict]:
+    """About ``share × len(rows)`` longer utterances, each 2–4 of ``rows`` of the same band back to back
+    (log-mel frames concatenated, teacher transcripts joined), at most ``max_frames`` frames.
+
+    The corpus's sentences are short; the utterances a live stream closes run up to Whisper's 30 s. Without
+    long examples the adapter learns to stop early on long encodings (deletions on the long prompts of
+    the held-out set: ``benchmarks/reports/whisper-fast.md``).
+    """
+    by_band: dict[str, list[dict]] = {}
+    for r in rows:
+        if r["teacher"]:
+            by_band.setdefault(r.get("band", ""), []).append(r)
+    out: list[dict] = []
+    bands = [b for b, members in by_band.items() if len(members) >= 2]
+    for _ in range(int(share * len(rows)) if bands else 0):
+        members = by_band[rng.choice(bands)]
+        parts = rng.sample(members, min(len(members), rng.randint(2, 4)))
+        kept = [parts[0]]
+        for part in parts[1:]:
+            if sum(int(k["mel"].shape[0]) for k in kept) + int(part["mel"].shape[0]) <= max_frames:
+                kept.append(part)
+        if len(kept) < 2:
+            continue
+        out.append({"mel": torch.cat([k["mel"] for k in kept]), "teacher": " ".join(k["teacher"] for k in kept),
+                    "label": " ".join(k["label"] for k in kept) if all(k["label"] for k in kept) else "",
+                    "source": "joined", "band": kept[0].get("band", "")})
+    return out
 
 
 @torch.no_grad()
@@ -210,6 +239,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch-frames", type=int, default=4000, help="padded encoder frames per batch")
     ap.add_argument("--eval-manifest", type=Path)
     ap.add_argument("--eval-files", type=int, default=40)
+    ap.add_argument("--eval-every", type=int, default=0,
+                    help="also evaluate (and keep the best) every this many steps, not only after each epoch")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--top", choices=("version", "pretrained", "full"), default="version",
@@ -217,6 +248,8 @@ def main(argv: list[str] | None = None) -> None:
                          "blocks over the streaming bottom blocks' outputs, or the whole pretrained encoder over the "
                          "utterance (full context, unpadded)")
     ap.add_argument("--export", type=Path, help="after training, put the adapter into this version folder")
+    ap.add_argument("--concat", type=float, default=0.0,
+                    help="add this share of longer training utterances, 2-4 of the same band joined (--top full only)")
     ap.add_argument("--full-context", action="store_true",
                     help="the top blocks attend to the whole utterance (at the final) instead of the streaming mask")
     args = ap.parse_args(argv)
@@ -234,6 +267,12 @@ def main(argv: list[str] | None = None) -> None:
     rows = torch.load(prepare(args.corpus, args.model, args.out, bottom=bottom, per_kind=args.per_kind,
                               workers=args.threads, seed=args.seed), weights_only=False)
     rows = [r for r in rows if (r["teacher"] if args.targets == "teacher" else r["label"])]
+    if args.concat and (args.top != "full" or args.targets != "teacher"):
+        raise SystemExit("--concat joins utterances' features and teacher transcripts: it needs --top full --targets teacher")
+    held = rows[::40]
+    rest = [r for i, r in enumerate(rows) if i % 40]
+    longer = joined(rest, args.concat, random.Random(args.seed))
+    rows = held + rest + longer
     if args.top == "full":
         audio = full_context_inputs(whisper.encoder, [r["mel"] for r in rows])
     else:
@@ -241,8 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     data = [{"audio": a, "tokens": [*text.prompt,
                                     *text.encode(r["teacher"] if args.targets == "teacher" else r["label"]), text.eot]}
             for a, r in zip(audio, rows)]
-    dev = data[::40]
-    train = [d for i, d in enumerate(data) if i % 40]
+    dev, train = data[: len(held)], data[len(held):]
 
     for p in whisper.parameters():
         p.requires_grad_(False)
@@ -260,6 +298,8 @@ def main(argv: list[str] | None = None) -> None:
     ckpt = args.out / "ckpt-last.pt"
     variant = {"top": args.top, "full_context": args.full_context, "targets": args.targets, "rank": args.rank,
                "alpha": args.alpha}
+    if args.concat:
+        variant["concat"] = args.concat
     if ckpt.exists():
         saved = torch.load(ckpt, weights_only=False)
         if saved.get("variant", variant) != variant:
@@ -308,25 +348,31 @@ def main(argv: list[str] | None = None) -> None:
         def save() -> None:
             atomic_save({"factors": {n: {"a": a.detach().clone(), "b": b.detach().clone()} for n, (a, b) in factors.items()},
                          "scale": scale, "rank": args.rank, "optimizer": opt.state_dict(), "state": state,
-                         "variant": variant, "data": {"utterances": len(train), "per_kind": args.per_kind}}, ckpt)
+                         "variant": variant, "data": {"utterances": len(train), "per_kind": args.per_kind,
+                                                   "joined": len(longer)}}, ckpt)
 
         last_save = time.time()
         bar = tqdm(total=len(state["order"]), initial=state["position"], desc=f"epoch {state['epoch'] + 1}", unit="batch")
         running = None
+        def checkpoint() -> None:
+            record = {"step": state["step"], "epoch": state["epoch"], **(evaluate() if eval_items else {})}
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            # the checkpoint to export: the best greedy WER on the (not reserved) real speech of --eval-manifest
+            best = record.get("real_wer") is not None and record["real_wer"] < state.get("best_wer", float("inf"))
+            if best:
+                state["best_wer"] = record["real_wer"]
+            save()  # with the best WER so far, so that a resumed run keeps comparing against it
+            if best:
+                shutil.copyfile(ckpt, args.out / "ckpt-best.pt")
+
         while time.time() - start < budget:
             if state["position"] >= len(state["order"]):
                 bar.close()
                 state["epoch"] += 1
                 state["position"] = 0
                 state["order"] = _batches(train, args.batch_frames, random.Random(args.seed + state["epoch"]))
-                record = {"step": state["step"], "epoch": state["epoch"], **(evaluate() if eval_items else {})}
-                log.write(json.dumps(record) + "\n")
-                log.flush()
-                save()
-                if record.get("real_wer") is not None and record["real_wer"] < state.get("best_wer", float("inf")):
-                    # the epoch to export: the best greedy WER on the (not reserved) real speech of --eval-manifest
-                    state["best_wer"] = record["real_wer"]
-                    shutil.copyfile(ckpt, args.out / "ckpt-best.pt")
+                checkpoint()
                 bar = tqdm(total=len(state["order"]), desc=f"epoch {state['epoch'] + 1}", unit="batch")
                 continue
             batch = [train[i] for i in state["order"][state["position"]]]
@@ -344,7 +390,10 @@ def main(argv: list[str] | None = None) -> None:
             if state["step"] % 50 == 0:
                 log.write(json.dumps({"step": state["step"], "loss": round(running, 4)}) + "\n")
                 log.flush()
-            if time.time() - last_save > 300:
+            if args.eval_every and state["step"] % args.eval_every == 0 and state["position"] < len(state["order"]):
+                checkpoint()
+                last_save = time.time()
+            elif time.time() - last_save > 300:
                 save()
                 last_save = time.time()
         bar.close()

@@ -38,14 +38,15 @@ def corpus(tmp_path_factory):
 def test_a_run_trains_resumes_and_exports_the_whisper_fast_adapter(corpus, whisper_bundle, tmp_path) -> None:
     out = tmp_path / "run"
     args = ["--corpus", str(corpus), "--model", str(whisper_bundle.path), "--out", str(out), "--per-kind", "3",
-            "--top", "full", "--minutes", "0.001", "--threads", "1", "--batch-frames", "400"]
+            "--top", "full", "--minutes", "0.001", "--threads", "1", "--batch-frames", "400", "--concat", "1.0"]
     whisper_u2.main(args)
     rows = torch.load(out / "inputs.pt", weights_only=False)
     # every kept utterance has the teacher's transcript (the padded whisper pass) and its features
     assert rows and all({"low", "mel", "teacher", "label"} <= set(r) for r in rows)
     assert any(r["teacher"] for r in rows if r["label"])
     first = torch.load(out / "ckpt-last.pt", weights_only=False)
-    assert first["state"]["step"] >= 1 and first["variant"]["top"] == "full"
+    assert first["state"]["step"] >= 1 and first["variant"]["top"] == "full" and first["variant"]["concat"] == 1.0
+    assert first["data"]["joined"] >= 1  # longer utterances joined from the corpus's short ones
     factors = first["factors"]
     assert any(bool(f["b"].abs().sum() > 0) for f in factors.values())  # trained away from the base network
     version = tmp_path / "version"
@@ -64,7 +65,9 @@ def test_a_run_trains_resumes_and_exports_the_whisper_fast_adapter(corpus, whisp
     adapter_file.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
     with pytest.raises(BundleError, match="sha256"):
         load_bundle(version)
-    with pytest.raises(SystemExit, match="not"):
+    with pytest.raises(SystemExit, match="not"):  # a resumed run keeps its variant
+        whisper_u2.main([*args, "--rank", "8"])
+    with pytest.raises(SystemExit, match="--top full"):  # joined utterances need the whole-utterance encoding
         whisper_u2.main(["pretrained" if a == "full" else a for a in args])
 
 
@@ -72,3 +75,21 @@ def test_a_version_without_the_adapter_refuses_the_unpadded_decode(whisper_bundl
     feats = torch.zeros(100, 80) - 1.0
     with pytest.raises(ValueError, match="no decoder adapter"):
         whisper_bundle.whisper.transcribe(feats, padded=False)
+
+
+def test_joined_utterances_stay_within_a_band_and_whisper_positions() -> None:
+    import random
+    rows = [{"mel": torch.full((n, 80), float(i)), "teacher": f"t{i}", "label": "", "source": "s", "band": band}
+            for i, (n, band) in enumerate([(900, "wide"), (1000, "wide"), (1200, "wide"), (300, "narrow"),
+                                           (400, "narrow"), (50, "narrow")])]
+    rows.append({"mel": torch.zeros(100, 80), "teacher": "", "label": "", "source": "s", "band": "wide"})
+    out = whisper_u2.joined(rows, 2.0, random.Random(0), max_frames=2800)
+    assert out
+    for row in out:
+        parts = row["teacher"].split()
+        assert len(parts) >= 2 and "" not in parts
+        # the frames are the parts' own, in the transcript's order, and no more than Whisper's 30 s hold
+        assert row["mel"].shape[0] == sum(rows[int(p[1:])]["mel"].shape[0] for p in parts) <= 2800
+        assert [float(v) for v in row["mel"][:, 0].unique_consecutive()] == [float(p[1:]) for p in parts]
+        assert len({rows[int(p[1:])]["band"] for p in parts}) == 1 == len({row["band"]})
+    assert whisper_u2.joined(rows, 0.0, random.Random(0)) == []
