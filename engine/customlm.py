@@ -39,7 +39,7 @@ import unicodedata
 import uuid
 import weakref
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +57,7 @@ from flashlight.lib.text.decoder.kenlm import KenLM
 from flashlight.lib.text.dictionary import Dictionary, load_words
 
 from engine.beam import native_stderr_silenced, path_tokens
+from engine.confusion import WordAlternatives
 from engine.decoding import Token, Word
 from engine.files import swap_in
 from engine.lm import build_arpa
@@ -573,6 +574,36 @@ def apply_custom_words(words: list[Word], custom: CustomLM) -> list[Word]:
         out.append(run[0] if key is None else Word(custom.display.get(key, key), run[0].start, run[-1].end,
                                                    round(sum(w.confidence for w in run) / n, 3)))
     return out
+
+
+def apply_custom_slots(words: list[Word], slots: Sequence[WordAlternatives], custom: CustomLM) -> tuple[WordAlternatives, ...]:
+    """A final's word alternatives (:mod:`engine.confusion`) as :func:`apply_custom_words` shows its words.
+
+    ``slots`` belong one for one to ``words``, the decoder's plain words. A run of words that says a custom
+    word becomes one slot, the custom word as ``display_as`` shows it, with the least certain of the run's
+    posteriors (all of its words must hold for the custom word to). In every other slot a competing word
+    that is a custom word's spoken form is shown as that custom word (merged with its other forms).
+    """
+    if len(slots) != len(words):
+        return tuple(slots)
+
+    def shown(word: str) -> str:
+        key = custom.spoken.get(normalize_transcript(word))
+        return word if key is None else custom.display.get(key, key)
+
+    out = []
+    for start, n, key in _spoken_runs([normalize_transcript(w.word) for w in words], custom.spoken):
+        run = slots[start:start + n]
+        if key is not None and n > 1:
+            held = min(dict(s.alternatives).get(w.word, 0.0) for s, w in zip(run, words[start:start + n]))
+            out.append(WordAlternatives(run[0].start, run[-1].end, ((custom.display.get(key, key), held),)))
+            continue
+        merged: dict[str, float] = {}
+        for word, p in run[0].alternatives:
+            merged[shown(word)] = round(merged.get(shown(word), 0.0) + p, 4)
+        out.append(WordAlternatives(run[0].start, run[0].end,
+                                    tuple(sorted(merged.items(), key=lambda item: -item[1]))))
+    return tuple(out)
 
 
 def _spoken_runs(words: list[str], spoken: dict) -> list[tuple[int, int, str | None]]:

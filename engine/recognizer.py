@@ -25,7 +25,7 @@ import torch
 from engine.beam import OnlineSearch
 from engine.bundle import ModelBundle
 from engine.confusion import WordAlternatives, word_alternatives
-from engine.customlm import CustomLM, CustomSearch, apply_custom_words, custom_decoder
+from engine.customlm import CustomLM, CustomSearch, apply_custom_slots, apply_custom_words, custom_decoder
 from engine.finalpass import FinalPass, FinalPassKind, align_words, choose_final_pass, parse_kind
 from engine.decoding import Token, Word, greedy_batch, last_ids, tokens_to_words
 from engine.endpoint import EndpointConfig, should_close
@@ -454,9 +454,10 @@ class Recognizer:
         if len(decoded.confidences) == len(words):
             # the decoder's own certainty is a far better confidence than the streaming CTC's posteriors
             words = [replace(w, confidence=c) for w, c in zip(words, decoded.confidences)]
-        # the slots are the decoder's own words (before custom words are put in, which may merge a run)
+        # the slots are read off the decoder's own words, then shown as the words are: custom words put in
         slots = word_alternatives(words, decoded.text, decoded.nbest) if fp.word_alternatives else ()
         if fp.custom_lm is not None:
+            slots = apply_custom_slots(words, slots, fp.custom_lm) if slots else ()
             words = apply_custom_words(words, fp.custom_lm)
         return WhisperFinal(words, decoded.alternatives, slots)
 

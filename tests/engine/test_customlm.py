@@ -220,3 +220,33 @@ def test_custom_words_are_put_into_plain_words_with_their_display_form(bundle, t
     assert got[1].confidence == round((0.8 + 0.7 + 0.6) / 3, 3)
     scorer = sentence_scorer(custom)
     assert scorer.log_prob("call i triple e") == scorer.log_prob("call ieee")
+
+
+def test_word_alternatives_show_custom_words_as_the_words_do(bundle, tmp_path: Path) -> None:
+    from engine.confusion import WordAlternatives
+    from engine.customlm import apply_custom_slots, apply_custom_words
+    from engine.decoding import Word
+
+    build_custom_lm(bundle, [CORPUS], [CustomWord("IEEE", ("I triple E",), "IEEE"),
+                                       CustomWord("T-Mobile", ("tee mobile", "tmobile"))], tmp_path / "clm")
+    custom = CustomLM.load(tmp_path / "clm")
+    said = [Word(w, i * 0.5, i * 0.5 + 0.4, 0.9) for i, w in enumerate("call i triple e on tmobile".split())]
+    slots = (WordAlternatives(0.0, 0.4, (("call", 0.9), ("tall", 0.1))),
+             WordAlternatives(0.5, 0.9, (("i", 1.0),)),
+             WordAlternatives(1.0, 1.4, (("triple", 0.7), ("triply", 0.3))),
+             WordAlternatives(1.5, 1.9, (("e", 0.8), ("b", 0.2))),
+             WordAlternatives(2.0, 2.4, (("on", 0.6), ("tmobile", 0.25), ("an", 0.15))),
+             WordAlternatives(2.5, 2.9, (("tmobile", 0.5), ("mobile", 0.3), ("t-mobile", 0.2))))
+    got = apply_custom_slots(said, slots, custom)
+    words = apply_custom_words(said, custom)
+    # one slot per shown word, over the same time span
+    assert [(s.start, s.end) for s in got] == [(w.start, w.end) for w in words]
+    assert got[0] == slots[0]
+    # the run that says IEEE is one slot, as certain as its least certain word
+    assert got[1].alternatives == (("IEEE", 0.7),)
+    # a competing spoken form shows as the custom word; its forms are merged and ranked again
+    assert got[2].alternatives == (("on", 0.6), ("T-Mobile", 0.25), ("an", 0.15))
+    assert got[3].alternatives == (("T-Mobile", 0.7), ("mobile", 0.3))
+    assert words[3].word == "T-Mobile"
+    # slots that do not match the words are left as they are
+    assert apply_custom_slots(said[:2], slots, custom) == slots

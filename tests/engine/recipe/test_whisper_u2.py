@@ -93,3 +93,9 @@ def test_joined_utterances_stay_within_a_band_and_whisper_positions() -> None:
         assert [float(v) for v in row["mel"][:, 0].unique_consecutive()] == [float(p[1:]) for p in parts]
         assert len({rows[int(p[1:])]["band"] for p in parts}) == 1 == len({row["band"]})
     assert whisper_u2.joined(rows, 0.0, random.Random(0)) == []
+    # rows that the teacher reads alike are never joined to each other (the adapter learns to repeat itself)
+    same = [{"mel": torch.zeros(100, 80), "teacher": "speaking in foreign language", "label": "", "source": "s",
+             "band": "narrow"} for _ in range(6)]
+    assert whisper_u2.joined(same, 2.0, random.Random(0)) == []
+    mixed = whisper_u2.joined(same + rows[3:5], 3.0, random.Random(1))
+    assert mixed and all(row["teacher"].count("speaking") <= 1 for row in mixed)
