@@ -9,7 +9,10 @@ final result) is at most ``--threshold-ms`` with zero errors. The search ramps
 between the last passing and the first failing count. Each probe is one load
 test through :mod:`clients.loadtest`: every stream sends ``--duration`` seconds
 of ``--audio`` (looped) in real time, starts staggered over one second, and asks
-for interim results. Writes ``capacity.md``, ``capacity.json`` and ``capacity.png``
+for interim results. Several ``--audio`` files are joined with ``--gap`` seconds of silence
+between them (a caller's distinct sentences and pauses: one prompt looped without a pause long
+enough to end an utterance is one long utterance of a repeated sentence, which Whisper's loop
+guard takes for a repetition loop and decodes again with a beam). Writes ``capacity.md``, ``capacity.json`` and ``capacity.png``
 into ``--out``.
 
 The load generator runs on the same machine as the server, so on a small
@@ -19,6 +22,8 @@ client sent its chunks) so that a reader can tell a slow server from a slow clie
 Usage::
 
     python -m benchmarks.capacity --audio tests/fixtures/hello.wav --duration 8 --max-streams 256
+    python -m benchmarks.capacity --audio tests/fixtures/allison/{vm-reenterpassword,feature-not-avail-line,conf-muted,vm-tooshort,vm-advopts}.wav \
+        --gap 1 --duration 16.5 --max-streams 64
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 
 from clients import transport  # noqa: E402
-from clients.audio import read_audio  # noqa: E402
+from clients.audio import BadInput, read_audio  # noqa: E402
 from clients.loadtest import LoadReport, LoadTestConfig, run_load  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -306,13 +311,32 @@ def _bisect(passes: Callable[[int], bool], good: int, bad: int) -> int:
     return good
 
 
+def joined_audio(paths: list[Path], gap_s: float) -> tuple[bytes, int]:
+    """The 16-bit PCM of ``paths`` one after the other, ``gap_s`` seconds of silence between two, and its rate.
+
+    Raises:
+        BadInput: a file that is not 16-bit mono PCM.
+        ValueError: files of different sample rates, or a negative gap.
+    """
+    if gap_s < 0:
+        raise ValueError(f"the gap must not be negative, got {gap_s}")
+    parts = [(path, *read_audio(path).require_pcm("the capacity benchmark")) for path in paths]
+    rates = {rate for _, _, rate in parts}
+    if len(rates) > 1:
+        raise ValueError("the audio files must share one sample rate: "
+                         + ", ".join(f"{path.name} {rate} Hz" for path, _, rate in parts))
+    rate = rates.pop()
+    silence = bytes(2 * round(gap_s * rate))
+    return silence.join(pcm for _, pcm, _ in parts), rate
+
+
 def probe(url: str, streams: int, pcm: bytes, rate: int, *, duration_s: float, stagger_s: float,
           acoustic_customization_ids: tuple[str | None, ...] = ()) -> LoadReport:
     """One load test of `streams` real-time Watson streams with interim results (stream ``i`` with
     custom acoustic model ``acoustic_customization_ids[i % len]``, None: the base)."""
     config = LoadTestConfig(url=url, streams=streams, duration_s=duration_s, stagger_s=stagger_s,
                             response_timeout_s=30.0, acoustic_customization_ids=acoustic_customization_ids,
-                            model=rate_model(rate) if acoustic_customization_ids else None)
+                            model=rate_model(rate))  # 8 kHz audio needs the narrowband model (not the default)
     return transport.run_event_loop(run_load(config, pcm, rate))
 
 
@@ -373,7 +397,9 @@ def machine() -> dict:
 def main(argv: list[str] | None = None) -> None:
     """Measure every configuration and write the report."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--audio", type=Path, default=DEFAULT_AUDIO, help="16-bit mono PCM WAV (looped per stream)")
+    p.add_argument("--audio", type=Path, nargs="+", default=[DEFAULT_AUDIO],
+                   help="16-bit mono PCM WAVs of one rate, joined (looped per stream)")
+    p.add_argument("--gap", type=float, default=1.0, help="seconds of silence between two --audio files")
     p.add_argument("--duration", type=float, default=8.0, help="seconds of audio per stream and probe")
     p.add_argument("--max-streams", type=int, default=256)
     p.add_argument("--start-streams", type=int, default=1, help="first count of the ramp")
@@ -394,14 +420,18 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:
         p.error(f"unknown configuration(s) {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
-    pcm, rate = read_audio(args.audio).require_pcm("the capacity benchmark")
+    try:
+        pcm, rate = joined_audio(args.audio, args.gap)
+    except (BadInput, ValueError) as exc:
+        p.error(str(exc))
     measured = revision()  # before the runs: the code the servers start from
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             results[name] = measure(name, CONFIGS[name], pcm, rate, args, Path(tmp))
             print(f"{name}: capacity {results[name]['capacity']} streams", file=sys.stderr, flush=True)
-    report = {"threshold_ms": args.threshold_ms, "duration_s": args.duration, "audio": str(args.audio),
+    report = {"threshold_ms": args.threshold_ms, "duration_s": args.duration, "audio": ", ".join(map(str, args.audio)),
+              "gap_s": args.gap if len(args.audio) > 1 else None,
               "sample_rate_hz": rate, "max_streams": args.max_streams, "stagger_s": args.stagger,
               "revision": measured, "machine": machine(), "custom_ams": args.custom_ams, "configs": results}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -417,9 +447,10 @@ def write_report(report: dict, out: Path, *, command: str) -> None:
     """``capacity.md`` (capacities, then every probe) and ``capacity.png`` (p95 final latency vs streams)."""
     threshold = report["threshold_ms"]
     m = report["machine"]
+    joined = f"; joined with {report['gap_s']:g} s of silence" if report.get("gap_s") is not None else ""
     lines = ["# Capacity: concurrent real-time Watson streams per server", "",
              f"Command: `{command}`. Each probe: N streams of {report['duration_s']:g} s of `{report['audio']}` "
-             f"({report['sample_rate_hz']} Hz, looped) sent in real time over `/v1/recognize` with interim results, "
+             f"({report['sample_rate_hz']} Hz{joined}, looped) sent in real time over `/v1/recognize` with interim results, "
              f"starts staggered over {report['stagger_s']:g} s. Target: p95 final latency (end of audio to the last "
              f"final) ≤ {threshold:g} ms and no errors. Revision {report['revision']}. Machine: {m['cpus']} CPUs, "
              f"{m['platform']}, GPU: {m['gpu'] or 'none'}; the load generator shares it with the server (its send "

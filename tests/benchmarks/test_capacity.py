@@ -79,3 +79,22 @@ def test_report_files(tmp_path: Path) -> None:
     assert "1 (http 503 ×1)" in text
     assert (tmp_path / "capacity.png").read_bytes()[:4] == b"\x89PNG"
     json.dumps(report)  # the JSON file holds the same object
+
+
+ALLISON = Path(__file__).resolve().parents[1] / "fixtures" / "allison"
+
+
+def test_joined_audio_puts_the_gap_between_files() -> None:
+    one, rate = capacity.joined_audio([ALLISON / "conf-muted.wav"], 1.0)
+    two, _ = capacity.joined_audio([ALLISON / "vm-tooshort.wav"], 1.0)
+    both, both_rate = capacity.joined_audio([ALLISON / "conf-muted.wav", ALLISON / "vm-tooshort.wav"], 0.5)
+    assert rate == both_rate == 8000
+    assert both == one + bytes(2 * 4000) + two
+
+
+def test_joined_audio_refuses_mixed_rates_and_negative_gaps() -> None:
+    wideband = Path(__file__).resolve().parents[1] / "fixtures" / "hello.wav"
+    with pytest.raises(ValueError, match="one sample rate: conf-muted.wav 8000 Hz, hello.wav 16000 Hz"):
+        capacity.joined_audio([ALLISON / "conf-muted.wav", wideband], 1.0)
+    with pytest.raises(ValueError, match="must not be negative"):
+        capacity.joined_audio([wideband], -1.0)
