@@ -64,12 +64,24 @@ class DecodeOptions:
 LOOP_COMPRESSION_RATIO = 2.4
 
 
-def looping(ids: list[int], text: str) -> bool:
-    """True when a decode ran into the token budget or its text compresses like a repetition loop."""
+#: characters per second of audio above which speech is not read aloud any more (fast read speech is about
+#: 15-20; the references of the recipe's eval sets reach 20.1; Whisper's loops there ran at 126-391)
+MAX_CHARS_PER_SECOND = 25.0
+
+
+def looping(ids: list[int], text: str, seconds: float | None = None) -> bool:
+    """True when a decode ran into the token budget or its text compresses like a repetition loop.
+
+    With ``seconds`` (the utterance's audio), a text that compresses like a loop counts as one only when
+    it is also longer than speech that long can be (:data:`MAX_CHARS_PER_SECOND`). A caller who says
+    "agent" eight times, or a sentence four times, said what the text holds. Whisper's hallucinated loops
+    run far past any speaking rate.
+    """
     if len(ids) >= MAX_TOKENS:
         return True
     data = text.encode("utf-8")
-    return len(data) > 40 and len(data) / len(zlib.compress(data)) > LOOP_COMPRESSION_RATIO
+    repetitive = len(data) > 40 and len(data) / len(zlib.compress(data)) > LOOP_COMPRESSION_RATIO
+    return repetitive and (seconds is None or len(data) > MAX_CHARS_PER_SECOND * seconds)
 
 
 def collapse_repeats(ids: list[int], *, max_n: int = 16) -> list[int]:
@@ -313,7 +325,9 @@ class UtteranceDecoder:
                 if nbest else ()
             return replace(decoded, alternatives=others, nbest=pool_posteriors)
         ids = self._greedy(cross, prompt) if beam <= 1 else self._beam(cross, beam, prompt)
-        if looping(ids, self.text.decode(ids)):
+        # the decoder's own hypothesis is checked against the audio's length (a real repetition stays); the
+        # pools above are not: a language model's pull towards its own phrases is not speech either
+        if looping(ids, self.text.decode(ids), log_mel.shape[0] / 100):
             # Whisper's failure mode on odd audio (robotic voices, hallucinated speech): a phrase
             # repeated until the token budget runs out. Whisper retries at a higher temperature; this
             # pass stays deterministic: the best beam hypothesis that does not loop, else the loop

@@ -99,3 +99,11 @@ def test_joined_utterances_stay_within_a_band_and_whisper_positions() -> None:
     assert whisper_u2.joined(same, 2.0, random.Random(0)) == []
     mixed = whisper_u2.joined(same + rows[3:5], 3.0, random.Random(1))
     assert mixed and all(row["teacher"].count("speaking") <= 1 for row in mixed)
+
+
+def test_teacher_texts_shared_by_many_utterances_are_left_out() -> None:
+    rows = [{"teacher": "speaking in foreign language"}] * 4 + [{"teacher": "thank you"}] * 2 \
+        + [{"teacher": "press one"}]
+    kept = whisper_u2.common_texts_dropped(rows, 2)
+    assert [r["teacher"] for r in kept] == ["thank you", "thank you", "press one"]
+    assert whisper_u2.common_texts_dropped(rows, 0) == rows  # 0 keeps everything

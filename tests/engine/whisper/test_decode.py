@@ -12,6 +12,14 @@ def test_a_loop_is_detected_by_the_token_budget_or_the_compression_ratio() -> No
     assert not looping([1, 1, 1], "one one one")  # short texts are never called loops
 
 
+def test_a_repetition_that_fits_the_audio_is_speech_not_a_loop() -> None:
+    said = " ".join(["read the data from the file"] * 4)  # 111 characters, compresses 3x
+    assert looping([1] * 24, said)  # without the audio's length: the compression ratio alone
+    assert not looping([1] * 24, said, seconds=8.0)  # 14 characters a second: a caller saying it four times
+    assert looping([1] * 24, said, seconds=3.0)  # 37 a second: faster than anyone reads
+    assert looping(list(range(MAX_TOKENS)), "x", seconds=30.0)  # the token budget is a loop whatever the length
+
+
 def test_collapse_repeats_keeps_one_copy_of_each_run_of_three_or_more() -> None:
     assert collapse_repeats([1, 2, 3, 4, 5, 4, 5, 4, 5, 4, 5, 6]) == [1, 2, 3, 4, 5, 6]
     assert collapse_repeats([7, 7, 7, 7, 8]) == [7, 8]
